@@ -1,0 +1,208 @@
+"""``corpus``: the command line. Every CorpusError becomes one line and an exit code here.
+
+The options of ``run`` and ``validate`` are generated from :class:`RunParameters`, the same
+model the Prefect UI renders as a form, so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import types
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic.fields import FieldInfo
+
+from flows.errors import CorpusError
+from flows.models import RunParameters
+
+logger = logging.getLogger("flows.cli")
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _base_type(annotation: Any) -> Any:
+    """``Annotated[str, ...]`` -> ``str``."""
+    while hasattr(annotation, "__metadata__"):
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def _add_parameter(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> None:
+    flag = "--" + name.replace("_", "-")
+    default = info.get_default(call_default_factory=True)
+    help_text = f"{info.description} (default: {default!r})"
+    annotation = _strip_optional(info.annotation)
+    kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+    if annotation is bool:
+        parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        return
+    if get_origin(annotation) is list:
+        parser.add_argument(flag, nargs="+", action="extend", metavar="VALUE", **kwargs)
+        return
+    if get_origin(annotation) is Literal:
+        parser.add_argument(flag, choices=[str(a) for a in get_args(annotation)], **kwargs)
+        return
+    base = _base_type(annotation)
+    parser.add_argument(
+        flag, type=base if base in (int, float) else str, metavar=name.upper(), **kwargs
+    )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML or JSON file of run parameters.")
+    for name, info in RunParameters.model_fields.items():
+        _add_parameter(parser, name, info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corpus",
+        description="Validate, clean and publish a folder of documents as a versioned Parquet corpus.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="Debug logging.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="Run the Prefect flow and publish a release.")
+    _add_run_options(run)
+    run.add_argument(
+        "--fail-on-reject", action="store_true", help="Exit 1 when any input was rejected."
+    )
+
+    validate = commands.add_parser(
+        "validate", help="Run every check, publish nothing; exit 1 if anything would be rejected."
+    )
+    _add_run_options(validate)
+    validate.add_argument("--json", action="store_true", help="Print the report as JSON.")
+
+    schemas = commands.add_parser("schemas", help="Write schemas/*.schema.json from the models.")
+    schemas.add_argument("--check", action="store_true", help="Fail if the files differ.")
+    schemas.add_argument("--dir", default="schemas", help="Folder of the schema files.")
+    return parser
+
+
+def resolve_parameters(args: argparse.Namespace) -> RunParameters:
+    """Defaults < config file < command-line options."""
+    from flows.settings import load_config_file, parameters
+
+    values: dict[str, Any] = load_config_file(args.config) if args.config else {}
+    values.update({k: v for k, v in vars(args).items() if k in RunParameters.model_fields})
+    return parameters(values, where=f"config {args.config}" if args.config else "options")
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[None]:
+    """Use PREFECT_API_URL if set; otherwise one temporary local server for the whole run.
+
+    Prefect would start its own temporary server in every worker process of the process
+    pool (10+ s each, and their task runs land in different databases); exporting the URL
+    of a single server makes the workers report to it.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    if get_current_settings().api.url:
+        yield
+        return
+    server = SubprocessASGIServer()
+    logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
+    server.start()
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:  # pragma: no cover - only reached when the variable appeared meanwhile
+            os.environ["PREFECT_API_URL"] = previous
+        # Send the last logs and events while the server still listens; otherwise the log
+        # worker retries against a closed port at exit.
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
+        server.stop()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.pipeline import corpus_release, preflight
+    from flows.settings import load_rules
+
+    params = resolve_parameters(args)
+    preflight(params)  # a bad source or output fails here, before Prefect starts a server
+    load_rules(params)
+    with prefect_api():
+        result = corpus_release(params)
+    sys.stdout.write(
+        f"published {result.published} of {result.inputs} inputs "
+        f"({result.rejected} rejected, {result.skipped} skipped, "
+        f"{result.metadata_issues} metadata issues) -> {result.path}\n"
+    )
+    return EXIT_REJECTED if args.fail_on_reject and result.rejected else EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from flows.validate import render_report, validate
+
+    params = resolve_parameters(args)
+    report = validate(params, executor_factory=ProcessPoolExecutor)
+    sys.stdout.write(
+        json.dumps(report.as_dict(), indent=2) + "\n" if args.json else render_report(report)
+    )
+    return EXIT_REJECTED if report.rejected or report.metadata_issues else EXIT_OK
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from flows.schemas import check_schemas, write_schemas
+
+    folder = Path(args.dir)
+    if args.check:
+        drifted = check_schemas(folder)
+        for name in drifted:
+            sys.stderr.write(
+                f"corpus: {folder / name} differs from the model; run `corpus schemas`\n"
+            )
+        return EXIT_REJECTED if drifted else EXIT_OK
+    for path in write_schemas(folder):
+        sys.stdout.write(f"wrote {path}\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Our own loggers at INFO; third-party ones (httpx logs every API call) at WARNING.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("flows").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    handlers = {"run": _run, "validate": _validate, "schemas": _schemas}
+    try:
+        return handlers[args.command](args)
+    except CorpusError as error:
+        sys.stderr.write(f"corpus: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("corpus: interrupted; the previous release is still current\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

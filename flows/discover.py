@@ -1,0 +1,336 @@
+"""Find the inputs under a source folder and read their bytes. File IO lives here.
+
+Nothing here ever writes to the source folder, follows a symbolic link that leaves the
+source root, or opens anything but a regular file (opening a FIFO would block the run).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows.errors import ConfigError, SourceError
+from flows.models import MetadataIssue
+from flows.process import SourceDocument
+from flows.stages.metadata import derive_id
+from flows.stages.types import Reason, Rejection, Stage
+
+logger = logging.getLogger(__name__)
+
+METADATA_FILE = "metadata.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Discovery:
+    """What a source folder holds: inputs to process, inputs already rejected, and notes."""
+
+    root: str
+    documents: tuple[SourceDocument, ...]
+    rejected: tuple[SourceDocument, ...]  # each with ``rejection`` set
+    skipped: int  # files that match no include glob (or an exclude glob)
+    metadata_issues: tuple[MetadataIssue, ...] = field(default_factory=tuple)
+
+    @property
+    def inputs(self) -> int:
+        return len(self.documents) + len(self.rejected)
+
+
+def display_path(fs_relative: str) -> str:
+    """A path that is valid Unicode: undecodable bytes in file names become ``\\xNN``."""
+    return os.fsencode(fs_relative).decode("utf-8", errors="backslashreplace")
+
+
+def matches(relative: str, patterns: Iterable[str]) -> bool:
+    """A pattern without '/' matches the file name, one with '/' the relative path."""
+    name = relative.rsplit("/", 1)[-1]
+    return any(
+        fnmatch.fnmatchcase(relative if "/" in pattern else name, pattern) for pattern in patterns
+    )
+
+
+def resolve_source(source: str) -> Path:
+    root = Path(source)
+    if not root.exists():
+        raise SourceError(f"source folder {source!r} does not exist")
+    if not root.is_dir():
+        raise SourceError(f"source {source!r} is not a folder")
+    if not os.access(root, os.R_OK | os.X_OK):
+        raise SourceError(f"source folder {source!r} is not readable")
+    return root.resolve()
+
+
+def check_out_not_in_source(root: Path, out: str) -> None:
+    out_path = Path(out).resolve()
+    if out_path == root or root in out_path.parents:
+        raise ConfigError(
+            f"output {out!r} is inside the source folder: the next run would read its own output"
+        )
+
+
+def _inside(root: Path, target: str) -> bool:
+    real = Path(os.path.realpath(target))
+    return real == root or root in real.parents
+
+
+@dataclass(slots=True)
+class _Entry:
+    fs_relative: str
+    size: int
+    rejection: Rejection | None = None
+
+
+def _classify(root: Path, fs_relative: str, max_bytes: int) -> _Entry:
+    path = os.path.join(root, fs_relative)
+    try:
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            if not _inside(root, path):
+                return _Entry(
+                    fs_relative,
+                    0,
+                    Rejection(
+                        Stage.DISCOVER,
+                        Reason.SYMLINK_OUTSIDE_ROOT,
+                        "symbolic link to a target outside the source folder; not followed",
+                    ),
+                )
+            info = os.stat(path)
+    except OSError as error:
+        return _Entry(
+            fs_relative, 0, Rejection(Stage.DISCOVER, Reason.UNREADABLE, _os_detail(error))
+        )
+    if not stat.S_ISREG(info.st_mode):
+        return _Entry(
+            fs_relative,
+            0,
+            Rejection(Stage.DISCOVER, Reason.NOT_A_REGULAR_FILE, "not a regular file; not opened"),
+        )
+    if info.st_size > max_bytes:
+        return _Entry(
+            fs_relative,
+            info.st_size,
+            Rejection(
+                Stage.DISCOVER,
+                Reason.TOO_LARGE,
+                f"{info.st_size} bytes > max_file_bytes {max_bytes}; not read",
+            ),
+        )
+    return _Entry(fs_relative, info.st_size)
+
+
+def _os_detail(error: OSError) -> str:
+    return f"{type(error).__name__}: {error.strerror or error}"
+
+
+def _walk(
+    root: Path, include: Sequence[str], exclude: Sequence[str]
+) -> tuple[list[str], int, list[str]]:
+    """Relative paths of candidate files, count of skipped files, escaping folder links."""
+    files: list[str] = []
+    escaping_dirs: list[str] = []
+    skipped = 0
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        base = os.path.relpath(dirpath, root)
+        for name in list(dirnames):
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                rel = name if base == "." else f"{base}/{name}"
+                if not _inside(root, full):
+                    escaping_dirs.append(rel)
+                else:
+                    skipped += 1  # its contents are reached through the real folder
+        for name in sorted(filenames):
+            rel = name if base == "." else f"{base}/{name}"
+            if rel == METADATA_FILE:
+                continue
+            if matches(rel, include) and not matches(rel, exclude):
+                files.append(rel)
+            else:
+                skipped += 1
+    return sorted(files), skipped, sorted(escaping_dirs)
+
+
+def _read_metadata(root: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[MetadataIssue]]:
+    path = root / METADATA_FILE
+    if not path.is_file():
+        return [], []
+    records: list[tuple[int, dict[str, Any]]] = []
+    issues: list[MetadataIssue] = []
+    raw = path.read_bytes().decode("utf-8-sig", errors="replace")
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            issues.append(MetadataIssue(line=number, problem="not_json", detail=str(error)))
+            continue
+        if not isinstance(value, dict):
+            issues.append(
+                MetadataIssue(line=number, problem="not_an_object", detail=type(value).__name__)
+            )
+            continue
+        records.append((number, value))
+    return records, issues
+
+
+def _normal_file_name(value: Any) -> str | None:
+    """The metadata ``file_name`` as a relative path inside the root, or None if it is not."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    path = value.strip().replace("\\", "/")
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":") or ".." in path.split("/"):
+        return None
+    return "/".join(part for part in path.split("/") if part not in {"", "."})
+
+
+def discover(
+    source: str, include: Sequence[str], exclude: Sequence[str], max_file_bytes: int
+) -> Discovery:
+    """List every input under ``source`` and attach its metadata line, if any."""
+    root = resolve_source(source)
+    files, skipped, escaping_dirs = _walk(root, include, exclude)
+    entries = [_classify(root, rel, max_file_bytes) for rel in files]
+    for rel in escaping_dirs:
+        entries.append(
+            _Entry(
+                rel,
+                0,
+                Rejection(
+                    Stage.DISCOVER,
+                    Reason.SYMLINK_OUTSIDE_ROOT,
+                    "symbolic link to a folder outside the source folder; not followed",
+                ),
+            )
+        )
+    by_path = {entry.fs_relative: entry for entry in entries}
+    records, issues = _read_metadata(root)
+
+    attached: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for line_no, rec in records:
+        name = _normal_file_name(rec.get("file_name"))
+        if name is None:
+            problem = "outside_root" if isinstance(rec.get("file_name"), str) else "no_file_name"
+            issues.append(
+                MetadataIssue(
+                    line=line_no, problem=problem, detail=repr(rec.get("file_name"))[:200]
+                )
+            )
+        elif name not in by_path:
+            issues.append(
+                MetadataIssue(
+                    line=line_no,
+                    problem="no_such_document",
+                    detail=f"{name!r} is not a document under the source (missing or excluded)",
+                )
+            )
+        else:
+            attached.setdefault(name, []).append((line_no, rec))
+
+    documents: list[SourceDocument] = []
+    rejected: list[SourceDocument] = []
+    for entry in sorted(entries, key=lambda e: display_path(e.fs_relative)):
+        path = display_path(entry.fs_relative)
+        lines = attached.get(entry.fs_relative, [])
+        rejection = entry.rejection
+        if rejection is None and len(lines) > 1:
+            numbers = ", ".join(str(n) for n, _ in lines)
+            rejection = Rejection(
+                Stage.DISCOVER,
+                Reason.DUPLICATE_METADATA,
+                f"metadata.jsonl lines {numbers} all describe this file",
+            )
+            issues.append(
+                MetadataIssue(line=lines[1][0], problem="duplicate_file_name", detail=path)
+            )
+        number: int | None = None
+        record: dict[str, Any] | None = None
+        if len(lines) == 1:
+            number, record = lines[0]
+        raw_id = record.get("id") if record else None
+        doc = SourceDocument(
+            source_path=path,
+            doc_id=raw_id if isinstance(raw_id, str) and raw_id else derive_id(path),
+            size=entry.size,
+            metadata=record,
+            metadata_line=number,
+            rejection=rejection,
+            fs_relative=entry.fs_relative,
+        )
+        (rejected if rejection else documents).append(doc)
+
+    documents, duplicates = _unique_ids(documents)
+    rejected.extend(duplicates)
+    rejected.sort(key=lambda d: d.source_path)
+    logger.info(
+        "discovered %d inputs under %s (%d to process, %d rejected, %d skipped)",
+        len(documents) + len(rejected),
+        root,
+        len(documents),
+        len(rejected),
+        skipped,
+    )
+    return Discovery(
+        str(root),
+        tuple(documents),
+        tuple(rejected),
+        skipped,
+        tuple(sorted(issues, key=lambda i: i.line)),
+    )
+
+
+def _unique_ids(
+    documents: list[SourceDocument],
+) -> tuple[list[SourceDocument], list[SourceDocument]]:
+    """The first document (in path order) keeps an id; later holders are rejected."""
+    holders: dict[str, str] = {}
+    kept: list[SourceDocument] = []
+    duplicates: list[SourceDocument] = []
+    for doc in documents:
+        first = holders.setdefault(doc.doc_id, doc.source_path)
+        if first == doc.source_path:
+            kept.append(doc)
+            continue
+        duplicates.append(
+            SourceDocument(
+                source_path=doc.source_path,
+                doc_id=doc.doc_id,
+                size=doc.size,
+                metadata=doc.metadata,
+                metadata_line=doc.metadata_line,
+                rejection=Rejection(
+                    Stage.DISCOVER,
+                    Reason.DUPLICATE_ID,
+                    f"id {doc.doc_id!r} already used by {first!r}",
+                ),
+                fs_relative=doc.fs_relative,
+            )
+        )
+    return kept, duplicates
+
+
+def read_input(root: str, doc: SourceDocument, max_file_bytes: int) -> bytes | Rejection:
+    """The bytes of one input, bounded; the file may have changed since discovery."""
+    path = os.path.join(root, doc.fs_relative or doc.source_path)
+    try:
+        # O_NONBLOCK: should the file have been swapped for a FIFO, open must not hang.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return Rejection(Stage.DISCOVER, Reason.NOT_A_REGULAR_FILE, "not a regular file")
+            data = handle.read(max_file_bytes + 1)
+    except OSError as error:
+        return Rejection(Stage.DISCOVER, Reason.UNREADABLE, _os_detail(error))
+    if len(data) > max_file_bytes:
+        return Rejection(
+            Stage.DISCOVER, Reason.TOO_LARGE, f"more than max_file_bytes {max_file_bytes} bytes"
+        )
+    return data

@@ -1,0 +1,306 @@
+"""pydantic models: the source of truth for every contract the pipeline publishes.
+
+``schemas/*.schema.json`` are generated from the models listed in :data:`PUBLISHED_MODELS`
+(``corpus schemas``) and a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+LanguageTag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"),
+]
+# No whitespace or control characters: ids end up in file names, URLs and joins downstream.
+DocumentId = Annotated[str, StringConstraints(pattern=r"^[^\s\x00-\x1f\x7f]{1,200}$")]
+
+
+class DocumentMetadata(BaseModel):
+    """One line of ``SOURCE/metadata.jsonl`` (the Hugging Face folder-dataset convention).
+
+    Unknown fields are kept: with ``unknown_metadata = "keep"`` (default) they are published
+    as a JSON object in the ``metadata_extra`` column; with ``"reject"`` the document is
+    rejected and the detail names the unknown fields.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, title="DocumentMetadata")
+
+    file_name: NonEmptyStr = Field(
+        description="Path of the document relative to the source root, with '/' separators."
+    )
+    id: DocumentId | None = Field(
+        default=None,
+        description="Unique document id; derived from the file path when absent.",
+    )
+    title: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+        | None
+    ) = Field(default=None, description="Title; derived from a title-like first line when absent.")
+    url: AnyHttpUrl | None = Field(default=None, description="Where the document was scraped from.")
+    published: AwareDatetime | dt.date | None = Field(
+        default=None,
+        description=(
+            "Publication date (YYYY-MM-DD) or date-time with a UTC offset. "
+            "A date-time without offset is rejected: it is ambiguous."
+        ),
+    )
+    authors: list[NonEmptyStr] = Field(default_factory=list, description="Author names.")
+    license: NonEmptyStr | None = Field(
+        default=None, description="Licence of the text, preferably an SPDX identifier."
+    )
+    source: NonEmptyStr | None = Field(
+        default=None, description="Publisher or crawl the document comes from."
+    )
+    language: LanguageTag | None = Field(
+        default=None, description="Declared language (BCP 47, e.g. 'en', 'de-AT', 'zh-cn')."
+    )
+
+    @field_validator("file_name")
+    @classmethod
+    def _relative_inside_root(cls, value: str) -> str:
+        path = value.replace("\\", "/")
+        if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+            raise ValueError("must be relative to the source root, not absolute")
+        if ".." in path.split("/"):
+            raise ValueError("must not contain '..' (it would leave the source root)")
+        return "/".join(part for part in path.split("/") if part not in {"", "."})
+
+
+TaskRunnerName = Literal["process", "thread", "dask"]
+
+
+class RunParameters(BaseModel):
+    """Everything one run needs. The Prefect UI renders this as the run form and the
+    ``corpus run`` options are generated from it, so CLI and UI cannot disagree."""
+
+    model_config = ConfigDict(extra="forbid", title="RunParameters")
+
+    source: str = Field(
+        default="seeds",
+        title="Source folder",
+        description="Folder of raw documents, read recursively. Never written to.",
+        min_length=1,
+    )
+    out: str = Field(
+        default="dist",
+        title="Output folder",
+        description="Where releases are published; OUT/current points at the newest.",
+        min_length=1,
+    )
+    include: list[str] = Field(
+        default_factory=lambda: ["*.txt"],
+        title="Include globs",
+        description=(
+            "A file is a document when its name (or, for a pattern with '/', its path "
+            "relative to the source) matches one of these."
+        ),
+        min_length=1,
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        title="Exclude globs",
+        description="Files matching any of these are skipped (counted, not rejected).",
+    )
+    max_file_bytes: int = Field(
+        default=50 * 1024 * 1024,
+        title="Maximum file size (bytes)",
+        description="Larger files are rejected as too_large without being read.",
+        ge=1,
+    )
+    encoding_prefix_bytes: int = Field(
+        default=65_536,
+        title="Encoding detection sample (bytes)",
+        description=(
+            "chardet looks at this many leading bytes; if its guess cannot decode the whole "
+            "file it looks at everything."
+        ),
+        ge=1_024,
+    )
+    min_encoding_confidence: float = Field(
+        default=0.0,
+        title="Minimum encoding confidence",
+        description="Reject detected (non-BOM, non-UTF-8) encodings below this chardet confidence.",
+        ge=0.0,
+        le=1.0,
+    )
+    language_sample_chars: int = Field(
+        default=2_000,
+        title="Language sample (characters)",
+        description="langdetect reads the longest lines of the text up to this many characters.",
+        ge=100,
+        le=100_000,
+    )
+    language_min_letters: int = Field(
+        default=40,
+        title="Minimum letters for a language",
+        description="Shorter samples get language 'und' (langdetect is ~98 % right from 40).",
+        ge=0,
+    )
+    language_min_confidence: float = Field(
+        default=0.80,
+        title="Minimum language confidence",
+        description="Below this langdetect probability the language is 'und'.",
+        ge=0.0,
+        le=1.0,
+    )
+    language_seed: int = Field(
+        default=0,
+        title="langdetect seed",
+        description="Fixed so that two runs on the same input give the same languages.",
+        ge=0,
+    )
+    on_language_mismatch: Literal["record", "reject"] = Field(
+        default="record",
+        title="Declared vs detected language",
+        description="'record' flags the row (language_mismatch); 'reject' rejects the document.",
+    )
+    allowed_languages: list[LanguageTag] = Field(
+        default_factory=list,
+        title="Allowed languages",
+        description="If set, documents in other languages (including 'und') are rejected.",
+    )
+    boilerplate_rules: list[str] = Field(
+        default_factory=list,
+        title="Extra boilerplate rule files",
+        description="TOML rule files applied after the built-in rules.",
+    )
+    default_boilerplate_rules: bool = Field(
+        default=True,
+        title="Use built-in boilerplate rules",
+        description="Turn off to use only the rule files given above.",
+    )
+    disabled_rules: list[str] = Field(
+        default_factory=list,
+        title="Disabled rules",
+        description="Names of rules (built-in or from files) not to apply.",
+    )
+    unknown_metadata: Literal["keep", "reject"] = Field(
+        default="keep",
+        title="Unknown metadata fields",
+        description="'keep' publishes them as JSON in metadata_extra; 'reject' rejects the document.",
+    )
+    shard_size: int = Field(
+        default=200,
+        title="Documents per task",
+        description="Each Prefect task processes one shard; Prefect costs milliseconds per task.",
+        ge=1,
+        le=100_000,
+    )
+    workers: int = Field(
+        default=0,
+        title="Worker processes",
+        description="Parallel workers for the process or thread runner; 0 means one per CPU.",
+        ge=0,
+        le=256,
+    )
+    task_runner: TaskRunnerName = Field(
+        default="process",
+        title="Task runner",
+        description="'process' (default, uses every core), 'thread', or 'dask' (needs dask_address).",
+    )
+    dask_address: str | None = Field(
+        default=None,
+        title="Dask scheduler address",
+        description="tcp://host:8786 of an existing Dask cluster, for task_runner = 'dask'.",
+    )
+    keep_releases: int = Field(
+        default=5,
+        title="Releases to keep",
+        description="Older releases are pruned after a successful publish.",
+        ge=1,
+    )
+
+
+class DataFile(BaseModel):
+    """One Parquet file of a release."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="Relative to the release folder.")
+    rows: int = Field(ge=0)
+    bytes: int = Field(ge=0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class MetadataIssue(BaseModel):
+    """A metadata.jsonl line that could not be attached to a document."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    line: int = Field(ge=1)
+    problem: str
+    detail: str
+
+
+class Manifest(BaseModel):
+    """``manifest.json`` of a release."""
+
+    model_config = ConfigDict(extra="forbid", title="Manifest")
+
+    release_id: str
+    created_at: AwareDatetime
+    pipeline_version: str
+    document_schema_version: int
+    rejected_schema_version: int
+    input_fingerprint: str = Field(description="sha256 over every input's path and bytes hash.")
+    config_fingerprint: str = Field(description="sha256 of the parameters that affect output.")
+    counts: dict[str, int] = Field(description="inputs, published, rejected, skipped.")
+    languages: dict[str, int]
+    rejection_reasons: dict[str, int]
+    files: list[DataFile]
+    metadata_issues: list[MetadataIssue]
+    parameters: dict[str, Any]
+
+
+class RuleModel(BaseModel):
+    """One boilerplate rule in a TOML rule file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")] = Field(
+        description="Stable name, recorded with every line the rule removes."
+    )
+    description: str = ""
+    phrases: list[NonEmptyStr] = Field(
+        default_factory=list,
+        description="Whole-line phrases, compared case-insensitively without surrounding punctuation.",
+    )
+    pattern: str | None = Field(
+        default=None, description="Regular expression that must match the whole stripped line."
+    )
+    position: Literal["any", "edge"] = Field(
+        default="any",
+        description="'edge': only in the leading/trailing run of boilerplate lines.",
+    )
+    max_chars: int = Field(
+        default=80, ge=1, le=2_000, description="Longer lines are never removed by this rule."
+    )
+
+
+class RuleFile(BaseModel):
+    """A boilerplate rule file (TOML): ``[[rules]]`` tables."""
+
+    model_config = ConfigDict(extra="forbid", title="BoilerplateRules")
+
+    rules: list[RuleModel]
+
+
+PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
+    "document_metadata": DocumentMetadata,
+    "run_parameters": RunParameters,
+    "manifest": Manifest,
+    "boilerplate_rules": RuleFile,
+}

@@ -1,0 +1,223 @@
+"""The stages composed: one input's bytes in, one published or rejected row out. Pure."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flows.stages.boilerplate import Cleaned, RemovedLine, RuleSet, clean
+from flows.stages.encoding import Decoded, EncodingSettings, decode
+from flows.stages.language import LanguageSettings, check_language, detect_language
+from flows.stages.metadata import (
+    ValidMetadata,
+    derive_title,
+    published_utc,
+    sha256_hex,
+    validate_metadata,
+)
+from flows.stages.types import Reason, Rejection, Stage
+
+
+@dataclass(frozen=True, slots=True)
+class StageConfig:
+    """What the pure stages need from the run parameters; small and picklable."""
+
+    encoding: EncodingSettings
+    language: LanguageSettings
+    rules: RuleSet
+    reject_language_mismatch: bool
+    allowed_languages: frozenset[str]
+    unknown_metadata: str
+    pipeline_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDocument:
+    """One input as discovered: where it is, its id, its metadata line if any."""
+
+    source_path: str
+    doc_id: str
+    size: int
+    metadata: Mapping[str, Any] | None = None
+    metadata_line: int | None = None
+    # Set at discovery when the input is already known to be unpublishable.
+    rejection: Rejection | None = None
+    # The path relative to the root as the file system spells it (may hold undecodable
+    # bytes as surrogates); ``source_path`` is its printable form. None: same as source_path.
+    fs_relative: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRow:
+    """One published document; the field order is the Parquet column order."""
+
+    id: str
+    text: str
+    title: str | None
+    language: str
+    language_confidence: float
+    language_declared: str | None
+    language_mismatch: bool
+    source_path: str
+    source_bytes: int
+    source_encoding: str
+    encoding_confidence: float
+    encoding_method: str
+    source_sha256: str
+    text_sha256: str
+    text_chars: int
+    removed: tuple[RemovedLine, ...]
+    url: str | None
+    published: dt.datetime | None
+    authors: tuple[str, ...]
+    license: str | None
+    source: str | None
+    metadata_extra: str | None
+    pipeline_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """One input that was not published, and why."""
+
+    source_path: str
+    stage: str
+    reason: str
+    detail: str
+    source_sha256: str | None
+    source_bytes: int | None
+    pipeline_version: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A shard's rows, in input order."""
+
+    documents: list[DocumentRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+
+def reject(
+    doc: SourceDocument,
+    rejection: Rejection,
+    pipeline_version: str,
+    data: bytes | None = None,
+) -> RejectedRow:
+    return RejectedRow(
+        source_path=doc.source_path,
+        stage=rejection.stage.value,
+        reason=rejection.reason.value,
+        detail=rejection.detail,
+        source_sha256=sha256_hex(data) if data is not None else None,
+        source_bytes=len(data) if data is not None else doc.size,
+        pipeline_version=pipeline_version,
+    )
+
+
+def process_document(
+    doc: SourceDocument, data: bytes, cfg: StageConfig
+) -> DocumentRow | RejectedRow:
+    """Run encoding -> language -> boilerplate -> metadata on one input."""
+    decoded = decode(data, cfg.encoding)
+    if isinstance(decoded, Rejection):
+        return reject(doc, decoded, cfg.pipeline_version, data)
+
+    language = detect_language(decoded.text, cfg.language)
+
+    cleaned = clean(decoded.text, cfg.rules)
+    if isinstance(cleaned, Rejection):
+        return reject(doc, cleaned, cfg.pipeline_version, data)
+
+    meta: ValidMetadata | None = None
+    if doc.metadata is not None:
+        checked = validate_metadata(doc.metadata, doc.metadata_line or 0, cfg.unknown_metadata)
+        if isinstance(checked, Rejection):
+            return reject(doc, checked, cfg.pipeline_version, data)
+        meta = checked
+
+    declared = meta.model.language if meta else None
+    mismatch, refused = check_language(
+        language, declared, cfg.allowed_languages, cfg.reject_language_mismatch
+    )
+    if refused is not None:
+        return reject(doc, refused, cfg.pipeline_version, data)
+    return _row(
+        doc, data, decoded, cleaned, language.language, language.confidence, mismatch, meta, cfg
+    )
+
+
+def _row(
+    doc: SourceDocument,
+    data: bytes,
+    decoded: Decoded,
+    cleaned: Cleaned,
+    language: str,
+    language_confidence: float,
+    mismatch: bool,
+    meta: ValidMetadata | None,
+    cfg: StageConfig,
+) -> DocumentRow:
+    model = meta.model if meta else None
+    return DocumentRow(
+        id=doc.doc_id,
+        text=cleaned.text,
+        title=(model.title if model and model.title else derive_title(cleaned.text)),
+        language=language,
+        language_confidence=language_confidence,
+        language_declared=model.language if model else None,
+        language_mismatch=mismatch,
+        source_path=doc.source_path,
+        source_bytes=len(data),
+        source_encoding=decoded.encoding,
+        encoding_confidence=decoded.confidence,
+        encoding_method=decoded.method,
+        source_sha256=sha256_hex(data),
+        text_sha256=sha256_hex(cleaned.text.encode("utf-8")),
+        text_chars=len(cleaned.text),
+        removed=cleaned.removed,
+        url=str(model.url) if model and model.url else None,
+        published=published_utc(model.published) if model else None,
+        authors=tuple(model.authors) if model else (),
+        license=model.license if model else None,
+        source=model.source if model else None,
+        metadata_extra=meta.extra_json if meta else None,
+        pipeline_version=cfg.pipeline_version,
+    )
+
+
+def process_many(
+    items: list[tuple[SourceDocument, bytes | Rejection]], cfg: StageConfig
+) -> Outcome:
+    """Process a shard; an input whose bytes could not be read arrives as a Rejection."""
+    outcome = Outcome()
+    for doc, payload in items:
+        if isinstance(payload, Rejection):
+            outcome.rejected.append(reject(doc, payload, cfg.pipeline_version))
+            continue
+        try:
+            row = process_document(doc, payload, cfg)
+        except Exception as error:  # noqa: BLE001 - a bug must cost one document, not a shard
+            failure = Rejection(
+                Stage.PIPELINE, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"
+            )
+            row = reject(doc, failure, cfg.pipeline_version, payload)
+        if isinstance(row, RejectedRow):
+            outcome.rejected.append(row)
+        else:
+            outcome.documents.append(row)
+    return outcome
+
+
+__all__ = [
+    "DocumentRow",
+    "Outcome",
+    "Reason",
+    "RejectedRow",
+    "SourceDocument",
+    "Stage",
+    "StageConfig",
+    "process_document",
+    "process_many",
+]
