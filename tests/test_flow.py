@@ -152,8 +152,9 @@ def test_downstream_readers(tmp_path: Path) -> None:
     assert sorted(df["language"]) == ["de", "en"]
     assert pd.read_parquet(current / "rejected").empty
     docs = f"'{current}/documents/*.parquet'"
-    by_rule = duckdb.sql(
+    con = duckdb.connect()
+    by_rule = con.execute(
         f"SELECT r.rule, count(*) FROM {docs}, unnest(removed) AS t(r) GROUP BY 1"
     ).fetchall()
     assert by_rule == [("loading-indicator", 1)]
-    assert duckdb.sql(f"SELECT count(DISTINCT id) FROM {docs}").fetchall() == [(2,)]
+    assert con.execute(f"SELECT count(DISTINCT id) FROM {docs}").fetchall() == [(2,)]
