@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-DOCUMENT_SCHEMA_VERSION = 1
+DOCUMENT_SCHEMA_VERSION = 2
 REJECTED_SCHEMA_VERSION = 1
 
 REMOVED_LINE = pa.struct(
@@ -28,11 +28,17 @@ DOCUMENT_SCHEMA = pa.schema(
         pa.field("language_confidence", pa.float64(), nullable=False),
         pa.field("language_declared", pa.string()),
         pa.field("language_mismatch", pa.bool_(), nullable=False),
+        pa.field("language_share", pa.float64()),
+        pa.field("language_mixed", pa.bool_(), nullable=False),
         pa.field("source_path", pa.string(), nullable=False),
         pa.field("source_bytes", pa.int64(), nullable=False),
         pa.field("source_encoding", pa.string(), nullable=False),
         pa.field("encoding_confidence", pa.float64(), nullable=False),
         pa.field("encoding_method", pa.string(), nullable=False),
+        pa.field("encoding_low_confidence", pa.bool_(), nullable=False),
+        pa.field(
+            "text_repairs", pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=False
+        ),
         pa.field("source_sha256", pa.string(), nullable=False),
         pa.field("text_sha256", pa.string(), nullable=False),
         pa.field("text_chars", pa.int64(), nullable=False),

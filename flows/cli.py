@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import time
 import types
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -47,7 +48,8 @@ def _base_type(annotation: Any) -> Any:
 def _add_parameter(parser: argparse.ArgumentParser, name: str, info: FieldInfo) -> None:
     flag = "--" + name.replace("_", "-")
     default = info.get_default(call_default_factory=True)
-    help_text = f"{info.description} (default: {default!r})"
+    # argparse %-formats help strings; descriptions may say "98 %".
+    help_text = f"{info.description} (default: {default!r})".replace("%", "%%")
     annotation = _strip_optional(info.annotation)
     kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
     if annotation is bool:
@@ -91,9 +93,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(validate)
     validate.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
+    report = commands.add_parser(
+        "boilerplate-report",
+        help="List lines that repeat across many documents (boilerplate candidates).",
+    )
+    report.add_argument("--source", required=True, metavar="DIR", help="Folder of documents.")
+    report.add_argument(
+        "--min-docs",
+        type=int,
+        default=5,
+        metavar="N",
+        help="Report lines found in at least N documents (default: 5).",
+    )
+    report.add_argument(
+        "--include", nargs="+", default=["*.txt"], metavar="GLOB", help="Globs of documents."
+    )
+    report.add_argument(
+        "--out", metavar="FILE", help="Also write the candidates as a TOML rule file to review."
+    )
+    report.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="Print at most N candidates."
+    )
+
     schemas = commands.add_parser("schemas", help="Write schemas/*.schema.json from the models.")
     schemas.add_argument("--check", action="store_true", help="Fail if the files differ.")
     schemas.add_argument("--dir", default="schemas", help="Folder of the schema files.")
+
+    serve = commands.add_parser(
+        "serve",
+        help="Start a local Prefect server on 127.0.0.1, create the work pool, deploy "
+        "prefect.yaml and run a worker, until Ctrl-C.",
+    )
+    serve.add_argument("--port", type=int, default=4200, help="Server port (default 4200).")
+    serve.add_argument(
+        "--home",
+        default=str(Path.home() / ".prefect"),
+        help="PREFECT_HOME: where the server keeps its SQLite database.",
+    )
+    serve.add_argument("--project", default=".", help="Folder holding prefect.yaml.")
+    serve.add_argument("--no-worker", action="store_true", help="Do not start a worker.")
     return parser
 
 
@@ -153,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
         result = corpus_release(params)
     sys.stdout.write(
         f"published {result.published} of {result.inputs} inputs "
-        f"({result.rejected} rejected, {result.skipped} skipped, "
+        f"({result.rejected} rejected, {result.skipped} skipped, {result.reused} unchanged and reused, "
         f"{result.metadata_issues} metadata issues) -> {result.path}\n"
     )
     return EXIT_REJECTED if args.fail_on_reject and result.rejected else EXIT_OK
@@ -168,6 +206,70 @@ def _validate(args: argparse.Namespace) -> int:
         json.dumps(report.as_dict(), indent=2) + "\n" if args.json else render_report(report)
     )
     return EXIT_REJECTED if report.rejected or report.metadata_issues else EXIT_OK
+
+
+def _boilerplate_report(args: argparse.Namespace) -> int:
+    from flows.discover import discover, read_input
+    from flows.learn import LineCounter, rule_file
+    from flows.settings import load_rules
+    from flows.stages.encoding import decode
+    from flows.stages.types import Rejection
+
+    params = RunParameters(source=args.source, include=args.include)
+    if args.min_docs < 1:
+        sys.stderr.write("corpus: --min-docs must be at least 1\n")
+        return 2
+    rules, _ = load_rules(params)
+    found = discover(params.source, params.include, params.exclude, params.max_file_bytes)
+    counter = LineCounter()
+    unreadable = len(found.rejected)
+    for doc in found.documents:
+        data = read_input(found.root, doc, params.max_file_bytes)
+        decoded = data if isinstance(data, Rejection) else decode(data)
+        if isinstance(decoded, Rejection):
+            unreadable += 1
+            continue
+        counter.add(decoded.text)
+    candidates = counter.candidates(args.min_docs, rules)
+    sys.stdout.write(
+        f"{len(candidates)} lines in at least {args.min_docs} of {counter.documents} "
+        f"documents ({unreadable} inputs not readable as text)\n"
+        "  docs  share  times  already removed by  line\n"
+    )
+    for c in candidates[: args.limit]:
+        sys.stdout.write(
+            f"{c.documents:6d} {c.share:6.0%} {c.occurrences:6d}  "
+            f"{c.covered_by or '-':17.17s}  {c.text[:100]}\n"
+        )
+    if args.out:
+        Path(args.out).write_text(rule_file(candidates, source=args.source), encoding="utf-8")
+        sys.stdout.write(f"wrote {args.out}: review it, then pass it with --boilerplate-rules\n")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.local_server import local_prefect
+
+    project = Path(args.project).resolve()
+    if not (project / "prefect.yaml").is_file():
+        raise CorpusError(f"no prefect.yaml in {project}")
+    with local_prefect(Path(args.home), port=args.port) as stack:
+        stack.create_pool()
+        stack.deploy_all(project)
+        if not args.no_worker:
+            stack.start_worker(project)
+        sys.stdout.write(
+            f"Prefect UI and API: http://127.0.0.1:{args.port} (logs: {args.home}/corpus-server.log)\n"
+            f"In another shell:   export PREFECT_API_URL={stack.api_url}\n"
+            "Run now:            prefect deployment run corpus-release/manual "
+            '--params \'{"params": {"source": "seeds", "out": "dist"}}\'\n'
+            "The nightly deployment runs at 02:00 UTC. Ctrl-C stops the worker and the server.\n"
+        )
+        sys.stdout.flush()
+        while all(process.poll() is None for process in stack.processes):
+            time.sleep(1)
+        failed = [p.args for p in stack.processes if p.poll() is not None]
+        raise CorpusError(f"a Prefect process exited: {failed}")
 
 
 def _schemas(args: argparse.Namespace) -> int:
@@ -193,7 +295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("flows").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    handlers = {"run": _run, "validate": _validate, "schemas": _schemas}
+    handlers = {
+        "run": _run,
+        "validate": _validate,
+        "schemas": _schemas,
+        "boilerplate-report": _boilerplate_report,
+        "serve": _serve,
+    }
     try:
         return handlers[args.command](args)
     except CorpusError as error:

@@ -6,12 +6,14 @@ source root, or opens anything but a regular file (opening a FIFO would block th
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import logging
 import os
 import stat
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,16 @@ from flows.stages.types import Reason, Rejection, Stage
 logger = logging.getLogger(__name__)
 
 METADATA_FILE = "metadata.jsonl"
+
+# errno values a retry can cure: a flaky network file system (EIO, ESTALE, ETIMEDOUT), a
+# file briefly locked or busy (EAGAIN, EBUSY), an interrupted call (EINTR). ENOENT, EACCES,
+# EISDIR and the like are answers, not accidents, and are never retried.
+TRANSIENT_ERRNOS = frozenset(
+    {errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE, errno.ETIMEDOUT, errno.EBUSY}
+)
+# Three attempts, 0.05 s then 0.2 s apart: bounded (~0.25 s per document at worst) so a
+# dead mount costs a shard seconds, not minutes; Prefect's task retries come on top.
+READ_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +143,33 @@ def _os_detail(error: OSError) -> str:
 
 def _walk(
     root: Path, include: Sequence[str], exclude: Sequence[str]
-) -> tuple[list[str], int, list[str]]:
-    """Relative paths of candidate files, count of skipped files, escaping folder links."""
+) -> tuple[list[str], int, list[str], list[_Entry]]:
+    """Candidate files, count of skipped files, escaping folder links, unreadable folders.
+
+    os.walk skips a folder it cannot list unless told otherwise; every file in it would
+    vanish without a trace, so each such folder becomes an ``unreadable`` rejection.
+    """
     files: list[str] = []
     escaping_dirs: list[str] = []
+    unreadable: list[_Entry] = []
     skipped = 0
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def on_error(error: OSError) -> None:
+        where = os.path.relpath(error.filename, root) if error.filename else "."
+        logger.warning("cannot list folder %s: %s", where, _os_detail(error))
+        unreadable.append(
+            _Entry(
+                where,
+                0,
+                Rejection(
+                    Stage.DISCOVER,
+                    Reason.UNREADABLE,
+                    f"folder could not be listed ({_os_detail(error)}); its files were not seen",
+                ),
+            )
+        )
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         dirnames.sort()
         base = os.path.relpath(dirpath, root)
         for name in list(dirnames):
@@ -155,16 +188,47 @@ def _walk(
                 files.append(rel)
             else:
                 skipped += 1
-    return sorted(files), skipped, sorted(escaping_dirs)
+    return sorted(files), skipped, sorted(escaping_dirs), unreadable
+
+
+def _read_metadata_bytes(root: Path) -> bytes | MetadataIssue | None:
+    """The bytes of ``metadata.jsonl``; None when there is none; an issue when it is unsafe.
+
+    The same rules as for documents: a link leaving the root is not followed and anything
+    but a regular file is not read (a FIFO would block the run). An unreadable file stops
+    the run (SourceError): publishing without it would silently change every id it sets.
+    """
+    path = root / METADATA_FILE
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SourceError(f"{METADATA_FILE} cannot be read: {_os_detail(error)}") from error
+    if stat.S_ISLNK(info.st_mode) and not _inside(root, str(path)):
+        return MetadataIssue(
+            line=1,
+            problem="symlink_outside_root",
+            detail=f"{METADATA_FILE} is a link leaving the source folder; not read",
+        )
+    data = _read_bounded(str(path), None)
+    if isinstance(data, Rejection):
+        if data.reason == Reason.NOT_A_REGULAR_FILE:
+            return MetadataIssue(line=1, problem="not_a_regular_file", detail=data.detail)
+        raise SourceError(f"{METADATA_FILE} cannot be read: {data.detail}")
+    return data
 
 
 def _read_metadata(root: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[MetadataIssue]]:
-    path = root / METADATA_FILE
-    if not path.is_file():
+    data = _read_metadata_bytes(root)
+    if data is None:
         return [], []
+    if isinstance(data, MetadataIssue):
+        logger.warning("%s: %s", METADATA_FILE, data.detail)
+        return [], [data]
     records: list[tuple[int, dict[str, Any]]] = []
     issues: list[MetadataIssue] = []
-    raw = path.read_bytes().decode("utf-8-sig", errors="replace")
+    raw = data.decode("utf-8-sig", errors="replace")
     for number, line in enumerate(raw.splitlines(), start=1):
         if not line.strip():
             continue
@@ -182,6 +246,38 @@ def _read_metadata(root: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[M
     return records, issues
 
 
+def _surrogate_field(value: Any, where: str = "") -> str | None:
+    """Where a JSON value holds an unpaired surrogate escape (``"\\ud800"``), if anywhere.
+
+    JSON lets a string spell one, but it is not Unicode: no UTF-8 writer (Parquet, the
+    manifest) can store it, so the record is invalid rather than a crash at publish time.
+    """
+    if isinstance(value, str):
+        return None if _encodable(value) else (where or "(value)")
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_field(item, f"{where}[{index}]")
+            if found:
+                return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            name = f"{where}.{key}" if where else str(key)
+            if not _encodable(str(key)):
+                return name.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+            found = _surrogate_field(item, name)
+            if found:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _normal_file_name(value: Any) -> str | None:
     """The metadata ``file_name`` as a relative path inside the root, or None if it is not."""
     if not isinstance(value, str) or not value.strip():
@@ -197,8 +293,9 @@ def discover(
 ) -> Discovery:
     """List every input under ``source`` and attach its metadata line, if any."""
     root = resolve_source(source)
-    files, skipped, escaping_dirs = _walk(root, include, exclude)
+    files, skipped, escaping_dirs, unreadable_dirs = _walk(root, include, exclude)
     entries = [_classify(root, rel, max_file_bytes) for rel in files]
+    entries.extend(unreadable_dirs)
     for rel in escaping_dirs:
         entries.append(
             _Entry(
@@ -255,6 +352,15 @@ def discover(
         record: dict[str, Any] | None = None
         if len(lines) == 1:
             number, record = lines[0]
+            # file_name only locates the file (a non-UTF-8 name arrives as surrogates).
+            bad = _surrogate_field({k: v for k, v in record.items() if k != "file_name"})
+            if rejection is None and bad is not None:
+                rejection = Rejection(
+                    Stage.METADATA,
+                    Reason.METADATA_INVALID,
+                    f"metadata.jsonl line {number}: {bad}: unpaired surrogate escape, "
+                    "not valid Unicode",
+                )
         raw_id = record.get("id") if record else None
         doc = SourceDocument(
             source_path=path,
@@ -319,18 +425,38 @@ def _unique_ids(
 
 def read_input(root: str, doc: SourceDocument, max_file_bytes: int) -> bytes | Rejection:
     """The bytes of one input, bounded; the file may have changed since discovery."""
-    path = os.path.join(root, doc.fs_relative or doc.source_path)
-    try:
-        # O_NONBLOCK: should the file have been swapped for a FIFO, open must not hang.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return Rejection(Stage.DISCOVER, Reason.NOT_A_REGULAR_FILE, "not a regular file")
-            data = handle.read(max_file_bytes + 1)
-    except OSError as error:
-        return Rejection(Stage.DISCOVER, Reason.UNREADABLE, _os_detail(error))
-    if len(data) > max_file_bytes:
-        return Rejection(
-            Stage.DISCOVER, Reason.TOO_LARGE, f"more than max_file_bytes {max_file_bytes} bytes"
-        )
-    return data
+    return _read_bounded(os.path.join(root, doc.fs_relative or doc.source_path), max_file_bytes)
+
+
+def _read_bounded(
+    path: str, max_bytes: int | None, sleep: Callable[[float], None] = time.sleep
+) -> bytes | Rejection:
+    """Read a regular file (at most ``max_bytes + 1`` bytes), retrying transient errors."""
+    delays = iter(READ_RETRY_DELAYS)
+    while True:
+        try:
+            data = _read_once(path, max_bytes)
+        except OSError as error:
+            delay = next(delays, None) if error.errno in TRANSIENT_ERRNOS else None
+            if delay is None:
+                return Rejection(Stage.DISCOVER, Reason.UNREADABLE, _os_detail(error))
+            logger.warning("retrying %s in %.2f s after %s", path, delay, _os_detail(error))
+            sleep(delay)
+            continue
+        if data is None:
+            return Rejection(Stage.DISCOVER, Reason.NOT_A_REGULAR_FILE, "not a regular file")
+        if max_bytes is not None and len(data) > max_bytes:
+            return Rejection(
+                Stage.DISCOVER, Reason.TOO_LARGE, f"more than max_file_bytes {max_bytes} bytes"
+            )
+        return data
+
+
+def _read_once(path: str, max_bytes: int | None) -> bytes | None:
+    """One attempt; None when the path is not a regular file. OSError propagates."""
+    # O_NONBLOCK: should the file have been swapped for a FIFO, open must not hang.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        return handle.read() if max_bytes is None else handle.read(max_bytes + 1)

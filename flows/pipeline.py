@@ -6,21 +6,32 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from flows.cache import previous_release
 from flows.discover import check_out_not_in_source, resolve_source
 from flows.errors import ConfigError
 from flows.models import RunParameters
 from flows.publish import ensure_output, new_staging, output_lock
 from flows.settings import config_fingerprint, stage_config
+from flows.shard import ShardJob, shard_jobs
 from flows.stages.language import warm_up
 from flows.summary import merge_all
-from flows.tasks import discover_task, load_rules_task, process_shard_task, publish_task
+from flows.tasks import (
+    discover_task,
+    load_index_task,
+    load_rules_task,
+    process_shard_task,
+    publish_task,
+    report_task,
+)
 
 T = TypeVar("T")
 
@@ -35,6 +46,7 @@ class ReleaseResult(BaseModel):
     rejected: int
     skipped: int
     metadata_issues: int
+    reused: int = 0
 
 
 def shards(items: Sequence[T], size: int) -> list[list[T]]:
@@ -54,10 +66,9 @@ def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
         return ThreadPoolTaskRunner(max_workers=workers)
     if not params.dask_address:
         raise ConfigError("task_runner 'dask' needs dask_address (tcp://host:8786)")
-    try:
-        from prefect_dask import DaskTaskRunner
-    except ImportError as error:
-        raise ConfigError("task_runner 'dask' needs prefect-dask installed") from error
+    # Imported here: dask and distributed take about a second to import.
+    from prefect_dask.task_runners import DaskTaskRunner
+
     runner: TaskRunner[Any] = DaskTaskRunner(address=params.dask_address)
     return runner
 
@@ -81,32 +92,45 @@ def build_release(params: RunParameters) -> ReleaseResult:
     with output_lock(out):
         staging = new_staging(out)
         rules, rules_digest = load_rules_task(params)
-        cfg = stage_config(params, rules)
+        fingerprint = config_fingerprint(params, rules_digest)
         discovery = discover_task(params)
-        inputs = sorted(discovery.documents + discovery.rejected, key=lambda d: d.source_path)
-        batches = shards(inputs, params.shard_size)
-        logger.info(
-            "%d inputs in %d shards of up to %d", len(inputs), len(batches), params.shard_size
+        previous = previous_release(out)
+        jobs = shard_jobs(
+            sorted(discovery.documents + discovery.rejected, key=lambda d: d.source_path),
+            params.shard_size,
+            ShardJob(
+                index=0,
+                root=discovery.root,
+                docs=(),
+                cfg=stage_config(params, rules),
+                staging=str(staging),
+                max_file_bytes=params.max_file_bytes,
+                config_fingerprint=fingerprint,
+                previous_release=str(previous) if previous else None,
+                previous=load_index_task(str(previous) if previous else None),
+            ),
         )
-        futures = [
-            process_shard_task.submit(
-                i, discovery.root, batch, cfg, str(staging), params.max_file_bytes
-            )
-            for i, batch in enumerate(batches)
-        ]
+        logger.info(
+            "%d inputs in %d shards of up to %d", discovery.inputs, len(jobs), params.shard_size
+        )
+        futures = [process_shard_task.submit(job) for job in jobs]
+        # Prefect's helpers are sync/async hybrids; called from a sync flow they return the id.
+        progress = cast(UUID, create_progress_artifact(0.0, description=f"{len(jobs)} shards"))
         summaries = []
         for done, future in enumerate(as_completed(futures), start=1):
             summaries.append(future.result())
             logger.info("progress: %d/%d shards done", done, len(futures))
+            update_progress_artifact(progress, 100.0 * done / len(futures))
         summary = merge_all(summaries)
-        path = publish_task(
+        path, manifest = publish_task(
             str(out),
             str(staging),
             summary,
             discovery,
             params,
-            config_fingerprint(params, rules_digest),
+            fingerprint,
         )
+    report_task(manifest, summary, path)
     return ReleaseResult(
         release_id=Path(path).name,
         path=path,
@@ -115,6 +139,7 @@ def build_release(params: RunParameters) -> ReleaseResult:
         rejected=summary.rejected,
         skipped=discovery.skipped,
         metadata_issues=len(discovery.metadata_issues),
+        reused=summary.reused,
     )
 
 
@@ -125,4 +150,6 @@ def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  #
     The task runner is part of the parameters, so the work runs in a subflow configured
     with it: the Prefect UI form and ``corpus run`` choose it the same way.
     """
-    return build_release.with_options(task_runner=task_runner_for(params))(params)
+    return build_release.with_options(
+        task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
+    )(params)

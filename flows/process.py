@@ -9,7 +9,12 @@ from typing import Any
 
 from flows.stages.boilerplate import Cleaned, RemovedLine, RuleSet, clean
 from flows.stages.encoding import Decoded, EncodingSettings, decode
-from flows.stages.language import LanguageSettings, check_language, detect_language
+from flows.stages.language import (
+    LanguageResult,
+    LanguageSettings,
+    check_language,
+    detect_language,
+)
 from flows.stages.metadata import (
     ValidMetadata,
     derive_title,
@@ -60,11 +65,15 @@ class DocumentRow:
     language_confidence: float
     language_declared: str | None
     language_mismatch: bool
+    language_share: float | None
+    language_mixed: bool
     source_path: str
     source_bytes: int
     source_encoding: str
     encoding_confidence: float
     encoding_method: str
+    encoding_low_confidence: bool
+    text_repairs: tuple[str, ...]
     source_sha256: str
     text_sha256: str
     text_chars: int
@@ -109,7 +118,8 @@ def reject(
         source_path=doc.source_path,
         stage=rejection.stage.value,
         reason=rejection.reason.value,
-        detail=rejection.detail,
+        # An exception message may quote input holding lone surrogates; Parquet needs UTF-8.
+        detail=rejection.detail.encode("utf-8", "backslashreplace").decode("utf-8"),
         source_sha256=sha256_hex(data) if data is not None else None,
         source_bytes=len(data) if data is not None else doc.size,
         pipeline_version=pipeline_version,
@@ -119,16 +129,18 @@ def reject(
 def process_document(
     doc: SourceDocument, data: bytes, cfg: StageConfig
 ) -> DocumentRow | RejectedRow:
-    """Run encoding -> language -> boilerplate -> metadata on one input."""
+    """Run encoding -> boilerplate -> language -> metadata on one input."""
     decoded = decode(data, cfg.encoding)
     if isinstance(decoded, Rejection):
         return reject(doc, decoded, cfg.pipeline_version, data)
 
-    language = detect_language(decoded.text, cfg.language)
-
     cleaned = clean(decoded.text, cfg.rules)
     if isinstance(cleaned, Rejection):
         return reject(doc, cleaned, cfg.pipeline_version, data)
+
+    # On the cleaned text: an English cookie notice or menu must not lower a German
+    # article's main-language share (language_share / language_mixed).
+    language = detect_language(cleaned.text, cfg.language)
 
     meta: ValidMetadata | None = None
     if doc.metadata is not None:
@@ -143,9 +155,7 @@ def process_document(
     )
     if refused is not None:
         return reject(doc, refused, cfg.pipeline_version, data)
-    return _row(
-        doc, data, decoded, cleaned, language.language, language.confidence, mismatch, meta, cfg
-    )
+    return _row(doc, data, decoded, cleaned, language, mismatch, meta, cfg)
 
 
 def _row(
@@ -153,8 +163,7 @@ def _row(
     data: bytes,
     decoded: Decoded,
     cleaned: Cleaned,
-    language: str,
-    language_confidence: float,
+    language: LanguageResult,
     mismatch: bool,
     meta: ValidMetadata | None,
     cfg: StageConfig,
@@ -163,16 +172,24 @@ def _row(
     return DocumentRow(
         id=doc.doc_id,
         text=cleaned.text,
-        title=(model.title if model and model.title else derive_title(cleaned.text)),
-        language=language,
-        language_confidence=language_confidence,
+        # Supplied title, else the headline cut with the page furniture, else a title-like
+        # first line of the cleaned text.
+        title=(model.title if model and model.title else None)
+        or cleaned.headline
+        or derive_title(cleaned.text),
+        language=language.language,
+        language_confidence=language.confidence,
         language_declared=model.language if model else None,
         language_mismatch=mismatch,
+        language_share=language.main_share,
+        language_mixed=language.mixed,
         source_path=doc.source_path,
         source_bytes=len(data),
         source_encoding=decoded.encoding,
         encoding_confidence=decoded.confidence,
         encoding_method=decoded.method,
+        encoding_low_confidence=decoded.low_confidence,
+        text_repairs=decoded.repairs,
         source_sha256=sha256_hex(data),
         text_sha256=sha256_hex(cleaned.text.encode("utf-8")),
         text_chars=len(cleaned.text),
@@ -205,9 +222,41 @@ def process_many(
             row = reject(doc, failure, cfg.pipeline_version, payload)
         if isinstance(row, RejectedRow):
             outcome.rejected.append(row)
+            continue
+        unencodable = _unencodable_field(row)
+        if unencodable is not None:
+            # Writing it would fail the whole shard's Parquet file: cost one document instead.
+            failure = Rejection(
+                Stage.PIPELINE,
+                Reason.INTERNAL_ERROR,
+                f"column {unencodable} is not valid Unicode (unpaired surrogate)",
+            )
+            outcome.rejected.append(reject(doc, failure, cfg.pipeline_version, payload))
         else:
             outcome.documents.append(row)
     return outcome
+
+
+def _unencodable_field(row: DocumentRow) -> str | None:
+    """The first column holding a string UTF-8 cannot encode (a lone surrogate), if any."""
+    for name in row.__dataclass_fields__:
+        if not _encodable(getattr(row, name)):
+            return name
+    return None
+
+
+def _encodable(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, tuple):
+        return all(_encodable(item) for item in value)
+    if isinstance(value, RemovedLine):
+        return _encodable(value.rule) and _encodable(value.text)
+    return True
 
 
 __all__ = [

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 RELEASES = "releases"
 CURRENT = "current"
 STAGING_PREFIX = ".staging-"
+DELETING_PREFIX = ".deleting-"
+CURRENT_TMP_PREFIX = ".current-"
+PROBE_PREFIX = ".probe-"
 DOCUMENTS_DIR = "documents"
 REJECTED_DIR = "rejected"
 # Row groups of ~50 documents keep a reader's memory bounded (articles are ~5-20 kB each)
@@ -94,9 +97,10 @@ def ensure_output(out: str) -> Path:
     root = Path(out)
     try:
         (root / RELEASES).mkdir(parents=True, exist_ok=True)
-        probe = root / RELEASES / f".probe-{uuid.uuid4().hex}"
+        probe = root / RELEASES / f"{PROBE_PREFIX}{uuid.uuid4().hex}"
         probe.write_bytes(b"")
-        probe.unlink()
+        # missing_ok: the run holding the lock clears stray probes, possibly this one.
+        probe.unlink(missing_ok=True)
     except OSError as error:
         raise OutputError(
             f"output folder {out!r} is not writable: {error.strerror or error}"
@@ -140,6 +144,11 @@ def new_staging(out: Path) -> Path:
     for leftover in releases.glob(f"{STAGING_PREFIX}*"):
         logger.warning("removing %s left by an interrupted run", leftover.name)
         shutil.rmtree(leftover, ignore_errors=True)
+    # A run killed between creating the new ``current`` link and renaming it over the old
+    # one leaves ``.current-<uuid>``; one killed mid-probe leaves ``.probe-<uuid>``.
+    for leftover in (*out.glob(f"{CURRENT_TMP_PREFIX}*"), *releases.glob(f"{PROBE_PREFIX}*")):
+        logger.warning("removing %s left by an interrupted run", leftover.name)
+        leftover.unlink(missing_ok=True)
     staging = releases / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staging.mkdir()
     return staging
@@ -206,7 +215,7 @@ def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
     final = out / RELEASES / manifest.release_id
     os.rename(staging, final)
     _fsync_dir(out / RELEASES)
-    link = out / f".current-{uuid.uuid4().hex}"
+    link = out / f"{CURRENT_TMP_PREFIX}{uuid.uuid4().hex}"
     os.symlink(f"{RELEASES}/{manifest.release_id}", link)
     os.replace(link, out / CURRENT)
     _fsync_dir(out)
@@ -214,23 +223,32 @@ def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
     return final
 
 
+def _age_key(name: str) -> tuple[str, int]:
+    """Release ids sort by creation time; a same-second collision gets ``.2``, ``.3``, ...,
+    which must sort numerically (``.10`` after ``.9``)."""
+    base, dot, suffix = name.rpartition(".")
+    if dot and suffix.isdigit():
+        return base, int(suffix)
+    return name, 1
+
+
 def prune(out: Path, keep: int) -> list[str]:
     """Delete the oldest complete releases beyond ``keep``; never the current one."""
     current = os.path.realpath(out / CURRENT)
     releases = sorted(
         (p for p in (out / RELEASES).iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.name,
+        key=lambda p: _age_key(p.name),
     )
     removed = []
     for old in releases[: max(0, len(releases) - keep)]:
         if os.path.realpath(old) == current:
             continue
         # Rename first: a half-deleted folder must not look like a release.
-        doomed = old.with_name(f".deleting-{old.name}")
+        doomed = old.with_name(f"{DELETING_PREFIX}{old.name}")
         os.rename(old, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
         removed.append(old.name)
-    for leftover in (out / RELEASES).glob(".deleting-*"):
+    for leftover in (out / RELEASES).glob(f"{DELETING_PREFIX}*"):
         shutil.rmtree(leftover, ignore_errors=True)
     if removed:
         logger.info("pruned %d old release(s): %s", len(removed), ", ".join(removed))

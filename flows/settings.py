@@ -16,7 +16,7 @@ from flows import PIPELINE_VERSION
 from flows.errors import ConfigError, RulesError
 from flows.models import RuleFile, RunParameters
 from flows.process import StageConfig
-from flows.stages.boilerplate import RuleSet, compile_rule
+from flows.stages.boilerplate import HEURISTICS, RuleSet, compile_rule
 from flows.stages.encoding import EncodingSettings
 from flows.stages.language import LanguageSettings, primary_subtag
 
@@ -25,7 +25,16 @@ DEFAULT_RULES = "boilerplate.toml"
 # Parameters that decide where and how a run executes but not what it publishes: they stay
 # out of the configuration fingerprint, so moving the output or adding workers keeps it.
 _EXECUTION_ONLY = frozenset(
-    {"source", "out", "shard_size", "workers", "task_runner", "dask_address", "keep_releases"}
+    {
+        "source",
+        "out",
+        "shard_size",
+        "workers",
+        "task_runner",
+        "dask_address",
+        "keep_releases",
+        "timeout_minutes",
+    }
 )
 
 
@@ -108,7 +117,8 @@ def load_rules(params: RunParameters) -> tuple[RuleSet, str]:
         rules = rules + parse_rules(text, origin)
         digest.update(text.encode("utf-8"))
     names = [rule.name for rule in rules.rules]
-    unknown = sorted(set(params.disabled_rules) - set(names))
+    # The built-in heuristics (outside-main-content) can be switched off by name too.
+    unknown = sorted(set(params.disabled_rules) - set(names) - HEURISTICS)
     if unknown:
         raise RulesError(f"disabled_rules names unknown rules: {', '.join(unknown)}")
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -122,12 +132,16 @@ def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
         encoding=EncodingSettings(
             prefix_bytes=params.encoding_prefix_bytes,
             min_confidence=params.min_encoding_confidence,
+            flag_confidence=params.encoding_flag_confidence,
+            repair_mojibake=params.repair_mojibake,
         ),
         language=LanguageSettings(
             sample_chars=params.language_sample_chars,
             min_letters=params.language_min_letters,
             min_confidence=params.language_min_confidence,
             seed=params.language_seed,
+            paragraph_samples=params.language_paragraph_samples,
+            mixed_below=params.language_mixed_below,
         ),
         rules=rules,
         reject_language_mismatch=params.on_language_mismatch == "reject",

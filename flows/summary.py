@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from flows.arrow_schema import (
     DOCUMENT_SCHEMA,
     DOCUMENT_SCHEMA_VERSION,
@@ -16,7 +18,6 @@ from flows.arrow_schema import (
     REJECTED_SCHEMA_VERSION,
 )
 from flows.models import DataFile, Manifest, MetadataIssue
-from flows.process import Outcome
 
 # How many distinct removed lines a summary remembers (for "top boilerplate" reports).
 _TOP_LINES = 200
@@ -28,6 +29,7 @@ class Summary:
 
     published: int = 0
     rejected: int = 0
+    reused: int = 0  # rows copied from the previous release (input and config unchanged)
     languages: Counter[str] = field(default_factory=Counter)
     encodings: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
@@ -43,6 +45,7 @@ class Summary:
         return Summary(
             published=self.published + other.published,
             rejected=self.rejected + other.rejected,
+            reused=self.reused + other.reused,
             languages=self.languages + other.languages,
             encodings=self.encodings + other.encodings,
             reasons=self.reasons + other.reasons,
@@ -57,23 +60,27 @@ class Summary:
         )
 
 
-def summarize(outcome: Outcome, files: Sequence[str] = ()) -> Summary:
-    summary = Summary(
-        published=len(outcome.documents), rejected=len(outcome.rejected), files=list(files)
+def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()) -> Summary:
+    """Counts over one shard's tables (freshly processed and reused rows alike)."""
+    summary = Summary(published=documents.num_rows, rejected=rejected.num_rows, files=list(files))
+    docs = documents.select(
+        ["source_path", "source_sha256", "language", "source_encoding", "removed"]
     )
-    for row in outcome.documents:
-        summary.languages[row.language] += 1
-        summary.encodings[row.source_encoding] += 1
-        summary.inputs.append((row.source_path, row.source_sha256))
-        for removed in row.removed:
-            summary.rules[removed.rule] += 1
-            summary.removed_lines[removed.text[:200]] += 1
-    for rej in outcome.rejected:
-        summary.reasons[rej.reason] += 1
-        summary.stages[rej.stage] += 1
-        summary.inputs.append((rej.source_path, rej.source_sha256 or f"size:{rej.source_bytes}"))
+    for row in docs.to_pylist():
+        summary.languages[row["language"]] += 1
+        summary.encodings[row["source_encoding"]] += 1
+        summary.inputs.append((row["source_path"], row["source_sha256"]))
+        for removed in row["removed"]:
+            summary.rules[removed["rule"]] += 1
+            summary.removed_lines[removed["text"][:200]] += 1
+    for rej in rejected.to_pylist():
+        summary.reasons[rej["reason"]] += 1
+        summary.stages[rej["stage"]] += 1
+        summary.inputs.append(
+            (rej["source_path"], rej["source_sha256"] or f"size:{rej['source_bytes']}")
+        )
         if len(summary.examples) < 20:
-            summary.examples.append((rej.source_path, rej.reason, rej.detail))
+            summary.examples.append((rej["source_path"], rej["reason"], rej["detail"]))
     summary.removed_lines = Counter(dict(summary.removed_lines.most_common(_TOP_LINES)))
     return summary
 
@@ -116,6 +123,7 @@ def build_manifest(
             "published": summary.published,
             "rejected": summary.rejected,
             "skipped": skipped,
+            "reused": summary.reused,
             "metadata_issues": len(metadata_issues),
         },
         languages=dict(sorted(summary.languages.items())),
@@ -236,6 +244,55 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
         "",
         f"Input fingerprint `{manifest.input_fingerprint}`, configuration fingerprint "
         f"`{manifest.config_fingerprint}`: two releases with the same pair hold the same rows.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def counts_table(summary: Summary) -> list[dict[str, object]]:
+    """One row per (dimension, value): stages, rejection reasons, languages, encodings."""
+    rows: list[dict[str, object]] = [
+        {"dimension": "outcome", "value": "published", "count": summary.published},
+        {"dimension": "outcome", "value": "rejected", "count": summary.rejected},
+    ]
+    for dimension, counter in (
+        ("rejected at stage", summary.stages),
+        ("rejection reason", summary.reasons),
+        ("language", summary.languages),
+        ("source encoding", summary.encodings),
+        ("boilerplate rule", summary.rules),
+    ):
+        rows += [
+            {"dimension": dimension, "value": value, "count": count}
+            for value, count in _by_count(dict(counter))
+        ]
+    return rows
+
+
+def run_report(manifest: Manifest, summary: Summary, path: str) -> str:
+    """Markdown for the Prefect UI: the release, its top boilerplate, example rejections."""
+    counts = manifest.counts
+    parts = [
+        f"# Release `{manifest.release_id}`",
+        "",
+        f"Published **{counts['published']}** of {counts['inputs']} inputs to `{path}`; "
+        f"**{counts['rejected']}** rejected, {counts['skipped']} skipped, "
+        f"{counts['metadata_issues']} metadata.jsonl lines not attached.",
+        "",
+        "Languages: "
+        + (", ".join(f"`{k}` {v}" for k, v in _by_count(manifest.languages)) or "none"),
+        "",
+        "## Top removed boilerplate lines",
+        "",
+        _table(["line", "times"], summary.removed_lines.most_common(15))
+        if summary.removed_lines
+        else "None.",
+        "",
+        "## Examples of rejected inputs",
+        "",
+        _table(["source_path", "reason", "detail"], summary.examples[:10])
+        if summary.examples
+        else "None.",
         "",
     ]
     return "\n".join(parts)

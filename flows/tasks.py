@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows import PIPELINE_VERSION
-from flows.discover import Discovery, discover, read_input
-from flows.models import RunParameters
-from flows.process import SourceDocument, StageConfig, process_many
-from flows.publish import data_files, ensure_tables, finalize, prune, release_id, write_shard
+from flows.cache import PreviousRow, load_index
+from flows.discover import Discovery, discover
+from flows.models import Manifest, RunParameters
+from flows.publish import data_files, ensure_tables, finalize, prune, release_id
 from flows.settings import load_rules
+from flows.shard import ShardJob, run_shard
 from flows.stages.boilerplate import RuleSet
-from flows.stages.types import Rejection
-from flows.summary import Summary, build_manifest, dataset_card, summarize
+from flows.summary import Summary, build_manifest, counts_table, dataset_card, run_report
 
-# Every task here reads or writes files, so each retries with backoff. Parameters hold
-# whole shards: hashing them for Prefect's default cache key would cost more than the work.
+# Every task here reads or writes files (or the Prefect API), so each retries with backoff.
+# Prefect's input-hash cache is off: parameters hold whole shards, and unchanged documents
+# are reused per document by flows.cache instead.
 RETRIES = 2
 BACKOFF: list[float] = [1.0, 5.0]
 
@@ -43,30 +44,34 @@ def discover_task(params: RunParameters) -> Discovery:
     return found
 
 
+@task(name="load-index", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def load_index_task(release: str | None) -> dict[str, PreviousRow]:
+    index = load_index(Path(release) if release else None)
+    if release:
+        get_run_logger().info(
+            "previous release %s indexes %d inputs", Path(release).name, len(index)
+        )
+    return index
+
+
 @task(
     name="process-shard",
-    task_run_name="process-shard-{index}",
+    task_run_name="process-shard-{job.index}",
     retries=RETRIES,
     retry_delay_seconds=BACKOFF,
     cache_policy=NO_CACHE,
 )
-def process_shard_task(
-    index: int,
-    root: str,
-    docs: Sequence[SourceDocument],
-    cfg: StageConfig,
-    staging: str,
-    max_file_bytes: int,
-) -> Summary:
-    items: list[tuple[SourceDocument, bytes | Rejection]] = [
-        (doc, doc.rejection or read_input(root, doc, max_file_bytes)) for doc in docs
-    ]
-    outcome = process_many(items, cfg)
-    files = write_shard(staging, index, outcome.documents, outcome.rejected)
+def process_shard_task(job: ShardJob) -> Summary:
+    result = run_shard(job)
     get_run_logger().info(
-        "shard %d: %d published, %d rejected", index, len(outcome.documents), len(outcome.rejected)
+        "shard %d: %d published, %d rejected (%d processed, %d unchanged and reused)",
+        job.index,
+        result.summary.published,
+        result.summary.rejected,
+        result.processed,
+        result.reused,
     )
-    return summarize(outcome, files)
+    return result.summary
 
 
 @task(name="publish", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
@@ -77,7 +82,7 @@ def publish_task(
     discovery: Discovery,
     params: RunParameters,
     config_fingerprint: str,
-) -> str:
+) -> tuple[str, Manifest]:
     staging_path, out_path = Path(staging), Path(out)
     ensure_tables(staging_path)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -95,4 +100,25 @@ def publish_task(
     manifest.release_id = release_id(created, manifest.input_fingerprint, out_path)
     final = finalize(staging_path, manifest, dataset_card(manifest, summary), out_path)
     prune(out_path, params.keep_releases)
-    return str(final)
+    return str(final), manifest
+
+
+@task(name="report", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def report_task(manifest: Manifest, summary: Summary, path: str) -> None:
+    """Artifacts for the Prefect UI; keyed, so each run adds a version to the same artifact."""
+    create_table_artifact(
+        counts_table(summary),
+        key="corpus-release-counts",
+        description="Inputs per outcome, stage, rejection reason, language, encoding and rule",
+    )
+    create_markdown_artifact(
+        run_report(manifest, summary, path),
+        key="corpus-release-summary",
+        description=f"Release {manifest.release_id}",
+    )
+    create_link_artifact(
+        Path(path).resolve().as_uri(),
+        link_text=f"release {manifest.release_id}",
+        key="corpus-release-link",
+        description="The published release folder",
+    )

@@ -113,6 +113,7 @@ def test_release_on_a_mixed_folder(tmp_path: Path) -> None:
         "published": 3,
         "rejected": 5,
         "skipped": 1,
+        "reused": 0,
         "metadata_issues": 2,
     }
     assert manifest.languages == {"de": 2, "en": 1}
@@ -131,14 +132,16 @@ def test_rerun_is_deterministic_and_switches_current(tmp_path: Path) -> None:
     first_rows = ds.dataset(Path(first.path) / "documents").to_table().to_pylist()
     first_manifest = json.loads((Path(first.path) / "manifest.json").read_text())
     second = corpus_release(params)
+    assert (first.reused, second.reused) == (0, 2)  # unchanged inputs are not processed again
     assert second.release_id != first.release_id
     assert (out / "current").resolve() == Path(second.path).resolve()
     assert not Path(first.path).exists()  # pruned: keep_releases=1
     second_rows = ds.dataset(Path(second.path) / "documents").to_table().to_pylist()
     assert second_rows == first_rows
     second_manifest = json.loads((Path(second.path) / "manifest.json").read_text())
-    for key in ("input_fingerprint", "config_fingerprint", "counts", "languages"):
+    for key in ("input_fingerprint", "config_fingerprint", "languages", "rejection_reasons"):
         assert second_manifest[key] == first_manifest[key]
+    assert second_manifest["counts"] == {**first_manifest["counts"], "reused": 2}
 
 
 def test_downstream_readers(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from flows.stages.language import (
@@ -9,6 +13,8 @@ from flows.stages.language import (
     LanguageSettings,
     check_language,
     detect_language,
+    han_without_hangul,
+    line_languages,
     primary_subtag,
     sample_text,
 )
@@ -117,3 +123,70 @@ def test_allowed_languages() -> None:
         False,
         None,
     )
+
+
+# --- labelled cases from tests/cases/language_labelled.json -----------------------------
+
+CASES = json.loads((Path(__file__).parent / "cases" / "language_labelled.json").read_text("utf-8"))
+BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    "case", CASES["cases"], ids=[f"{c['language']}-{c['text'][:12]}" for c in CASES["cases"]]
+)
+def test_labelled_cases(case: dict[str, Any]) -> None:
+    assert detect_language(case["text"]).language == case["language"]
+
+
+@pytest.mark.parametrize("case", CASES["mixed"], ids=[c["label"] for c in CASES["mixed"]])
+def test_mixed_documents(case: dict[str, Any]) -> None:
+    result = detect_language("\n".join(case["lines"]))
+    assert result.mixed == case["mixed"]
+    assert result.main_share is not None
+    if "main" in case:
+        assert result.language == case["main"]
+        assert result.main_share >= LanguageSettings().mixed_below
+    else:
+        assert result.main_share < LanguageSettings().mixed_below
+
+
+def test_mixed_check_can_be_switched_off_and_needs_two_lines() -> None:
+    half = "\n".join(CASES["mixed"][1]["lines"])
+    assert detect_language(half, LanguageSettings(paragraph_samples=0)).main_share is None
+    one_line = detect_language(CASES["mixed"][0]["lines"][0])
+    assert (one_line.main_share, one_line.mixed) == (None, False)
+
+
+def test_han_text_without_hangul_is_never_korean() -> None:
+    assert han_without_hangul("這座城市的圖書館將於明年擴建")
+    assert han_without_hangul("東京都は来年度から")
+    assert not han_without_hangul("大韓民國 憲法은 國民의")
+    assert not han_without_hangul("plain Latin text")
+
+
+def test_line_languages_give_edge_evidence() -> None:
+    german = CASES["mixed"][0]["lines"][:3]
+    text = "\n".join([*german, "", "Loading"])
+    evidence = line_languages(text, [1, 5])
+    assert [(e.line, e.language) for e in evidence] == [(1, "de"), (5, "en")]
+    assert evidence[1].letters == 7
+    assert evidence[1].confidence > 0.9
+    # Out-of-range and letterless lines are skipped, not guessed.
+    assert line_languages(text, [4, 99]) == []
+    assert all(e.letters >= 40 for e in line_languages(text, min_letters=40))
+
+
+@pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="benchmark data not present")
+def test_traditional_chinese_udhr_is_chinese() -> None:
+    # Before the script rule, 41 of these 48 paragraphs were detected as Korean.
+    lines = (BENCHMARKS / "language-udhr" / "zh-tw" / "udhr.txt").read_text("utf-8").splitlines()
+    results = [detect_language(line).language for line in lines if line.strip()]
+    assert "ko" not in results
+    assert sum(r == "zh-tw" for r in results) >= 0.9 * len(results)
+
+
+@pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="benchmark data not present")
+def test_korean_udhr_stays_korean() -> None:
+    lines = (BENCHMARKS / "language-udhr" / "ko" / "udhr.txt").read_text("utf-8").splitlines()
+    results = [detect_language(line).language for line in lines if line.strip()]
+    assert sum(r == "ko" for r in results) >= 0.95 * len(results)

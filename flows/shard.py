@@ -1,0 +1,131 @@
+"""One shard, end to end: read inputs, reuse unchanged rows, process the rest, write parts.
+
+This is the body of the ``process-shard`` task, kept free of Prefect so it can be tested
+and profiled directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from flows.arrow_schema import DOCUMENT_SCHEMA, REJECTED_SCHEMA
+from flows.cache import INDEX_DIR, PreviousRow, index_table, processing_key, reuse_rows
+from flows.discover import read_input
+from flows.process import SourceDocument, StageConfig, process_many
+from flows.publish import (
+    DOCUMENTS_DIR,
+    REJECTED_DIR,
+    documents_table,
+    rejected_table,
+    write_parquet,
+)
+from flows.stages.metadata import sha256_hex
+from flows.stages.types import Rejection
+from flows.summary import Summary, summarize
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardJob:
+    """Everything a shard task needs; small enough to send to a worker process."""
+
+    index: int
+    root: str
+    docs: tuple[SourceDocument, ...]
+    cfg: StageConfig
+    staging: str
+    max_file_bytes: int
+    config_fingerprint: str
+    previous_release: str | None = None
+    previous: Mapping[str, PreviousRow] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardResult:
+    summary: Summary
+    processed: int
+    reused: int
+
+
+def run_shard(job: ShardJob) -> ShardResult:
+    payloads: list[tuple[SourceDocument, bytes | Rejection]] = [
+        (doc, doc.rejection or read_input(job.root, doc, job.max_file_bytes)) for doc in job.docs
+    ]
+    keys = {
+        doc.source_path: processing_key(doc, sha256_hex(payload), job.config_fingerprint)
+        for doc, payload in payloads
+        if isinstance(payload, bytes)
+    }
+    previous = job.previous or {}
+    hits = {
+        path: previous[path]
+        for path, key in keys.items()
+        if path in previous and previous[path].key == key
+    }
+    todo = [(doc, payload) for doc, payload in payloads if doc.source_path not in hits]
+    outcome = process_many(todo, job.cfg)
+
+    documents = documents_table(outcome.documents)
+    rejected = rejected_table(outcome.rejected)
+    if hits and job.previous_release:
+        release = Path(job.previous_release)
+        documents = pa.concat_tables(
+            [documents, reuse_rows(release, hits, DOCUMENTS_DIR, DOCUMENT_SCHEMA)]
+        )
+        rejected = pa.concat_tables(
+            [rejected, reuse_rows(release, hits, REJECTED_DIR, REJECTED_SCHEMA)]
+        )
+    # Input order (by path), whether a row was just made or reused: runs are reproducible.
+    documents = documents.sort_by("source_path")
+    rejected = rejected.sort_by("source_path")
+
+    name = f"part-{job.index:05d}.parquet"
+    files = []
+    entries = []
+    for folder, table in ((DOCUMENTS_DIR, documents), (REJECTED_DIR, rejected)):
+        if table.num_rows:
+            write_parquet(table, Path(job.staging, folder, name))
+            files.append(f"{folder}/{name}")
+            entries += [
+                (path, keys[path], folder, f"{folder}/{name}")
+                for path in table.column("source_path").to_pylist()
+                if path in keys
+            ]
+    if entries:
+        write_parquet(index_table(entries), Path(job.staging, INDEX_DIR, name))
+    summary = summarize(documents, rejected, files)
+    summary.reused = len(hits)
+    return ShardResult(summary, processed=len(todo), reused=len(hits))
+
+
+def shard_jobs(
+    inputs: Sequence[SourceDocument],
+    size: int,
+    base: ShardJob,
+) -> list[ShardJob]:
+    """Cut sorted inputs into shards; each job carries only its own slice of the index."""
+    previous = base.previous or {}
+    jobs = []
+    for index, start in enumerate(range(0, len(inputs), size)):
+        docs = tuple(inputs[start : start + size])
+        mine = {d.source_path: previous[d.source_path] for d in docs if d.source_path in previous}
+        jobs.append(
+            ShardJob(
+                index=index,
+                root=base.root,
+                docs=docs,
+                cfg=base.cfg,
+                staging=base.staging,
+                max_file_bytes=base.max_file_bytes,
+                config_fingerprint=base.config_fingerprint,
+                previous_release=base.previous_release,
+                previous=mine,
+            )
+        )
+    return jobs

@@ -1,0 +1,116 @@
+"""Incremental runs: a document is processed again only when its bytes, metadata,
+configuration or the pipeline changed (flows.cache, flows.shard; no Prefect needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+from flows.cache import load_index, processing_key
+from flows.discover import discover
+from flows.models import RunParameters
+from flows.process import SourceDocument
+from flows.settings import config_fingerprint, load_rules, stage_config
+from flows.shard import ShardJob, run_shard, shard_jobs
+from tests.conftest import SEEDS
+
+
+def _release(
+    source: Path, staging: Path, params: RunParameters, previous: Path | None
+) -> tuple[int, int]:
+    """Run every shard into ``staging`` (a release folder); return (processed, reused)."""
+    rules, digest = load_rules(params)
+    found = discover(str(source), params.include, params.exclude, params.max_file_bytes)
+    inputs = sorted(found.documents + found.rejected, key=lambda d: d.source_path)
+    base = ShardJob(
+        index=0,
+        root=found.root,
+        docs=(),
+        cfg=stage_config(params, rules),
+        staging=str(staging),
+        max_file_bytes=params.max_file_bytes,
+        config_fingerprint=config_fingerprint(params, digest),
+        previous_release=str(previous) if previous else None,
+        previous=load_index(previous),
+    )
+    results = [run_shard(job) for job in shard_jobs(inputs, params.shard_size, base)]
+    return sum(r.processed for r in results), sum(r.reused for r in results)
+
+
+def _rows(release: Path) -> list[dict[str, object]]:
+    return ds.dataset(release / "documents").to_table().to_pylist()  # type: ignore[no-any-return]
+
+
+def test_unchanged_inputs_are_reused_changed_ones_processed(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(SEEDS, source)
+    for i in range(5):
+        (source / f"extra-{i}.txt").write_text(
+            f"Document number {i} talks about the strike at length, in English.\n"
+        )
+    (source / "empty.txt").write_bytes(b"")
+    params = RunParameters(shard_size=3)
+
+    first = tmp_path / "r1"
+    assert _release(source, first, params, None) == (8, 0)
+    second = tmp_path / "r2"
+    assert _release(source, second, params, first) == (0, 8)
+    assert _rows(second) == _rows(first)
+    assert (
+        ds.dataset(second / "rejected").to_table().to_pylist()
+        == ds.dataset(first / "rejected").to_table().to_pylist()
+    )
+
+    (source / "extra-3.txt").write_text(
+        "A changed document, also long enough to have a language of its own.\n"
+    )
+    third = tmp_path / "r3"
+    assert _release(source, third, params, second) == (1, 7)
+    changed = {r["source_path"]: str(r["text"]) for r in _rows(third)}
+    assert changed["extra-3.txt"].startswith("A changed document")
+
+    # A new file shifts the shards; every other document is still reused.
+    (source / "aaa-new.txt").write_text(
+        "A brand new document at the start of the sort order, in English.\n"
+    )
+    fourth = tmp_path / "r4"
+    assert _release(source, fourth, params, third) == (1, 8)
+
+
+def test_configuration_change_reprocesses_everything(tmp_path: Path) -> None:
+    first = tmp_path / "r1"
+    assert _release(SEEDS, first, RunParameters(), None) == (2, 0)
+    second = tmp_path / "r2"
+    changed = RunParameters(language_min_confidence=0.9)
+    assert _release(SEEDS, second, changed, first) == (2, 0)
+    # Execution-only parameters (shards, workers, output) do not invalidate anything.
+    third = tmp_path / "r3"
+    assert _release(SEEDS, third, changed.model_copy(update={"shard_size": 1}), second) == (0, 2)
+
+
+def test_key_covers_bytes_metadata_id_and_config() -> None:
+    doc = SourceDocument(
+        source_path="a.txt", doc_id="a", size=1, metadata={"file_name": "a.txt"}, metadata_line=1
+    )
+    base = processing_key(doc, "0" * 64, "cfg")
+    assert processing_key(doc, "0" * 64, "cfg") == base
+    assert processing_key(doc, "1" * 64, "cfg") != base
+    assert processing_key(doc, "0" * 64, "cfg2") != base
+    assert processing_key(dataclasses.replace(doc, doc_id="b"), "0" * 64, "cfg") != base
+    assert (
+        processing_key(
+            dataclasses.replace(doc, metadata={"file_name": "a.txt", "title": "T"}), "0" * 64, "cfg"
+        )
+        != base
+    )
+
+
+def test_damaged_index_only_costs_speed(tmp_path: Path) -> None:
+    first = tmp_path / "r1"
+    _release(SEEDS, first, RunParameters(), None)
+    for part in (first / "index").iterdir():
+        part.write_bytes(b"not parquet")
+    assert load_index(first) == {}
