@@ -162,7 +162,7 @@ class RunParameters(BaseModel):
         ),
     )
     language_sample_chars: int = Field(
-        default=2_000,
+        default=1_000,
         title="Language sample (characters)",
         description="langdetect reads the longest lines of the text up to this many characters.",
         ge=100,
