@@ -160,9 +160,18 @@ def prefect_api() -> Iterator[None]:
     if get_current_settings().api.url:
         yield
         return
+    # No telemetry from a throwaway server (this machine may have no route out anyway).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server = SubprocessASGIServer()
     logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
-    server.start()
+    try:
+        # Prefect's default 20 s is too short on a busy machine.
+        server.start(timeout=int(os.environ.get("CORPUS_SERVER_STARTUP_SECONDS", "120")))
+    except RuntimeError as error:
+        raise CorpusError(
+            f"could not start a temporary Prefect server ({error}); "
+            "start one with `prefect server start` and set PREFECT_API_URL"
+        ) from error
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
