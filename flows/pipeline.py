@@ -21,7 +21,7 @@ from flows.errors import ConfigError
 from flows.models import RunParameters
 from flows.publish import ensure_output, new_staging, output_lock
 from flows.settings import config_fingerprint, stage_config
-from flows.shard import ShardJob, shard_jobs
+from flows.shard import plan_shards
 from flows.stages.language import warm_up
 from flows.summary import merge_all
 from flows.tasks import (
@@ -95,20 +95,15 @@ def build_release(params: RunParameters) -> ReleaseResult:
         fingerprint = config_fingerprint(params, rules_digest)
         discovery = discover_task(params)
         previous = previous_release(out)
-        jobs = shard_jobs(
-            sorted(discovery.documents + discovery.rejected, key=lambda d: d.source_path),
+        jobs = plan_shards(
+            discovery,
+            stage_config(params, rules),
+            str(staging),
             params.shard_size,
-            ShardJob(
-                index=0,
-                root=discovery.root,
-                docs=(),
-                cfg=stage_config(params, rules),
-                staging=str(staging),
-                max_file_bytes=params.max_file_bytes,
-                config_fingerprint=fingerprint,
-                previous_release=str(previous) if previous else None,
-                previous=load_index_task(str(previous) if previous else None),
-            ),
+            params.max_file_bytes,
+            fingerprint,
+            str(previous) if previous else None,
+            load_index_task(str(previous) if previous else None),
         )
         logger.info(
             "%d inputs in %d shards of up to %d", discovery.inputs, len(jobs), params.shard_size

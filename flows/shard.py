@@ -6,8 +6,9 @@ and profiled directly.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from flows.arrow_schema import DOCUMENT_SCHEMA, REJECTED_SCHEMA
 from flows.cache import INDEX_DIR, PreviousRow, index_table, processing_key, reuse_rows
-from flows.discover import read_input
+from flows.discover import Discovery, read_input
 from flows.process import SourceDocument, StageConfig, process_many
 from flows.publish import (
     DOCUMENTS_DIR,
@@ -104,28 +105,35 @@ def run_shard(job: ShardJob) -> ShardResult:
     return ShardResult(summary, processed=len(todo), reused=len(hits))
 
 
-def shard_jobs(
-    inputs: Sequence[SourceDocument],
+def plan_shards(
+    discovery: Discovery,
+    cfg: StageConfig,
+    staging: str,
     size: int,
-    base: ShardJob,
+    max_file_bytes: int,
+    config_fingerprint: str,
+    previous_release: str | None = None,
+    previous: Mapping[str, PreviousRow] | None = None,
 ) -> list[ShardJob]:
-    """Cut sorted inputs into shards; each job carries only its own slice of the index."""
-    previous = base.previous or {}
+    """Every input in path order, cut into shards of ``size``; each job carries only its
+    own slice of the previous release's index."""
+    inputs = sorted(discovery.documents + discovery.rejected, key=lambda d: d.source_path)
+    base = ShardJob(
+        index=0,
+        root=discovery.root,
+        docs=(),
+        cfg=cfg,
+        staging=staging,
+        max_file_bytes=max_file_bytes,
+        config_fingerprint=config_fingerprint,
+        previous_release=previous_release,
+    )
+    index_rows = previous or {}
     jobs = []
     for index, start in enumerate(range(0, len(inputs), size)):
         docs = tuple(inputs[start : start + size])
-        mine = {d.source_path: previous[d.source_path] for d in docs if d.source_path in previous}
-        jobs.append(
-            ShardJob(
-                index=index,
-                root=base.root,
-                docs=docs,
-                cfg=base.cfg,
-                staging=base.staging,
-                max_file_bytes=base.max_file_bytes,
-                config_fingerprint=base.config_fingerprint,
-                previous_release=base.previous_release,
-                previous=mine,
-            )
-        )
+        mine = {
+            d.source_path: index_rows[d.source_path] for d in docs if d.source_path in index_rows
+        }
+        jobs.append(dataclasses.replace(base, index=index, docs=docs, previous=mine))
     return jobs

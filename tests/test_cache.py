@@ -14,7 +14,7 @@ from flows.discover import discover
 from flows.models import RunParameters
 from flows.process import SourceDocument
 from flows.settings import config_fingerprint, load_rules, stage_config
-from flows.shard import ShardJob, run_shard, shard_jobs
+from flows.shard import plan_shards, run_shard
 from tests.conftest import SEEDS
 
 
@@ -24,19 +24,17 @@ def _release(
     """Run every shard into ``staging`` (a release folder); return (processed, reused)."""
     rules, digest = load_rules(params)
     found = discover(str(source), params.include, params.exclude, params.max_file_bytes)
-    inputs = sorted(found.documents + found.rejected, key=lambda d: d.source_path)
-    base = ShardJob(
-        index=0,
-        root=found.root,
-        docs=(),
-        cfg=stage_config(params, rules),
-        staging=str(staging),
-        max_file_bytes=params.max_file_bytes,
-        config_fingerprint=config_fingerprint(params, digest),
-        previous_release=str(previous) if previous else None,
-        previous=load_index(previous),
+    jobs = plan_shards(
+        found,
+        stage_config(params, rules),
+        str(staging),
+        params.shard_size,
+        params.max_file_bytes,
+        config_fingerprint(params, digest),
+        str(previous) if previous else None,
+        load_index(previous),
     )
-    results = [run_shard(job) for job in shard_jobs(inputs, params.shard_size, base)]
+    results = [run_shard(job) for job in jobs]
     return sum(r.processed for r in results), sum(r.reused for r in results)
 
 
