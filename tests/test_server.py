@@ -5,6 +5,7 @@ through the API, and a bad parameter rejected by the server. Nothing is mocked."
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
@@ -59,7 +60,12 @@ def test_manual_run_publishes_and_reports(stack: LocalPrefect, tmp_path: Path) -
     run_id = UUID(next(line.split()[-1] for line in created.stdout.splitlines() if "UUID" in line))
 
     worker = stack.start_worker(REPO, run_once=True)
-    assert worker.wait(timeout=600) == 0
+    try:
+        code = worker.wait(timeout=900)
+    except subprocess.TimeoutExpired:
+        code = None
+    log = (stack.home / "corpus-server.log").read_text(errors="replace")
+    assert code == 0, f"worker exit {code}; server and worker log ends:\n{log[-4000:]}"
 
     with (
         temporary_settings({PREFECT_API_URL: stack.api_url}),
