@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import codecs
 import difflib
-import importlib.util
 import statistics
 import sys
 import time
@@ -33,6 +32,9 @@ sys.path.insert(0, str(REPO))
 
 from flows.stages import encoding as enc  # noqa: E402
 from flows.stages.types import Reason, Rejection  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _stage import load_module  # noqa: E402
 
 FAMILIES: dict[str, str] = {}
 for _family, _codecs in {
@@ -292,13 +294,7 @@ def report_mojibake(shared: Path, every: int) -> None:
 
 
 def load_stage(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stage_under_test", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path)
 
 
 def main() -> None:

@@ -23,7 +23,6 @@ flags as mixed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import random
 import statistics
@@ -38,6 +37,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _stage import load_module  # noqa: E402
 
 KINDS = ("single-words", "word-pairs", "sentences")
 NOT_IN_LINGUA = frozenset({"kn", "ml", "ne"})
@@ -64,13 +66,7 @@ def load_stage(stage_file: Path | None) -> ModuleType:
         from flows.stages import language
 
         return language
-    spec = importlib.util.spec_from_file_location("stage_under_test", stage_file)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"cannot load {stage_file}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_module(stage_file)
 
 
 def langdetect_languages() -> list[str]:
