@@ -424,18 +424,33 @@ def _unique_ids(
 
 
 def read_input(root: str, doc: SourceDocument, max_file_bytes: int) -> bytes | Rejection:
-    """The bytes of one input, bounded; the file may have changed since discovery."""
-    return _read_bounded(os.path.join(root, doc.fs_relative or doc.source_path), max_file_bytes)
+    """The bytes of one input, bounded; the file may have changed since discovery.
+
+    A file swapped for a link leaving the root after discovery is not read: the path is
+    resolved again here, checked, and the resolved path opened with O_NOFOLLOW, so a link
+    slipped in between the check and the open fails instead of being followed.
+    """
+    real = os.path.realpath(os.path.join(root, doc.fs_relative or doc.source_path))
+    if not _inside(Path(root), real):
+        return Rejection(
+            Stage.DISCOVER,
+            Reason.SYMLINK_OUTSIDE_ROOT,
+            "became a link to a target outside the source folder after discovery; not read",
+        )
+    return _read_bounded(real, max_file_bytes, nofollow=True)
 
 
 def _read_bounded(
-    path: str, max_bytes: int | None, sleep: Callable[[float], None] = time.sleep
+    path: str,
+    max_bytes: int | None,
+    sleep: Callable[[float], None] = time.sleep,
+    nofollow: bool = False,
 ) -> bytes | Rejection:
     """Read a regular file (at most ``max_bytes + 1`` bytes), retrying transient errors."""
     delays = iter(READ_RETRY_DELAYS)
     while True:
         try:
-            data = _read_once(path, max_bytes)
+            data = _read_once(path, max_bytes, nofollow)
         except OSError as error:
             delay = next(delays, None) if error.errno in TRANSIENT_ERRNOS else None
             if delay is None:
@@ -452,10 +467,11 @@ def _read_bounded(
         return data
 
 
-def _read_once(path: str, max_bytes: int | None) -> bytes | None:
+def _read_once(path: str, max_bytes: int | None, nofollow: bool = False) -> bytes | None:
     """One attempt; None when the path is not a regular file. OSError propagates."""
     # O_NONBLOCK: should the file have been swapped for a FIFO, open must not hang.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
             return None

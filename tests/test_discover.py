@@ -355,3 +355,25 @@ def test_file_swapped_for_a_fifo_after_discovery_does_not_block(tmp_path: Path) 
     os.mkfifo(tmp_path / "a.txt")  # no writer: a blocking open would hang here
     result = read_input(str(tmp_path.resolve()), doc, 100)
     assert isinstance(result, Rejection) and result.reason == Reason.NOT_A_REGULAR_FILE
+
+
+def test_file_swapped_for_an_escaping_link_after_discovery_is_not_read(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("inside")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the root")
+    found = discover(str(source), ["*.txt"], [], 1000)
+    (doc,) = found.documents
+    (source / "a.txt").unlink()
+    (source / "a.txt").symlink_to(secret)
+    result = read_input(found.root, doc, 1000)
+    assert isinstance(result, Rejection)
+    assert result.reason == Reason.SYMLINK_OUTSIDE_ROOT
+
+
+def test_link_inside_the_root_is_still_read(tmp_path: Path) -> None:
+    (tmp_path / "real.txt").write_text("real")
+    (tmp_path / "alias.txt").symlink_to(tmp_path / "real.txt")
+    found = discover(str(tmp_path), ["*.txt"], [], 1000)
+    assert [read_input(found.root, d, 1000) for d in found.documents] == [b"real", b"real"]
