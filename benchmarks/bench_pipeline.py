@@ -564,19 +564,16 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     """Run the work of ``process-shard`` in this process under pyinstrument.
 
     The pipeline's workers are separate processes that a profiler attached to the CLI does
-    not see; this runs the same functions (read_input, process_many, write_shard) on every
-    k-th input, one shard at a time, and returns pyinstrument's text report.
+    not see; this runs the task's body (``flows.shard.run_shard``: read, process, write) on
+    every k-th input, one shard at a time, and returns pyinstrument's text report.
     """
     from pyinstrument import Profiler
 
-    from flows.discover import discover, read_input
+    from flows.discover import Discovery, discover
     from flows.models import RunParameters
-    from flows.pipeline import shards
-    from flows.process import SourceDocument, process_many
-    from flows.publish import write_shard
     from flows.settings import load_rules, stage_config
+    from flows.shard import plan_shards, run_shard
     from flows.stages.language import warm_up
-    from flows.stages.types import Rejection
 
     params = RunParameters(source=str(source), out=str(out))
     rules, _ = load_rules(params)
@@ -590,13 +587,17 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     shutil.rmtree(staging, ignore_errors=True)
     profiler = Profiler(interval=0.001)
     profiler.start()
-    for index, batch in enumerate(shards(chosen, params.shard_size)):
-        items: list[tuple[SourceDocument, bytes | Rejection]] = [
-            (doc, doc.rejection or read_input(found.root, doc, params.max_file_bytes))
-            for doc in batch
-        ]
-        outcome = process_many(items, cfg)
-        write_shard(str(staging), index, outcome.documents, outcome.rejected)
+    subset = Discovery(
+        root=found.root,
+        documents=tuple(d for d in chosen if d.rejection is None),
+        rejected=tuple(d for d in chosen if d.rejection is not None),
+        skipped=0,
+    )
+    jobs = plan_shards(
+        subset, cfg, str(staging), params.shard_size, params.max_file_bytes, "profile"
+    )
+    for job in jobs:
+        run_shard(job)
     profiler.stop()
     shutil.rmtree(staging, ignore_errors=True)
     text: str = profiler.output_text(unicode=True, color=False)

@@ -4,9 +4,8 @@ and ``flows.publish``, and the tasks that wrap them in ``flows.tasks``."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, get_run_logger
@@ -33,8 +32,6 @@ from flows.tasks import (
     report_task,
 )
 
-T = TypeVar("T")
-
 
 class ReleaseResult(BaseModel):
     """What a run returns: where the release is and what went into it."""
@@ -47,10 +44,6 @@ class ReleaseResult(BaseModel):
     skipped: int
     metadata_issues: int
     reused: int = 0
-
-
-def shards(items: Sequence[T], size: int) -> list[list[T]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 def _warm_worker() -> None:
@@ -73,14 +66,9 @@ def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
     return runner
 
 
-def preflight_source(params: RunParameters) -> Path:
-    """The resolved source root; fails on a missing or unreadable source."""
-    return resolve_source(params.source)
-
-
 def preflight(params: RunParameters) -> Path:
     """Fail fast, before any work, on a missing source or an unusable output."""
-    check_out_not_in_source(preflight_source(params), params.out)
+    check_out_not_in_source(resolve_source(params.source), params.out)
     return ensure_output(params.out)
 
 

@@ -78,18 +78,15 @@ def write_parquet(table: pa.Table, path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def write_shard(
-    staging: str, shard: int, documents: Sequence[DocumentRow], rejected: Sequence[RejectedRow]
-) -> list[str]:
-    """Write one shard's rows as part files; returns the paths written (relative)."""
-    written = []
+def write_parts(staging: str, shard: int, tables: Sequence[tuple[str, pa.Table]]) -> list[str]:
+    """Write one shard's non-empty tables as ``<folder>/part-NNNNN.parquet``; return their
+    paths relative to the staging folder."""
     name = f"part-{shard:05d}.parquet"
-    if documents:
-        write_parquet(documents_table(documents), Path(staging, DOCUMENTS_DIR, name))
-        written.append(f"{DOCUMENTS_DIR}/{name}")
-    if rejected:
-        write_parquet(rejected_table(rejected), Path(staging, REJECTED_DIR, name))
-        written.append(f"{REJECTED_DIR}/{name}")
+    written = []
+    for folder, table in tables:
+        if table.num_rows:
+            write_parquet(table, Path(staging, folder, name))
+            written.append(f"{folder}/{name}")
     return written
 
 

@@ -23,7 +23,7 @@ from flows.publish import (
     REJECTED_DIR,
     documents_table,
     rejected_table,
-    write_parquet,
+    write_parts,
 )
 from flows.stages.metadata import sha256_hex
 from flows.stages.types import Rejection
@@ -86,20 +86,16 @@ def run_shard(job: ShardJob) -> ShardResult:
     documents = documents.sort_by("source_path")
     rejected = rejected.sort_by("source_path")
 
-    name = f"part-{job.index:05d}.parquet"
-    files = []
-    entries = []
-    for folder, table in ((DOCUMENTS_DIR, documents), (REJECTED_DIR, rejected)):
-        if table.num_rows:
-            write_parquet(table, Path(job.staging, folder, name))
-            files.append(f"{folder}/{name}")
-            entries += [
-                (path, keys[path], folder, f"{folder}/{name}")
-                for path in table.column("source_path").to_pylist()
-                if path in keys
-            ]
-    if entries:
-        write_parquet(index_table(entries), Path(job.staging, INDEX_DIR, name))
+    tables = ((DOCUMENTS_DIR, documents), (REJECTED_DIR, rejected))
+    files = write_parts(job.staging, job.index, tables)
+    part = f"part-{job.index:05d}.parquet"
+    entries = [
+        (path, keys[path], folder, f"{folder}/{part}")
+        for folder, table in tables
+        for path in table.column("source_path").to_pylist()
+        if path in keys
+    ]
+    write_parts(job.staging, job.index, [(INDEX_DIR, index_table(entries))])
     summary = summarize(documents, rejected, files)
     summary.reused = len(hits)
     return ShardResult(summary, processed=len(todo), reused=len(hits))

@@ -8,9 +8,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.discover import discover, read_input
+from flows.discover import discover, read_input, resolve_source
 from flows.models import MetadataIssue, RunParameters
-from flows.pipeline import preflight_source, shards
 from flows.process import Outcome, RejectedRow, SourceDocument, StageConfig, process_many
 from flows.settings import load_rules, stage_config
 from flows.stages.language import warm_up
@@ -58,7 +57,7 @@ def validate(
     params: RunParameters, executor_factory: Callable[..., Executor] | None = None
 ) -> Report:
     """Run discovery and every stage over all inputs, in parallel when given an executor."""
-    preflight_source(params)
+    resolve_source(params.source)
     rules, _ = load_rules(params)
     cfg = stage_config(params, rules)
     found = discover(params.source, params.include, params.exclude, params.max_file_bytes)
@@ -66,7 +65,8 @@ def validate(
     report = Report(
         inputs=len(inputs), skipped=found.skipped, metadata_issues=list(found.metadata_issues)
     )
-    batches = shards(inputs, params.shard_size)
+    size = params.shard_size
+    batches = [inputs[i : i + size] for i in range(0, len(inputs), size)]
     if executor_factory is None or len(batches) <= 1:
         outcomes = [check_shard(found.root, batch, cfg, params.max_file_bytes) for batch in batches]
     else:

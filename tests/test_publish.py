@@ -22,7 +22,8 @@ from flows.publish import (
     new_staging,
     output_lock,
     prune,
-    write_shard,
+    rejected_table,
+    write_parts,
 )
 from flows.stages.boilerplate import RemovedLine
 
@@ -128,7 +129,7 @@ def test_accepted_documents_round_trip_through_parquet(
     if not isinstance(row, DocumentRow):
         return
     staging = tmp_path_factory.mktemp("rt")
-    write_shard(str(staging), 0, [row], [])
+    write_parts(str(staging), 0, [("documents", documents_table([row]))])
     (back,) = pq.read_table(staging / "documents" / "part-00000.parquet").to_pylist()
     assert back["text"] == row.text
     assert back["source_path"] == row.source_path
@@ -274,7 +275,11 @@ def test_a_crashing_document_never_fails_its_shard(
     (rejected,) = outcome.rejected
     assert (rejected.source_path, rejected.reason) == ("1.txt", "internal_error")
     assert "RuntimeError: boom" in rejected.detail
-    write_shard(str(tmp_path), 0, outcome.documents, outcome.rejected)  # the detail is writable
+    tables = [
+        ("documents", documents_table(outcome.documents)),
+        ("rejected", rejected_table(outcome.rejected)),
+    ]
+    write_parts(str(tmp_path), 0, tables)  # the detail is writable
     back = pq.read_table(tmp_path / "rejected" / "part-00000.parquet").to_pylist()
     assert back[0]["detail"] == "RuntimeError: boom \\udc80 with a surrogate in the message"
 
@@ -318,7 +323,7 @@ def test_every_column_of_an_accepted_row_round_trips(
     if not isinstance(row, DocumentRow):
         return
     staging = tmp_path_factory.mktemp("rt")
-    write_shard(str(staging), 0, [row], [])
+    write_parts(str(staging), 0, [("documents", documents_table([row]))])
     (back,) = pq.read_table(staging / "documents" / "part-00000.parquet").to_pylist()
     for column in DOCUMENT_SCHEMA.names:  # every column equals the row's own value
         value = getattr(row, column)

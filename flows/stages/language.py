@@ -183,14 +183,7 @@ def sample_text(text: str, limit: int) -> str:
 def _is_wide(ch: str) -> bool:
     # Han, kana and Hangul syllables: one character carries about a syllable or a word.
     code = ord(ch)
-    return (
-        0x3040 <= code <= 0x30FF
-        or 0x3400 <= code <= 0x4DBF
-        or 0x4E00 <= code <= 0x9FFF
-        or 0xAC00 <= code <= 0xD7AF
-        or 0xF900 <= code <= 0xFAFF
-        or 0x20000 <= code <= 0x3FFFF
-    )
+    return _is_han_or_kana(code) or 0xAC00 <= code <= 0xD7AF
 
 
 def letter_weight(text: str) -> int:
