@@ -3,6 +3,7 @@
     uv run python benchmarks/bench_pipeline.py --docs 6000
     uv run python benchmarks/bench_pipeline.py --scale 6000,60000     # peak memory vs size
     uv run python benchmarks/bench_pipeline.py --docs 6000 --profile  # + where the time goes
+    uv run python benchmarks/bench_pipeline.py --docs 6000 --server   # against a running server
 
 Steps (each command runs as a subprocess, exactly as a user would type it):
 
@@ -620,6 +621,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--api-url", help="use this running Prefect server instead of a temporary one"
     )
     parser.add_argument(
+        "--server",
+        action="store_true",
+        help="start a real `prefect server start` (SQLite in WORK/prefect-server) before the "
+        "timings and run against it, as a scheduled deployment does",
+    )
+    parser.add_argument(
         "--prefect-home", type=Path, help="PREFECT_HOME for the runs (default: the user's)"
     )
     parser.add_argument("--corpus-cmd", help="how to call the CLI (default .venv/bin/corpus)")
@@ -649,6 +656,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
+    if not args.server:
+        return bench(args)
+    from flows.local_server import local_prefect
+
+    # Outside every timing, like the long-lived server of a scheduled deployment; a fresh
+    # database each time, so earlier benchmarks' runs do not slow it down.
+    home = args.work / "prefect-server"
+    shutil.rmtree(home, ignore_errors=True)
+    started = time.perf_counter()
+    with local_prefect(home, ui=False) as stack:
+        print(f"started a Prefect server in {time.perf_counter() - started:.1f} s (not timed)")
+        args.api_url = stack.api_url
+        args.prefect_home = home
+        return bench(args)
+
+
+def bench(args: argparse.Namespace) -> int:
     env = bench_env(args.api_url, args.prefect_home)
     print(f"machine: {machine()}")
     print(f"code: {working_tree()}")

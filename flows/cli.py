@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from flows.errors import CorpusError
+from flows.local_server import LocalServerError, TemporaryServer
 from flows.models import RunParameters
 
 logger = logging.getLogger("flows.cli")
@@ -146,57 +148,87 @@ def resolve_parameters(args: argparse.Namespace) -> RunParameters:
 
 @contextlib.contextmanager
 def prefect_api() -> Iterator[None]:
-    """Use PREFECT_API_URL if set; otherwise one temporary local server for the whole run.
+    """Use the configured Prefect API; otherwise one temporary local server for the run.
 
     Prefect would start its own temporary server in every worker process of the process
     pool (10+ s each, and their task runs land in different databases); exporting the URL
-    of a single server makes the workers report to it.
+    of a single server makes the workers report to it. The server is started before
+    Prefect is imported, so its ~10 s boot overlaps the CLI's ~4 s of imports.
     """
+    server: TemporaryServer | None = None
+    if not os.environ.get("PREFECT_API_URL"):
+        # Started on speculation: only Prefect's settings (profiles, prefect.toml) can say
+        # whether an API is configured, and reading them imports Prefect (~3 s).
+        fd, log_name = tempfile.mkstemp(prefix="corpus-prefect-server-", suffix=".log")
+        os.close(fd)
+        server = TemporaryServer(Path(log_name))
+        server.start()
+    try:
+        from prefect.context import refresh_global_settings_context
+        from prefect.settings import get_current_settings
+
+        import flows.pipeline  # noqa: F401  # the expensive import, while the server boots
+
+        if server is None or get_current_settings().api.url:
+            _stop_server(server)
+            server = None
+            yield
+            return
+        logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
+        try:
+            server.wait_healthy(float(os.environ.get("CORPUS_SERVER_STARTUP_SECONDS", "120")))
+        except LocalServerError as error:
+            raise CorpusError(
+                f"could not start a temporary Prefect server ({error}); "
+                "start one with `prefect server start` and set PREFECT_API_URL"
+            ) from error
+        logger.info("temporary Prefect server on %s", server.api_url)
+        # Through the environment, so the pool's worker processes inherit it, and into
+        # Prefect's global settings, which every thread of this process reads (a
+        # temporary_settings context would cover this thread only).
+        os.environ["PREFECT_API_URL"] = server.api_url
+        refresh_global_settings_context()
+        try:
+            yield
+        finally:
+            os.environ.pop("PREFECT_API_URL", None)
+            _drain_prefect_workers()
+            refresh_global_settings_context()
+    finally:
+        _stop_server(server)
+
+
+def _drain_prefect_workers() -> None:
+    # Send the last logs and events while the server still listens; otherwise the log
+    # worker retries against a closed port at exit.
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    if get_current_settings().api.url:
-        yield
+    APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
+
+
+def _stop_server(server: TemporaryServer | None) -> None:
+    if server is None:
         return
-    # No telemetry from a throwaway server (this machine may have no route out anyway).
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    server = SubprocessASGIServer()
-    logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
-    try:
-        # Prefect's default 20 s is too short on a busy machine.
-        server.start(timeout=int(os.environ.get("CORPUS_SERVER_STARTUP_SECONDS", "120")))
-    except RuntimeError as error:
-        raise CorpusError(
-            f"could not start a temporary Prefect server ({error}); "
-            "start one with `prefect server start` and set PREFECT_API_URL"
-        ) from error
-    previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:  # pragma: no cover - only reached when the variable appeared meanwhile
-            os.environ["PREFECT_API_URL"] = previous
-        # Send the last logs and events while the server still listens; otherwise the log
-        # worker retries against a closed port at exit.
-        APILogWorker.drain_all(timeout=10)
-        EventsWorker.drain_all(timeout=10)
-        server.stop()
+    server.stop()
+    with contextlib.suppress(OSError):
+        server.log_path.unlink()
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.pipeline import corpus_release, preflight
+    from flows.discover import check_out_not_in_source, resolve_source
+    from flows.publish import ensure_output
     from flows.settings import load_rules
 
     params = resolve_parameters(args)
-    preflight(params)  # a bad source or output fails here, before Prefect starts a server
+    # A bad source, output or rule file fails here, before a server starts.
+    check_out_not_in_source(resolve_source(params.source), params.out)
+    ensure_output(params.out)
     load_rules(params)
     with prefect_api():
+        from flows.pipeline import corpus_release
+
         result = corpus_release(params)
     sys.stdout.write(
         f"published {result.published} of {result.inputs} inputs "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -431,13 +432,20 @@ def read_input(root: str, doc: SourceDocument, max_file_bytes: int) -> bytes | R
     slipped in between the check and the open fails instead of being followed.
     """
     real = os.path.realpath(os.path.join(root, doc.fs_relative or doc.source_path))
-    if not _inside(Path(root), real):
+    real_root = _real_root(root)
+    # ``real`` is resolved already: a prefix test, not _inside's second realpath.
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         return Rejection(
             Stage.DISCOVER,
             Reason.SYMLINK_OUTSIDE_ROOT,
             "became a link to a target outside the source folder after discovery; not read",
         )
     return _read_bounded(real, max_file_bytes, nofollow=True)
+
+
+@functools.lru_cache(maxsize=16)
+def _real_root(root: str) -> str:
+    return os.path.realpath(root)
 
 
 def _read_bounded(

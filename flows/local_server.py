@@ -173,3 +173,114 @@ def local_prefect(home: Path, port: int | None = None, ui: bool = True) -> Itera
             yield stack
         finally:
             stack.stop()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # Linux: the server gets SIGTERM when the process that started it dies, even by SIGKILL,
+    # so a killed `corpus run` does not leave a server behind.
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class TemporaryServer:
+    """A throwaway Prefect API server for one ``corpus run`` without ``PREFECT_API_URL``.
+
+    The same uvicorn command Prefect's own ``SubprocessASGIServer`` runs, started without
+    importing ``prefect.server`` (8 s of imports on this machine's class of hardware), so the
+    server boots while the CLI imports the flow instead of after it.
+    """
+
+    def __init__(self, log_path: Path) -> None:
+        self.log_path = log_path
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def start(self) -> None:
+        """Spawn the server; returns at once (``wait_healthy`` waits for it)."""
+        import importlib.util
+
+        spec = importlib.util.find_spec("prefect")
+        if spec is None or spec.origin is None:
+            raise LocalServerError("prefect is not installed")
+        self.port = free_port()
+        env = dict(os.environ)
+        env.update(
+            PREFECT_UI_ENABLED="0",
+            PREFECT__SERVER_EPHEMERAL="1",
+            PREFECT__SERVER_FINAL="1",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        )
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    str(Path(spec.origin).parent.parent),
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+            )
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Wait for ``/health``; a server that exits early (port taken) is restarted once."""
+        deadline = time.monotonic() + timeout
+        restarts = 1
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                if restarts == 0:
+                    raise LocalServerError(
+                        f"the temporary Prefect server exited with {self.process.returncode}: "
+                        f"{self._log_tail()}"
+                    )
+                restarts -= 1
+                self.start()
+                continue
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise LocalServerError(
+            f"the temporary Prefect server was not healthy after {timeout:.0f} s: "
+            f"{self._log_tail()}"
+        )
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=grace)
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:].strip()
+        except OSError:
+            return "(no log)"

@@ -78,6 +78,14 @@ def write_parquet(table: pa.Table, path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def copy_file(source: Path, target: Path) -> None:
+    """Copy then fsync, like :func:`write_parquet`: staged bytes are durable before the rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+    with target.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def write_parts(staging: str, shard: int, tables: Sequence[tuple[str, pa.Table]]) -> list[str]:
     """Write one shard's non-empty tables as ``<folder>/part-NNNNN.parquet``; return their
     paths relative to the staging folder."""

@@ -60,12 +60,17 @@ class Summary:
         )
 
 
+# The columns summarize() reads, per table: a copied part is read with these alone.
+SUMMARY_COLUMNS = {
+    "documents": ("source_path", "source_sha256", "language", "source_encoding", "removed"),
+    "rejected": ("source_path", "source_sha256", "source_bytes", "reason", "stage", "detail"),
+}
+
+
 def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()) -> Summary:
     """Counts over one shard's tables (freshly processed and reused rows alike)."""
     summary = Summary(published=documents.num_rows, rejected=rejected.num_rows, files=list(files))
-    docs = documents.select(
-        ["source_path", "source_sha256", "language", "source_encoding", "removed"]
-    )
+    docs = documents.select(list(SUMMARY_COLUMNS["documents"]))
     for row in docs.to_pylist():
         summary.languages[row["language"]] += 1
         summary.encodings[row["source_encoding"]] += 1
@@ -73,7 +78,7 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
         for removed in row["removed"]:
             summary.rules[removed["rule"]] += 1
             summary.removed_lines[removed["text"][:200]] += 1
-    for rej in rejected.to_pylist():
+    for rej in rejected.select(list(SUMMARY_COLUMNS["rejected"])).to_pylist():
         summary.reasons[rej["reason"]] += 1
         summary.stages[rej["stage"]] += 1
         summary.inputs.append(

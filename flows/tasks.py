@@ -15,7 +15,7 @@ from flows.discover import Discovery, discover
 from flows.models import Manifest, RunParameters
 from flows.publish import data_files, ensure_tables, finalize, prune, release_id
 from flows.settings import load_rules
-from flows.shard import ShardJob, run_shard
+from flows.shard import ShardJob, copy_unchanged_shard, run_shard
 from flows.stages.boilerplate import RuleSet
 from flows.summary import Summary, build_manifest, counts_table, dataset_card, run_report
 
@@ -52,6 +52,36 @@ def load_index_task(release: str | None) -> dict[str, PreviousRow]:
             "previous release %s indexes %d inputs", Path(release).name, len(index)
         )
     return index
+
+
+@task(
+    name="copy-unchanged-shards",
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    cache_policy=NO_CACHE,
+)
+def copy_unchanged_task(jobs: list[ShardJob]) -> dict[int, Summary]:
+    """Shards whose inputs all match the previous release, copied; shard index -> summary."""
+    copied = {}
+    for job in jobs:
+        result = copy_unchanged_shard(job)
+        if result is not None:
+            copied[job.index] = result.summary
+            get_run_logger().info(
+                "shard %d: %d published, %d rejected (all %d unchanged: parts copied)",
+                job.index,
+                result.summary.published,
+                result.summary.rejected,
+                result.reused,
+            )
+    if jobs and jobs[0].previous_release:
+        get_run_logger().info(
+            "%d of %d shards unchanged: parts copied from release %s",
+            len(copied),
+            len(jobs),
+            Path(jobs[0].previous_release).name,
+        )
+    return copied
 
 
 @task(

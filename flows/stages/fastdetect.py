@@ -1,0 +1,316 @@
+"""langdetect's algorithm, faster, with bit-identical results.
+
+:class:`FastDetector` answers exactly what ``Detector.get_probabilities()`` answers for a
+detector made by the same ``DetectorFactory`` (same profiles, same seed): the same
+languages in the same order with the same floats, and ``LangDetectException`` in the same
+cases. Only the way the work is done changes (figures: ``benchmarks/bench_langdetect.py``):
+
+* Text preparation (URL and e-mail removal, Vietnamese normalisation, ``max_text_length``,
+  space collapsing, Latin removal) reuses langdetect's own regular expressions and
+  ``NGram.normalize_vi``; its per-character string building becomes slicing, ``re.sub``
+  and byte counting.
+* N-gram extraction: ``NGram.normalize`` is a pure function of one character (it reads
+  only the character and constant class-level tables), so it is memoised per code point
+  and applied with ``str.translate``. A space stays a space under ``normalize`` and the
+  ``NGram`` buffer restarts at every space, so the n-grams of a text are those of its
+  space-separated tokens in order, each a function of the token alone (and of whether a
+  space follows it): they are memoised per token. Within a word, the 1-, 2- and 3-gram
+  ending at each character are looked up unless that character and the one before it are
+  both upper case (``NGram.capitalword``).
+* Detection: the profiles become one ``float64`` matrix (n-grams x languages). langdetect's
+  update ``prob[i] *= weight + row[i]`` becomes numpy's elementwise ``row + weight`` and
+  ``prob * (...)``: the same IEEE operations on the same operands, in the same order
+  (updates are applied one after another, never multiplied together first). The
+  normalisation sums with the builtin ``sum()`` over a list of Python floats, as langdetect
+  does, so the total is the same on every Python (3.12 made ``sum()`` compensated). Its
+  maximum is ``max(values) / total``: for a finite positive total, correctly rounded
+  division is monotonic, so that is the largest quotient langdetect compares; any other
+  total (zero, infinite, NaN) takes langdetect's element-by-element path, including its
+  ``ZeroDivisionError``.
+* The random stream is a ``random.Random`` seeded with the factory's seed and used in
+  langdetect's order: ``gauss(0.0, 1.0)`` per trial, then ``choice`` over a list as long as
+  langdetect's n-gram list for each update.
+
+The matrix for langdetect's 55 profiles takes ~38 MB and is built once per factory
+(:meth:`FastDetector.from_factory`, ~0.3 s); build it once per process and reuse it. The
+detector copies the factory's profiles, language list and seed when it is built; later
+changes to the factory (``set_seed``, more profiles) are not seen. One detector can serve
+several threads: each call has its own ``random.Random``, and the memos only ever gain or
+lose whole entries.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import random
+import re
+from collections.abc import Callable
+from itertools import chain
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+from langdetect.detector import Detector
+from langdetect.detector_factory import DetectorFactory
+from langdetect.lang_detect_exception import ErrorCode, LangDetectException
+from langdetect.utils.ngram import NGram
+
+__all__ = ["FastDetector", "prepare_text"]
+
+FloatArray = npt.NDArray[np.float64]
+
+# langdetect's parameters, read from its Detector class so they cannot drift.
+ALPHA_DEFAULT: Final[float] = float(Detector.ALPHA_DEFAULT)
+_ALPHA_WIDTH: Final[float] = float(Detector.ALPHA_WIDTH)
+_ITERATION_LIMIT: Final[int] = int(Detector.ITERATION_LIMIT)
+_PROB_THRESHOLD: Final[float] = float(Detector.PROB_THRESHOLD)
+_CONV_THRESHOLD: Final[float] = float(Detector.CONV_THRESHOLD)
+_BASE_FREQ: Final[int] = int(Detector.BASE_FREQ)
+_N_GRAM: Final[int] = int(NGram.N_GRAM)
+# Detector() sets max_text_length = 10000 in __init__ (not a class attribute).
+MAX_TEXT_LENGTH: Final[int] = 10_000
+
+_URL_RE: Final[re.Pattern[str]] = Detector.URL_RE
+_MAIL_RE: Final[re.Pattern[str]] = Detector.MAIL_RE
+# normalize_vi only changes a vowel followed by one of these combining marks.
+_VI_MARK: Final = re.compile("[" + NGram.DMARK_CLASS + "]")
+_SPACE_RUN: Final = re.compile(" {2,}")
+# cleaning_text: 'A' <= ch <= 'z' is "Latin"; every ch >= U+0300 is "non-Latin" (langdetect
+# compares unicode_block()'s int with the string 'Latin Extended Additional', which never
+# matches). Both are counted on the UTF-8 bytes: bytes 0x41-0x7A only occur as those ASCII
+# characters, and a character >= U+0300 is exactly one lead byte >= 0xCC.
+_LATIN_BYTES: Final = bytes(range(ord("A"), ord("z") + 1))
+_BELOW_NON_LATIN_LEAD: Final = bytes(range(0xCC))
+_LATIN_RUN: Final = re.compile("[A-z]+")
+# Tokens remembered per detector before the memo is emptied (it then holds ~15 MB).
+_CACHE_LIMIT: Final = 50_000
+
+
+class _NormalizedChars(dict[int, str]):
+    """Code point -> ``NGram.normalize(chr(code))``, computed on first use (for ``translate``)."""
+
+    def __missing__(self, code: int) -> str:
+        normalized = str(NGram.normalize(chr(code)))
+        self[code] = normalized
+        return normalized
+
+
+_NORMALIZED: Final = _NormalizedChars()
+
+
+def prepare_text(text: str, max_text_length: int = MAX_TEXT_LENGTH) -> str:
+    """``Detector.append(text)`` then ``Detector.cleaning_text()``: the text n-grams come from.
+
+    Each step is skipped when it cannot change the text (no "http", no "@", no Vietnamese
+    combining mark, no double space, nothing at or above U+0300).
+    """
+    if "http" in text:
+        text = _URL_RE.sub(" ", text)
+    if "@" in text:
+        text = _MAIL_RE.sub(" ", text)
+    if _VI_MARK.search(text):
+        text = str(NGram.normalize_vi(text))
+    text = text[: max(max_text_length, 0)]
+    if "  " in text:
+        text = _SPACE_RUN.sub(" ", text)
+    if not text.isascii():
+        encoded = text.encode("utf-8", "surrogatepass")
+        non_latin = len(encoded.translate(None, _BELOW_NON_LATIN_LEAD))
+        latin = len(encoded) - len(encoded.translate(None, _LATIN_BYTES))
+        if latin * 2 < non_latin:
+            text = _LATIN_RUN.sub("", text)
+    return text
+
+
+class FastDetector:
+    """langdetect's ``Detector`` for one factory, answering ``get_probabilities()`` faster."""
+
+    __slots__ = ("_grams", "_index", "_langs", "_matrix", "_seed", "_tokens")
+
+    def __init__(
+        self,
+        langs: list[str],
+        grams: list[str],
+        matrix: FloatArray,
+        seed: Any = None,
+    ) -> None:
+        """``matrix[k, j]``: probability of n-gram ``grams[k]`` in language ``langs[j]``."""
+        if matrix.shape != (len(grams), len(langs)) or matrix.dtype != np.float64:
+            raise ValueError(f"matrix must be float64 of shape {(len(grams), len(langs))}")
+        if len(langs) == 0:
+            raise ValueError("no languages")
+        self._langs = list(langs)
+        self._grams = list(grams)
+        # langdetect never uses the 1-gram " " (``w != ' '`` in _extract_ngrams).
+        self._index = {gram: row for row, gram in enumerate(self._grams) if gram != " "}
+        self._matrix = matrix
+        self._seed = seed
+        self._tokens: dict[str, tuple[int, ...]] = {}
+
+    @classmethod
+    def from_factory(cls, factory: DetectorFactory) -> FastDetector:
+        """Copy the profiles, language list and seed of a loaded ``DetectorFactory``."""
+        if _N_GRAM != 3:  # _word_rows spells out the 1-, 2- and 3-grams
+            raise NotImplementedError(f"NGram.N_GRAM is {_N_GRAM}, not 3")
+        langs = [str(lang) for lang in factory.langlist]
+        if not langs:
+            raise LangDetectException(ErrorCode.NeedLoadProfileError, "Need to load profiles.")
+        width = len(langs)
+        table: dict[str, list[float]] = factory.word_lang_prob_map
+        # langdetect only ever looks up 1- to 3-grams.
+        grams = [gram for gram in table if 1 <= len(gram) <= _N_GRAM]
+        rows = [table[gram] for gram in grams]
+        # load_profile sizes rows by the directory's entry count, which can exceed the
+        # number of languages; langdetect reads the first len(langlist) values only.
+        if any(len(row) < width for row in rows):
+            raise ValueError("a profile row is shorter than the language list")
+        flat = chain.from_iterable(row if len(row) == width else row[:width] for row in rows)
+        matrix = np.fromiter(flat, dtype=np.float64, count=len(grams) * width)
+        return cls(langs, grams, matrix.reshape(len(grams), width), factory.seed)
+
+    @property
+    def languages(self) -> list[str]:
+        """The factory's language list (langdetect's column order)."""
+        return list(self._langs)
+
+    def ngrams(self, text: str) -> list[str]:
+        """The n-grams langdetect samples from for ``text``, in its order (for checking)."""
+        grams = self._grams
+        return [grams[row] for row in self._rows(prepare_text(text))]
+
+    def probabilities(
+        self, text: str, n_trial: int = 7, *, alpha: float = ALPHA_DEFAULT
+    ) -> list[tuple[str, float]]:
+        """``(language, probability)`` pairs over 0.1, most probable first.
+
+        Exactly ``[(l.lang, l.prob) for l in d.get_probabilities()]`` for
+        ``d = factory.create(alpha); d.n_trial = n_trial; d.append(text)``. Raises
+        ``LangDetectException`` (code ``CantDetectError``) when the text has no n-gram of
+        the profiles, as langdetect does.
+        """
+        rows = self._rows(prepare_text(text))
+        if not rows:
+            raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
+        langprob = np.zeros(len(self._langs), dtype=np.float64)
+        rng = random.Random(self._seed)
+        for _ in range(n_trial):
+            trial_alpha = alpha + rng.gauss(0.0, 1.0) * _ALPHA_WIDTH
+            prob = self._trial(rows, rng.choice, trial_alpha / _BASE_FREQ)
+            langprob += prob / n_trial
+        found = [
+            (lang, p)
+            for lang, p in zip(self._langs, langprob.tolist(), strict=True)
+            if p > _PROB_THRESHOLD
+        ]
+        # Language.__lt__ compares prob; list.sort(reverse=True) keeps ties in order.
+        found.sort(key=operator.itemgetter(1), reverse=True)
+        return found
+
+    def _rows(self, text: str) -> list[int]:
+        """Matrix rows of ``Detector._extract_ngrams()`` for the prepared ``text``.
+
+        Every space stays a space under ``NGram.normalize``, and the n-gram buffer restarts
+        at each space, so the rows of the text are those of its space-separated tokens in
+        order; a token's rows depend only on the token and on whether a space follows it.
+        """
+        tokens = text.split(" ")
+        last = tokens.pop()
+        memo = self._tokens
+        if len(memo) > _CACHE_LIMIT:
+            memo.clear()
+        rows: list[int] = []
+        for token in tokens:
+            if token:
+                found = memo.get(token)
+                if found is None:
+                    found = memo[token] = self._token_rows(token, True)
+                rows += found
+        if last:
+            rows += self._token_rows(last, False)
+        return rows
+
+    def _token_rows(self, token: str, space_after: bool) -> tuple[int, ...]:
+        """Rows of one space-free token of the prepared text (normalising may split it)."""
+        parts = token.translate(_NORMALIZED).split(" ")
+        rows: list[int] = []
+        for number, part in enumerate(parts, start=1):
+            if part:
+                rows += self._word_rows(part, space_after or number < len(parts))
+        return tuple(rows)
+
+    def _word_rows(self, word: str, space_after: bool) -> list[int]:
+        """Rows of the n-grams NGram yields over a normalised word without spaces.
+
+        The buffer holds the space before the word, then at most the last 3 characters; at
+        each character NGram yields the 1-, 2- and 3-gram ending there (the 1-gram " " is
+        not in the index), unless that character and the one before it are upper case
+        (``capitalword``; ``islower()`` rules that out for the whole word at once).
+        """
+        get = self._index.get
+        padded = " " + word + " " if space_after else " " + word
+        upper = None if word.islower() else [char.isupper() for char in padded]
+        rows: list[int] = []
+        append = rows.append
+        for end in range(1, len(padded)):
+            if upper is not None and upper[end] and upper[end - 1]:
+                continue
+            row = get(padded[end])
+            if row is not None:
+                append(row)
+            row = get(padded[end - 1 : end + 1])
+            if row is not None:
+                append(row)
+            if end >= 2:
+                row = get(padded[end - 2 : end + 1])
+                if row is not None:
+                    append(row)
+        return rows
+
+    def _trial(
+        self, rows: list[int], choice: Callable[[list[int]], int], weight: float
+    ) -> FloatArray:
+        """One trial of ``Detector._detect_block``: the normalised probabilities at its end.
+
+        langdetect updates once, normalises (i = 0), then normalises after every 5th update
+        and stops when the largest probability exceeds CONV_THRESHOLD or at ITERATION_LIMIT.
+        No update draws randomness, so the 5 rows of a round are drawn before they are used.
+        """
+        n_langs = len(self._langs)
+        matrix = self._matrix
+        prob: FloatArray = np.full(n_langs, 1.0 / n_langs, dtype=np.float64)
+        prob = prob * (matrix[choice(rows)] + weight)
+        i = 0
+        while True:
+            values: list[float] = prob.tolist()
+            total = sum(values)
+            if 0.0 < total < math.inf:
+                # Every value is finite (else the total would not be) and one is positive.
+                maxp = max(values) / total
+                prob = prob / total
+            else:
+                maxp, prob = _normalize_literally(values, total)
+            if maxp > _CONV_THRESHOLD or i >= _ITERATION_LIMIT:
+                return prob
+            # The next 5 updates, each prob[j] *= weight + row[j], in draw order.
+            block = matrix.take(
+                [choice(rows), choice(rows), choice(rows), choice(rows), choice(rows)], axis=0
+            )
+            block += weight
+            # prob is this trial's own array (a fresh quotient), so updating it in place is
+            # safe; one multiplication per update, in draw order.
+            prob *= block[0]
+            prob *= block[1]
+            prob *= block[2]
+            prob *= block[3]
+            prob *= block[4]
+            i += 5
+
+
+def _normalize_literally(values: list[float], total: float) -> tuple[float, FloatArray]:
+    """``Detector._normalize_prob`` as written, for a zero, infinite or NaN total."""
+    quotients = [value / total for value in values]  # ZeroDivisionError, as langdetect
+    maxp = 0.0
+    for quotient in quotients:
+        maxp = max(maxp, quotient)  # max() replaces only when quotient > maxp, like langdetect
+    return maxp, np.array(quotients, dtype=np.float64)
