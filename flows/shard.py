@@ -155,8 +155,10 @@ def copy_unchanged_shard(job: ShardJob) -> ShardResult | None:
         )
         for name in present
     }
-    documents = read.get(f"{DOCUMENTS_DIR}/{part}") or empty_table(DOCUMENT_SCHEMA)
-    rejected = read.get(f"{REJECTED_DIR}/{part}") or empty_table(REJECTED_SCHEMA)
+    documents_part, rejected_part = f"{DOCUMENTS_DIR}/{part}", f"{REJECTED_DIR}/{part}"
+    # A shard with no rows of a table has no part file for it.
+    documents = read[documents_part] if documents_part in read else empty_table(DOCUMENT_SCHEMA)
+    rejected = read[rejected_part] if rejected_part in read else empty_table(REJECTED_SCHEMA)
     summary = summarize(documents, rejected, present)
     summary.reused = len(job.docs)
     return ShardResult(summary, processed=0, reused=len(job.docs))
