@@ -44,6 +44,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def is_healthy(api_url: str) -> bool:
+    """The server at ``api_url`` answers its health check."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
 @dataclass
 class LocalPrefect:
     """A running server and the processes started next to it."""
@@ -108,12 +117,8 @@ class LocalPrefect:
             server = self.processes[0]
             if server.poll() is not None:
                 raise LocalServerError(f"prefect server exited with {server.returncode}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if is_healthy(self.api_url):
+                return
             time.sleep(0.5)
         raise LocalServerError(
             f"prefect server not healthy on {self.api_url} after {timeout:.0f} s"
@@ -257,12 +262,8 @@ class TemporaryServer:
                 restarts -= 1
                 self.start()
                 continue
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
+            if is_healthy(self.api_url):
+                return
             time.sleep(0.1)
         raise LocalServerError(
             f"the temporary Prefect server was not healthy after {timeout:.0f} s: "

@@ -9,12 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from flows.local_server import is_healthy
 from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.slow
@@ -26,14 +25,6 @@ def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(home), PYTHONUNBUFFERED="1")
     return env
-
-
-def _answers(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def _command(out: Path) -> list[str]:
@@ -57,7 +48,7 @@ def test_one_temporary_server_for_the_cli_and_its_workers(tmp_path: Path) -> Non
     # Prefect's own "Starting temporary server" would mean a worker (or a thread of the CLI)
     # did not see our server and started a second one.
     assert "Starting temporary server" not in output, output[-3000:]
-    assert not _answers(found.group(1)), "the temporary server outlived the run"
+    assert not is_healthy(found.group(1)), "the temporary server outlived the run"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux-only")
@@ -79,14 +70,14 @@ def test_killing_the_cli_alone_stops_its_temporary_server(tmp_path: Path) -> Non
                 api_url = found.group(1)
                 break
         assert api_url, "the CLI never reported its server"
-        assert _answers(api_url)
+        assert is_healthy(api_url)
         # The CLI only, not its process group: what an OOM killer or `kill -9 <pid>` does.
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while _answers(api_url) and time.monotonic() < deadline:
+        while is_healthy(api_url) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert not _answers(api_url), "the server outlived the CLI that started it"
+        assert not is_healthy(api_url), "the server outlived the CLI that started it"
     finally:
         # Whatever is left of the run (pool workers) goes with the group.
         with contextlib.suppress(ProcessLookupError):
