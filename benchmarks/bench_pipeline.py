@@ -565,40 +565,35 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     """Run the work of ``process-shard`` in this process under pyinstrument.
 
     The pipeline's workers are separate processes that a profiler attached to the CLI does
-    not see; this runs the task's body (``flows.shard.run_shard``: read, process, write) on
+    not see; this runs the task's body (``flows.engine.shard.work_shard``: read, process, write) on
     every k-th input, one shard at a time, and returns pyinstrument's text report.
     """
     from pyinstrument import Profiler
 
-    from flows.discover import Discovery, discover
+    from flows.engine.plan import plan_shards, prepare
+    from flows.engine.run import InlineRunner, execute
     from flows.models import RunParameters
-    from flows.settings import load_rules, stage_config
-    from flows.shard import plan_shards, run_shard
     from flows.stages.language import warm_up
 
-    params = RunParameters(source=str(source), out=str(out))
-    rules, _ = load_rules(params)
-    cfg = stage_config(params, rules)
-    found = discover(params.source, params.include, params.exclude, params.max_file_bytes)
-    inputs = sorted(found.documents + found.rejected, key=lambda d: d.source_path)
+    plan = prepare(RunParameters(source=str(source), out=str(out)), publish=False)
+    inputs = [doc for job in plan.shards for doc in job.docs]
     step = max(1, len(inputs) // sample)
     chosen = inputs[::step][:sample]
+    subset = dataclasses.replace(
+        plan.discovery,
+        documents=tuple(d for d in chosen if d.rejection is None),
+        rejected=tuple(d for d in chosen if d.rejection is not None),
+    )
+    sampled = dataclasses.replace(
+        plan, discovery=subset, shards=plan_shards(subset, plan.params.shard_size)
+    )
     warm_up()  # as the workers do before their first shard
     staging = out / "profile-staging"
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     profiler = Profiler(interval=0.001)
     profiler.start()
-    subset = Discovery(
-        root=found.root,
-        documents=tuple(d for d in chosen if d.rejection is None),
-        rejected=tuple(d for d in chosen if d.rejection is not None),
-        skipped=0,
-    )
-    jobs = plan_shards(
-        subset, cfg, str(staging), params.shard_size, params.max_file_bytes, "profile"
-    )
-    for job in jobs:
-        run_shard(job)
+    execute(sampled, InlineRunner(), keep=staging)
     profiler.stop()
     shutil.rmtree(staging, ignore_errors=True)
     text: str = profiler.output_text(unicode=True, color=False)

@@ -4,7 +4,7 @@ The package is laid out in three layers:
 
 * ``flows.stages`` -- pure functions (no Prefect, no file IO), one module per stage;
 * ``flows.io``, ``flows.publish`` -- the only modules that touch the file system;
-* ``flows.tasks`` and ``flows.pipeline`` -- thin Prefect wrappers and the flow wiring.
+* ``flows.orchestration.tasks`` and ``flows.orchestration.flow`` -- thin Prefect wrappers and the flow wiring.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -16,7 +16,6 @@ import tempfile
 import time
 import types
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -167,7 +166,7 @@ def prefect_api() -> Iterator[None]:
         from prefect.context import refresh_global_settings_context
         from prefect.settings import get_current_settings
 
-        import flows.pipeline  # noqa: F401  # the expensive import, while the server boots
+        import flows.orchestration.flow  # noqa: F401  # the expensive import, while the server boots
 
         if server is None or get_current_settings().api.url:
             _stop_server(server)
@@ -217,17 +216,14 @@ def _stop_server(server: TemporaryServer | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.discover import check_out_not_in_source, resolve_source
-    from flows.publish import ensure_output
-    from flows.settings import load_rules
+    from flows.engine.plan import preflight
 
     params = resolve_parameters(args)
-    # A bad source, output or rule file fails here, before a server starts.
-    check_out_not_in_source(resolve_source(params.source), params.out)
-    ensure_output(params.out)
-    load_rules(params)
+    # A bad source, output or rule file fails here, before a server starts (the flow's
+    # prepare step runs the same check again, where a deployment starts it).
+    preflight(params)
     with prefect_api():
-        from flows.pipeline import corpus_release
+        from flows.orchestration.flow import corpus_release
 
         result = corpus_release(params)
     sys.stdout.write(
@@ -239,10 +235,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from flows.engine.pool import PoolRunner
     from flows.validate import render_report, validate
 
     params = resolve_parameters(args)
-    report = validate(params, executor_factory=ProcessPoolExecutor)
+    report = validate(params, PoolRunner(params.workers))
     sys.stdout.write(
         json.dumps(report.as_dict(), indent=2) + "\n" if args.json else render_report(report)
     )
@@ -250,9 +247,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _boilerplate_report(args: argparse.Namespace) -> int:
-    from flows.discover import discover, read_input
+    from flows.engine.plan import prepare
+    from flows.engine.shard import read_inputs
     from flows.learn import LineCounter, rule_file
-    from flows.settings import load_rules
     from flows.stages.encoding import decode
     from flows.stages.types import Rejection
 
@@ -260,18 +257,21 @@ def _boilerplate_report(args: argparse.Namespace) -> int:
     if args.min_docs < 1:
         sys.stderr.write("corpus: --min-docs must be at least 1\n")
         return 2
-    rules, _ = load_rules(params)
-    found = discover(params.source, params.include, params.exclude, params.max_file_bytes)
+    plan = prepare(params, publish=False)
     counter = LineCounter()
-    unreadable = len(found.rejected)
-    for doc in found.documents:
-        data = read_input(found.root, doc, params.max_file_bytes)
-        decoded = data if isinstance(data, Rejection) else decode(data)
-        if isinstance(decoded, Rejection):
-            unreadable += 1
-            continue
-        counter.add(decoded.text)
-    candidates = counter.candidates(args.min_docs, rules)
+    unreadable = 0
+    for job in plan.shards:
+        for item in read_inputs(job, str(plan.root), params.max_file_bytes):
+            decoded = (
+                item.payload
+                if isinstance(item.payload, Rejection)
+                else decode(item.payload, plan.config.encoding)
+            )
+            if isinstance(decoded, Rejection):
+                unreadable += 1
+                continue
+            counter.add(decoded.text)
+    candidates = counter.candidates(args.min_docs, plan.config.rules)
     sys.stdout.write(
         f"{len(candidates)} lines in at least {args.min_docs} of {counter.documents} "
         f"documents ({unreadable} inputs not readable as text)\n"

@@ -1,17 +1,134 @@
-"""The one explicit Arrow schema of each Parquet table. Never inferred.
+"""The published contracts: row types and the one explicit Arrow schema of each table.
 
-Bump the version when a column changes; it is recorded in the manifest and in the
-Parquet file metadata so readers can tell releases apart.
+Each Parquet table is declared once here, next to the Python row type that fills it; the
+module refuses to import when the two disagree (a row field missing from the schema would
+otherwise be dropped silently), and ``tests/test_contracts.py`` checks the README's tables
+against the same definitions. Bump a version when a column changes: it is recorded in the
+manifest and in every file's schema metadata.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import pyarrow as pa
+
+from flows.stages.boilerplate import RemovedLine
+from flows.stages.types import Rejection
 
 DOCUMENT_SCHEMA_VERSION = 2
 REJECTED_SCHEMA_VERSION = 1
+INDEX_SCHEMA_VERSION = 1
+FACTS_SCHEMA_VERSION = 1
 
-REMOVED_LINE = pa.struct(
+DOCUMENTS_DIR = "documents"
+REJECTED_DIR = "rejected"
+INDEX_DIR = "index"
+FACTS_DIR = "facts"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceDocument:
+    """One input as discovered: where it is, its id, its metadata line if any."""
+
+    source_path: str
+    doc_id: str
+    size: int
+    metadata: Mapping[str, Any] | None = None
+    metadata_line: int | None = None
+    # Set at discovery when the input is already known to be unpublishable.
+    rejection: Rejection | None = None
+    # The path relative to the root as the file system spells it (may hold undecodable
+    # bytes as surrogates); ``source_path`` is its printable form. None: same as source_path.
+    fs_relative: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRow:
+    """One published document; the field order is the Parquet column order."""
+
+    id: str
+    text: str
+    title: str | None
+    language: str
+    language_confidence: float
+    language_declared: str | None
+    language_mismatch: bool
+    language_share: float | None
+    language_mixed: bool
+    source_path: str
+    source_bytes: int
+    source_encoding: str
+    encoding_confidence: float
+    encoding_method: str
+    encoding_low_confidence: bool
+    text_repairs: tuple[str, ...]
+    source_sha256: str
+    text_sha256: str
+    text_chars: int
+    removed: tuple[RemovedLine, ...]
+    url: str | None
+    published: dt.datetime | None
+    authors: tuple[str, ...]
+    license: str | None
+    source: str | None
+    metadata_extra: str | None
+    pipeline_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    """One input that was not published, and why."""
+
+    source_path: str
+    stage: str
+    reason: str
+    detail: str
+    source_sha256: str | None
+    source_bytes: int | None
+    pipeline_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRow:
+    """Where a release keeps the row of one input, and the processing key it was made with."""
+
+    source_path: str
+    processing_key: str
+    table: str  # DOCUMENTS_DIR or REJECTED_DIR
+    file: str  # relative to the release folder
+
+
+@dataclass(frozen=True, slots=True)
+class FactsRow:
+    """Compact facts of one published document, written by the shard pass for the corpus
+    step, which reads these (never the texts) to decide across documents."""
+
+    id: str
+    source_path: str
+    text_sha256: str
+    text_chars: int
+    language: str
+    has_metadata: bool
+    published: dt.datetime | None
+    file: str  # the documents part holding its row
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A shard's rows, in input order."""
+
+    documents: list[DocumentRow] = field(default_factory=list)
+    rejected: list[RejectedRow] = field(default_factory=list)
+
+
+_REMOVED_LINE = pa.struct(
     [
         pa.field("rule", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
@@ -19,54 +136,111 @@ REMOVED_LINE = pa.struct(
     ]
 )
 
-DOCUMENT_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("text", pa.string(), nullable=False),
-        pa.field("title", pa.string()),
-        pa.field("language", pa.string(), nullable=False),
-        pa.field("language_confidence", pa.float64(), nullable=False),
-        pa.field("language_declared", pa.string()),
-        pa.field("language_mismatch", pa.bool_(), nullable=False),
-        pa.field("language_share", pa.float64()),
-        pa.field("language_mixed", pa.bool_(), nullable=False),
-        pa.field("source_path", pa.string(), nullable=False),
-        pa.field("source_bytes", pa.int64(), nullable=False),
-        pa.field("source_encoding", pa.string(), nullable=False),
-        pa.field("encoding_confidence", pa.float64(), nullable=False),
-        pa.field("encoding_method", pa.string(), nullable=False),
-        pa.field("encoding_low_confidence", pa.bool_(), nullable=False),
-        pa.field(
-            "text_repairs", pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=False
-        ),
-        pa.field("source_sha256", pa.string(), nullable=False),
-        pa.field("text_sha256", pa.string(), nullable=False),
-        pa.field("text_chars", pa.int64(), nullable=False),
-        pa.field(
-            "removed", pa.list_(pa.field("item", REMOVED_LINE, nullable=False)), nullable=False
-        ),
-        pa.field("url", pa.string()),
-        pa.field("published", pa.timestamp("us", tz="UTC")),
-        pa.field(
-            "authors", pa.list_(pa.field("item", pa.string(), nullable=False)), nullable=False
-        ),
-        pa.field("license", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("metadata_extra", pa.string()),
-        pa.field("pipeline_version", pa.string(), nullable=False),
-    ],
-    metadata={"schema": "corpus.documents", "version": str(DOCUMENT_SCHEMA_VERSION)},
-)
 
-REJECTED_SCHEMA = pa.schema(
-    [
-        pa.field("source_path", pa.string(), nullable=False),
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
-        pa.field("source_sha256", pa.string()),
-        pa.field("source_bytes", pa.int64()),
-        pa.field("pipeline_version", pa.string(), nullable=False),
-    ],
-    metadata={"schema": "corpus.rejected", "version": str(REJECTED_SCHEMA_VERSION)},
-)
+def _strings() -> pa.DataType:
+    return pa.list_(pa.field("item", pa.string(), nullable=False))
+
+
+_UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+# Arrow types of the columns whose Python type does not name one by itself.
+_DOCUMENT_TYPES: dict[str, pa.DataType] = {
+    "text_repairs": _strings(),
+    "authors": _strings(),
+    "removed": pa.list_(pa.field("item", _REMOVED_LINE, nullable=False)),
+    "published": _UTC_MICROS,
+}
+_FACTS_TYPES: dict[str, pa.DataType] = {"published": _UTC_MICROS}
+
+_SCALARS: dict[Any, pa.DataType] = {
+    str: pa.string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bool: pa.bool_(),
+}
+
+
+def _arrow_schema(
+    row: type[Any], name: str, version: int, special: Mapping[str, pa.DataType]
+) -> pa.Schema:
+    """The schema of a row dataclass: a column per field, in field order; nullable exactly
+    where the field may be None."""
+    hints = typing.get_type_hints(row)
+    fields = []
+    for item in dataclasses.fields(row):
+        hint = hints[item.name]
+        args = typing.get_args(hint)
+        nullable = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+        base = next((a for a in args if a is not type(None)), hint) if nullable else hint
+        arrow = special.get(item.name) or _SCALARS.get(base)
+        if arrow is None:
+            raise TypeError(f"{row.__name__}.{item.name}: no Arrow type for {hint!r}")
+        fields.append(pa.field(item.name, arrow, nullable=nullable))
+    return pa.schema(fields, metadata={"schema": f"corpus.{name}", "version": str(version)})
+
+
+DOCUMENT_SCHEMA = _arrow_schema(DocumentRow, "documents", DOCUMENT_SCHEMA_VERSION, _DOCUMENT_TYPES)
+REJECTED_SCHEMA = _arrow_schema(RejectedRow, "rejected", REJECTED_SCHEMA_VERSION, {})
+INDEX_SCHEMA = _arrow_schema(IndexRow, "index", INDEX_SCHEMA_VERSION, {})
+FACTS_SCHEMA = _arrow_schema(FactsRow, "facts", FACTS_SCHEMA_VERSION, _FACTS_TYPES)
+
+# Every table of a release, by folder: its schema and its row type.
+TABLES: dict[str, tuple[pa.Schema, type[Any]]] = {
+    DOCUMENTS_DIR: (DOCUMENT_SCHEMA, DocumentRow),
+    REJECTED_DIR: (REJECTED_SCHEMA, RejectedRow),
+    INDEX_DIR: (INDEX_SCHEMA, IndexRow),
+    FACTS_DIR: (FACTS_SCHEMA, FactsRow),
+}
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, RemovedLine):
+        return {"rule": value.rule, "text": value.text, "line": value.line}
+    if isinstance(value, tuple):
+        return [_cell(item) for item in value]
+    return value
+
+
+def rows_table(rows: Sequence[Any], schema: pa.Schema) -> pa.Table:
+    """Rows of one dataclass -> a table of exactly ``schema`` (nothing inferred)."""
+    columns = {name: [_cell(getattr(row, name)) for row in rows] for name in schema.names}
+    return pa.Table.from_pydict(columns, schema=schema)
+
+
+def documents_table(rows: Sequence[DocumentRow]) -> pa.Table:
+    return rows_table(rows, DOCUMENT_SCHEMA)
+
+
+def rejected_table(rows: Sequence[RejectedRow]) -> pa.Table:
+    return rows_table(rows, REJECTED_SCHEMA)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    # Not schema.empty_table() (nor pa.array / from_pydict): those import pandas when it
+    # is installed, 0.5 s of a run that has nothing else to do.
+    return pa.Table.from_batches([], schema=schema)
+
+
+__all__ = [
+    "DOCUMENTS_DIR",
+    "DOCUMENT_SCHEMA",
+    "DOCUMENT_SCHEMA_VERSION",
+    "FACTS_DIR",
+    "FACTS_SCHEMA",
+    "INDEX_DIR",
+    "INDEX_SCHEMA",
+    "REJECTED_DIR",
+    "REJECTED_SCHEMA",
+    "REJECTED_SCHEMA_VERSION",
+    "TABLES",
+    "DocumentRow",
+    "FactsRow",
+    "IndexRow",
+    "Outcome",
+    "RejectedRow",
+    "SourceDocument",
+    "documents_table",
+    "empty_table",
+    "rejected_table",
+    "rows_table",
+]

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flows.contracts import SourceDocument
 from flows.errors import ConfigError, SourceError
 from flows.models import MetadataIssue
-from flows.process import SourceDocument
 from flows.stages.metadata import derive_id
 from flows.stages.types import Reason, Rejection, Stage
 

@@ -237,6 +237,14 @@ class RunParameters(BaseModel):
         title="Unknown metadata fields",
         description="'keep' publishes them as JSON in metadata_extra; 'reject' rejects the document.",
     )
+    dedup: Literal["off", "exact"] = Field(
+        default="off",
+        title="Duplicates",
+        description=(
+            "'exact' keeps one copy of documents whose cleaned text is identical and rejects "
+            "the others as exact_duplicate (decided across the corpus, after the shards)."
+        ),
+    )
     shard_size: int = Field(
         default=200,
         title="Documents per task",
@@ -315,6 +323,17 @@ class Manifest(BaseModel):
     files: list[DataFile]
     metadata_issues: list[MetadataIssue]
     parameters: dict[str, Any]
+    corpus: dict[str, int] = Field(
+        default_factory=dict,
+        description="What the corpus step decided across documents (e.g. exact_duplicate).",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description=(
+            "What this run could not trust or reuse from the previous release; those inputs "
+            "were processed again from the source."
+        ),
+    )
 
 
 class RuleModel(BaseModel):

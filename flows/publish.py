@@ -25,16 +25,14 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.arrow_schema import DOCUMENT_SCHEMA, REJECTED_SCHEMA
+from flows.contracts import DOCUMENT_SCHEMA, DOCUMENTS_DIR, REJECTED_DIR, REJECTED_SCHEMA
 from flows.errors import OutputError, OutputLockedError
 from flows.models import DataFile, Manifest
-from flows.process import DocumentRow, RejectedRow
 
 logger = logging.getLogger(__name__)
 
@@ -44,30 +42,9 @@ STAGING_PREFIX = ".staging-"
 DELETING_PREFIX = ".deleting-"
 CURRENT_TMP_PREFIX = ".current-"
 PROBE_PREFIX = ".probe-"
-DOCUMENTS_DIR = "documents"
-REJECTED_DIR = "rejected"
 # Row groups of ~50 documents keep a reader's memory bounded (articles are ~5-20 kB each)
 # while leaving the per-group overhead negligible.
 ROW_GROUP_SIZE = 50
-
-
-def documents_table(rows: Sequence[DocumentRow]) -> pa.Table:
-    """Rows -> a table of exactly :data:`DOCUMENT_SCHEMA` (nothing inferred)."""
-    columns: dict[str, list[object]] = {name: [] for name in DOCUMENT_SCHEMA.names}
-    for row in rows:
-        for name in DOCUMENT_SCHEMA.names:
-            value = getattr(row, name)
-            if name == "removed":
-                value = [asdict(item) for item in value]
-            elif name == "authors":
-                value = list(value)
-            columns[name].append(value)
-    return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
-
-
-def rejected_table(rows: Sequence[RejectedRow]) -> pa.Table:
-    columns = {name: [getattr(row, name) for row in rows] for name in REJECTED_SCHEMA.names}
-    return pa.Table.from_pydict(columns, schema=REJECTED_SCHEMA)
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from flows import PIPELINE_VERSION
 from flows.errors import ConfigError, RulesError
 from flows.models import RuleFile, RunParameters
-from flows.process import StageConfig
 from flows.stages.boilerplate import HEURISTICS, RuleSet, compile_rule
+from flows.stages.compose import StageConfig
 from flows.stages.encoding import EncodingSettings
 from flows.stages.language import LanguageSettings, primary_subtag
 
@@ -151,9 +151,18 @@ def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
     )
 
 
-def config_fingerprint(params: RunParameters, rules_digest: str) -> str:
-    """Hash of everything that can change a published row."""
-    relevant = params.model_dump(mode="json", exclude=set(_EXECUTION_ONLY))
+# Parameters that only the corpus step reads: they change which rows are published, not how
+# a document's row is made, so they stay out of the per-document processing key.
+_CORPUS_ONLY = frozenset({"dedup"})
+
+
+def config_fingerprint(
+    params: RunParameters, rules_digest: str, *, per_document: bool = False
+) -> str:
+    """Hash of everything that can change a published row; ``per_document`` leaves out what
+    only the corpus step reads (the processing key of each input uses that one)."""
+    excluded = set(_EXECUTION_ONLY) | (set(_CORPUS_ONLY) if per_document else set())
+    relevant = params.model_dump(mode="json", exclude=excluded)
     payload = json.dumps(
         {"parameters": relevant, "rules": rules_digest, "pipeline": PIPELINE_VERSION},
         sort_keys=True,

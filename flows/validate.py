@@ -1,19 +1,19 @@
-"""``corpus validate``: every check of a run, nothing published, a report instead."""
+"""``corpus validate``: a run of the engine that publishes nothing, and its report."""
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from flows.discover import discover, read_input, resolve_source
+import pyarrow.parquet as pq
+
+from flows.contracts import REJECTED_DIR, REJECTED_SCHEMA, RejectedRow
+from flows.engine.plan import prepare
+from flows.engine.run import Runner, execute
 from flows.models import MetadataIssue, RunParameters
-from flows.process import Outcome, RejectedRow, SourceDocument, StageConfig, process_many
-from flows.settings import load_rules, stage_config
-from flows.stages.language import warm_up
-from flows.stages.types import Rejection
 
 
 @dataclass(slots=True)
@@ -44,46 +44,30 @@ class Report:
         }
 
 
-def check_shard(
-    root: str, docs: Sequence[SourceDocument], cfg: StageConfig, max_bytes: int
-) -> Outcome:
-    items: list[tuple[SourceDocument, bytes | Rejection]] = [
-        (doc, doc.rejection or read_input(root, doc, max_bytes)) for doc in docs
-    ]
-    return process_many(items, cfg)
-
-
-def validate(
-    params: RunParameters, executor_factory: Callable[..., Executor] | None = None
-) -> Report:
-    """Run discovery and every stage over all inputs, in parallel when given an executor."""
-    resolve_source(params.source)
-    rules, _ = load_rules(params)
-    cfg = stage_config(params, rules)
-    found = discover(params.source, params.include, params.exclude, params.max_file_bytes)
-    inputs = sorted(found.documents + found.rejected, key=lambda d: d.source_path)
-    report = Report(
-        inputs=len(inputs), skipped=found.skipped, metadata_issues=list(found.metadata_issues)
+def validate(params: RunParameters, runner: Runner) -> Report:
+    """Every check of a run -- discovery, the stages, the corpus step -- with nothing
+    published: the shards are written to a scratch folder, read back, and removed."""
+    plan = prepare(params, publish=False)
+    with tempfile.TemporaryDirectory(prefix="corpus-validate-") as scratch:
+        result = execute(plan, runner, keep=Path(scratch))
+        rejected = _rejected_rows(Path(scratch))
+    summary = result.summary
+    return Report(
+        inputs=plan.inputs,
+        published=summary.published,
+        skipped=plan.discovery.skipped,
+        rejected=rejected,
+        metadata_issues=list(plan.discovery.metadata_issues),
+        languages=Counter(summary.languages),
     )
-    size = params.shard_size
-    batches = [inputs[i : i + size] for i in range(0, len(inputs), size)]
-    if executor_factory is None or len(batches) <= 1:
-        outcomes = [check_shard(found.root, batch, cfg, params.max_file_bytes) for batch in batches]
-    else:
-        with executor_factory(max_workers=params.workers or None, initializer=warm_up) as pool:
-            outcomes = list(
-                pool.map(
-                    check_shard,
-                    *zip(
-                        *[(found.root, b, cfg, params.max_file_bytes) for b in batches], strict=True
-                    ),
-                )
-            )
-    for outcome in outcomes:
-        report.published += len(outcome.documents)
-        report.rejected.extend(outcome.rejected)
-        report.languages.update(row.language for row in outcome.documents)
-    return report
+
+
+def _rejected_rows(folder: Path) -> list[RejectedRow]:
+    rows = []
+    for path in sorted((folder / REJECTED_DIR).glob("part-*.parquet")):
+        table = pq.ParquetFile(path).read(columns=REJECTED_SCHEMA.names)
+        rows += [RejectedRow(**row) for row in table.to_pylist()]
+    return sorted(rows, key=lambda r: r.source_path)
 
 
 def render_report(report: Report) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from flows.models import RunParameters
-from flows.process import StageConfig
 from flows.settings import load_rules, stage_config
+from flows.stages.compose import StageConfig
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"

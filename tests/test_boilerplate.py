@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from flows.errors import RulesError
 from flows.models import RunParameters
-from flows.process import StageConfig
 from flows.settings import load_rules, parse_rules
 from flows.stages.boilerplate import (
     OUTSIDE_MAIN_CONTENT,
@@ -24,6 +23,7 @@ from flows.stages.boilerplate import (
     line_words,
     phrase_key,
 )
+from flows.stages.compose import StageConfig
 from flows.stages.types import Reason, Rejection
 from tests.conftest import SEEDS, SHARED_BENCHMARKS
 

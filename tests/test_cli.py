@@ -94,13 +94,19 @@ def test_validate_reports_and_exits_non_zero(
     assert not (seed_source / "dist").exists()
 
 
-def test_validate_parallel_matches_serial(
-    seed_source: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_validate_parallel_matches_serial(seed_source: Path) -> None:
+    from flows.engine.pool import PoolRunner
+    from flows.engine.run import InlineRunner
+    from flows.validate import validate
+
     for i in range(5):
         (seed_source / f"copy{i}.txt").write_text(
             (seed_source / "001_f6e449bcd0ea5a8d.txt").read_text()
         )
-    assert main(["validate", "--source", str(seed_source), "--shard-size", "2", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["languages"] == {"de": 1, "en": 6}
+    (seed_source / "empty.txt").write_bytes(b"")
+    params = RunParameters(source=str(seed_source), shard_size=2)
+    serial = validate(params, InlineRunner())
+    parallel = validate(params, PoolRunner(2))
+    assert parallel.as_dict() == serial.as_dict()
+    assert serial.languages == {"de": 1, "en": 6}
+    assert [r.reason for r in serial.rejected] == ["empty"]

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.models import Manifest, RunParameters
-from flows.pipeline import corpus_release
+from flows.orchestration.flow import corpus_release
 from flows.publish import CURRENT, RELEASES, sha256_file
 from tests.conftest import REPO
 

@@ -10,7 +10,7 @@ import pytest
 from distributed import LocalCluster
 
 from flows.models import RunParameters
-from flows.pipeline import corpus_release
+from flows.orchestration.flow import corpus_release
 from tests.conftest import SEEDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

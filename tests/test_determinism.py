@@ -13,7 +13,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from flows.models import RunParameters
-from flows.pipeline import corpus_release
+from flows.orchestration.flow import corpus_release
 from tests.test_crash import generate_source
 from tests.test_hostile import MAX_FILE_BYTES, build_hostile_source
 

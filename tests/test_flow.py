@@ -11,9 +11,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from flows.arrow_schema import DOCUMENT_SCHEMA, REJECTED_SCHEMA
+from flows.contracts import DOCUMENT_SCHEMA, REJECTED_SCHEMA
 from flows.models import Manifest, RunParameters
-from flows.pipeline import corpus_release
+from flows.orchestration.flow import corpus_release
 from tests.conftest import SEEDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from flows.models import Manifest, RunParameters
-from flows.pipeline import ReleaseResult, corpus_release
+from flows.orchestration.flow import ReleaseResult, corpus_release
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 

@@ -8,9 +8,9 @@ import pytest
 
 from flows.cli import main
 from flows.learn import LineCounter, learn, line_hash, normalise, rule_file
-from flows.process import StageConfig
 from flows.settings import parse_rules
 from flows.stages.boilerplate import Cleaned, RuleSet, clean
+from flows.stages.compose import StageConfig
 
 TOPICS = ["harbour", "school", "bridge", "library", "market", "station", "park", "museum"]
 

@@ -7,8 +7,9 @@ import codecs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.process import SourceDocument, StageConfig, process_document
+from flows.contracts import SourceDocument
 from flows.stages.boilerplate import Cleaned, clean
+from flows.stages.compose import StageConfig, process_document
 from flows.stages.encoding import Decoded, EncodingSettings, decode, normalize_text
 from flows.stages.language import detect_language
 

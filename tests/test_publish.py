@@ -11,21 +11,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.arrow_schema import DOCUMENT_SCHEMA
+from flows.contracts import (
+    DOCUMENT_SCHEMA,
+    DocumentRow,
+    SourceDocument,
+    documents_table,
+    rejected_table,
+)
 from flows.errors import OutputError, OutputLockedError
-from flows.process import DocumentRow, SourceDocument, StageConfig, process_document
 from flows.publish import (
     RELEASES,
-    documents_table,
     ensure_output,
     ensure_tables,
     new_staging,
     output_lock,
     prune,
-    rejected_table,
     write_parts,
 )
 from flows.stages.boilerplate import RemovedLine
+from flows.stages.compose import StageConfig, process_document
 
 
 def _row(**changes: object) -> DocumentRow:
@@ -236,7 +240,7 @@ def test_new_staging_clears_every_leftover_of_a_killed_run(tmp_path: Path) -> No
 
 
 def test_unencodable_row_is_rejected_not_written(default_config: StageConfig) -> None:
-    from flows.process import process_many
+    from flows.stages.compose import process_many
 
     doc = SourceDocument(
         source_path="a.txt",
@@ -258,8 +262,8 @@ def test_unencodable_row_is_rejected_not_written(default_config: StageConfig) ->
 def test_a_crashing_document_never_fails_its_shard(
     default_config: StageConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from flows.process import process_many
     from flows.stages.boilerplate import clean as real_clean
+    from flows.stages.compose import process_many
 
     def clean_that_fails_on_marker(text: str, rules: object) -> object:
         if "EXPLODE" in text:

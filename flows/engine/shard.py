@@ -1,198 +1,391 @@
-"""One shard, end to end: read inputs, reuse unchanged rows, process the rest, write parts.
+"""The shard pass: each input read and hashed once; its row copied, reused or made; parts written.
 
-This is the body of the ``process-shard`` task, kept free of Prefect so it can be tested
-and profiled directly.
+``prepare_shard`` runs where the run is driven: it reads a shard's inputs (the only read of
+each input in a run), hashes them (the only hash), and decides in one place what happens
+to the shard -- copied whole from the previous release when nothing in it changed and the
+parts verify, otherwise a :class:`ShardWork` that carries the bytes to a worker.
+``work_shard`` is the worker's body: it reuses the verified rows of unchanged inputs,
+processes the rest, and writes the shard's documents, rejected, index and facts parts.
+Neither imports Prefect: the engine hands them to whatever runs the shards.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import logging
-from collections.abc import Mapping
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flows.arrow_schema import DOCUMENT_SCHEMA, REJECTED_SCHEMA
-from flows.cache import (
-    INDEX_DIR,
-    PreviousRow,
-    empty_table,
-    index_table,
-    processing_key,
-    read_parquet,
-    reuse_rows,
-)
-from flows.discover import Discovery, read_input
-from flows.process import SourceDocument, StageConfig, process_many
-from flows.publish import (
+from flows.contracts import (
+    DOCUMENT_SCHEMA,
     DOCUMENTS_DIR,
+    FACTS_DIR,
+    FACTS_SCHEMA,
+    INDEX_DIR,
+    INDEX_SCHEMA,
     REJECTED_DIR,
-    copy_file,
+    REJECTED_SCHEMA,
+    FactsRow,
+    IndexRow,
+    SourceDocument,
     documents_table,
+    empty_table,
     rejected_table,
-    write_parts,
+    rows_table,
 )
-from flows.stages.metadata import sha256_hex
+from flows.discover import read_input
+from flows.engine.previous import (
+    PartMismatch,
+    PreviousRelease,
+    parquet_from_bytes,
+    processing_key,
+    read_verified,
+)
+from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
+from flows.publish import write_parts
+from flows.stages.compose import StageConfig, process_many
 from flows.stages.types import Rejection
-from flows.summary import SUMMARY_COLUMNS, Summary, summarize
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class ShardJob:
-    """Everything a shard task needs; small enough to send to a worker process."""
+class RunContext:
+    """What every shard of one run shares; small and picklable."""
 
-    index: int
     root: str
-    docs: tuple[SourceDocument, ...]
     cfg: StageConfig
     staging: str
     max_file_bytes: int
     config_fingerprint: str
-    previous_release: str | None = None
-    previous: Mapping[str, PreviousRow] | None = None
+    previous: str | None = None  # the previous release's folder
+
+
+@dataclass(frozen=True, slots=True)
+class ShardJob:
+    """A slice of the inputs, in path order, as planned (nothing read yet)."""
+
+    index: int
+    docs: tuple[SourceDocument, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One input after its single read: its bytes (or why they could not be had) and hash."""
+
+    doc: SourceDocument
+    payload: bytes | Rejection
+    digest: str | None  # SHA-256 of the bytes; None when they were not read
+
+
+@dataclass(frozen=True, slots=True)
+class ShardWork:
+    """What a worker needs for one shard: the inputs' bytes travel with it, so no input is
+    read twice and workers need not see the source folder."""
+
+    index: int
+    context: RunContext
+    inputs: tuple[Input, ...]
+    keys: Mapping[str, str]  # source_path -> processing key, for every input that was read
+    reuse: Mapping[str, IndexRow]  # unchanged inputs -> where the previous release keeps them
+    parts: Mapping[str, str]  # previous part file -> sha256 its manifest recorded
 
 
 @dataclass(frozen=True, slots=True)
 class ShardResult:
+    index: int
     summary: Summary
     processed: int
     reused: int
+    copied: bool = False
 
 
-def run_shard(job: ShardJob) -> ShardResult:
-    payloads: list[tuple[SourceDocument, bytes | Rejection]] = [
-        (doc, doc.rejection or read_input(job.root, doc, job.max_file_bytes)) for doc in job.docs
-    ]
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def source_digest(data: bytes) -> str:
+    """The one hash of an input's bytes in a run (row, processing key and fingerprint)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_inputs(job: ShardJob, root: str, max_file_bytes: int) -> list[Input]:
+    """Each input of the shard read once (inputs rejected at discovery are not opened)."""
+    inputs = []
+    for doc in job.docs:
+        if doc.rejection is not None:
+            inputs.append(Input(doc, doc.rejection, None))
+            continue
+        payload = read_input(root, doc, max_file_bytes)
+        digest = source_digest(payload) if isinstance(payload, bytes) else None
+        inputs.append(Input(doc, payload, digest))
+    return inputs
+
+
+def prepare_shard(
+    job: ShardJob, context: RunContext, previous: PreviousRelease | None
+) -> ShardWork | ShardResult:
+    """Read the shard; copy it whole when nothing in it changed and its parts verify;
+    otherwise return the work a worker does (reusing what is unchanged row by row)."""
+    inputs = read_inputs(job, context.root, context.max_file_bytes)
     keys = {
-        doc.source_path: processing_key(doc, sha256_hex(payload), job.config_fingerprint)
-        for doc, payload in payloads
-        if isinstance(payload, bytes)
+        item.doc.source_path: processing_key(item.doc, item.digest, context.config_fingerprint)
+        for item in inputs
+        if item.digest is not None
     }
-    previous = job.previous or {}
-    hits = {
-        path: previous[path]
-        for path, key in keys.items()
-        if path in previous and previous[path].key == key
-    }
-    todo = [(doc, payload) for doc, payload in payloads if doc.source_path not in hits]
-    outcome = process_many(todo, job.cfg)
+    reuse: dict[str, IndexRow] = {}
+    parts: dict[str, str] = {}
+    if previous is not None:
+        for path, key in keys.items():
+            row = previous.index.get(path)
+            sha = previous.sha256(row.file) if row is not None else None
+            if row is not None and sha is not None and row.processing_key == key:
+                reuse[path] = row
+                parts[row.file] = sha
+        copied = _copy_whole(job.index, inputs, reuse, context, previous)
+        if copied is not None:
+            return copied
+    return ShardWork(job.index, context, tuple(inputs), keys, reuse, parts)
 
-    documents = documents_table(outcome.documents)
-    rejected = rejected_table(outcome.rejected)
-    if hits and job.previous_release:
-        release = Path(job.previous_release)
-        documents = pa.concat_tables(
-            [documents, reuse_rows(release, hits, DOCUMENTS_DIR, DOCUMENT_SCHEMA)]
+
+def _copy_whole(
+    index: int,
+    inputs: Sequence[Input],
+    reuse: Mapping[str, IndexRow],
+    context: RunContext,
+    previous: PreviousRelease,
+) -> ShardResult | None:
+    """The previous release's parts of this shard, copied byte for byte, when the shard is
+    the same slice of the same unchanged inputs and every part hashes to what the previous
+    manifest recorded; None as soon as anything differs (the worker then reuses row by row)."""
+    part = part_name(index)
+    tables = {f"{DOCUMENTS_DIR}/{part}", f"{REJECTED_DIR}/{part}"}
+    if len(reuse) != len(inputs) or any(row.file not in tables for row in reuse.values()):
+        return None
+    # Every input has exactly one row: equal counts mean the parts hold no other input.
+    if sum(previous.rows_per_file[name] for name in tables) != len(inputs):
+        return None
+    names = sorted(name for name in tables if previous.rows_per_file[name])
+    names += [f"{INDEX_DIR}/{part}", f"{FACTS_DIR}/{part}"]
+    payloads = {}
+    for name in names:
+        expected = previous.sha256(name)
+        if expected is None:
+            return None  # an older release without this part: rebuilt by a worker
+        try:
+            payloads[name] = read_verified(previous.path / name, expected)
+        except PartMismatch as error:
+            logger.warning("shard %d not copied: previous %s", index, error)
+            return None
+    # The manifest vouches for the parts; the rows must also vouch for themselves: every
+    # input exactly once, with the hash just read, and (documents) text matching text_sha256.
+    digests = {i.doc.source_path: i.digest for i in inputs if i.digest is not None}
+    read = {}
+    for folder, schema in ((DOCUMENTS_DIR, DOCUMENT_SCHEMA), (REJECTED_DIR, REJECTED_SCHEMA)):
+        columns = list(dict.fromkeys([*SUMMARY_COLUMNS[folder], *_CHECKED_COLUMNS[folder]]))
+        wanted = pa.schema([schema.field(column) for column in columns])
+        name = f"{folder}/{part}"
+        read[folder] = (
+            parquet_from_bytes(payloads[name], wanted) if name in payloads else empty_table(wanted)
         )
-        rejected = pa.concat_tables(
-            [rejected, reuse_rows(release, hits, REJECTED_DIR, REJECTED_SCHEMA)]
+    verified = sum(
+        _verified_rows(read[folder], digests, folder == DOCUMENTS_DIR).num_rows
+        for folder in (DOCUMENTS_DIR, REJECTED_DIR)
+    )
+    if verified != len(inputs):
+        logger.warning(
+            "shard %d not copied: previous parts hold %d of its %d inputs with matching hashes",
+            index,
+            verified,
+            len(inputs),
         )
+        return None
+    for name, data in payloads.items():
+        _write_durable(Path(context.staging, name), data)
+    data_parts = [n for n in names if n.split("/")[0] in (DOCUMENTS_DIR, REJECTED_DIR)]
+    summary = summarize(read[DOCUMENTS_DIR], read[REJECTED_DIR], data_parts)
+    summary.reused = len(inputs)
+    return ShardResult(index, summary, processed=0, reused=len(inputs), copied=True)
+
+
+_CHECKED_COLUMNS = {
+    DOCUMENTS_DIR: ("source_path", "source_sha256", "text", "text_sha256"),
+    REJECTED_DIR: ("source_path", "source_sha256"),
+}
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    """Write then fsync: a release is renamed into place only after its bytes are on disk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def work_shard(work: ShardWork) -> ShardResult:
+    """The worker's body: reuse verified rows, process the rest, write the shard's parts."""
+    context = work.context
+    digests = {i.doc.source_path: i.digest for i in work.inputs if i.digest is not None}
+    reused_docs, reused_rejected, warnings = _reuse(work, digests)
+    reused = set(reused_docs.column("source_path").to_pylist())
+    reused.update(reused_rejected.column("source_path").to_pylist())
+    todo = [(i.doc, i.payload) for i in work.inputs if i.doc.source_path not in reused]
+    outcome = process_many(todo, context.cfg, digests)
+
     # Input order (by path), whether a row was just made or reused: runs are reproducible.
+    documents = pa.concat_tables([documents_table(outcome.documents), reused_docs])
     documents = documents.sort_by("source_path")
+    rejected = pa.concat_tables([rejected_table(outcome.rejected), reused_rejected])
     rejected = rejected.sort_by("source_path")
 
+    part = part_name(work.index)
     tables = ((DOCUMENTS_DIR, documents), (REJECTED_DIR, rejected))
-    files = write_parts(job.staging, job.index, tables)
-    part = f"part-{job.index:05d}.parquet"
-    entries = [
-        (path, keys[path], folder, f"{folder}/{part}")
+    files = write_parts(context.staging, work.index, tables)
+    index_rows = [
+        IndexRow(path, work.keys[path], folder, f"{folder}/{part}")
         for folder, table in tables
         for path in table.column("source_path").to_pylist()
-        if path in keys
+        if path in work.keys
     ]
-    write_parts(job.staging, job.index, [(INDEX_DIR, index_table(entries))])
-    summary = summarize(documents, rejected, files)
-    summary.reused = len(hits)
-    return ShardResult(summary, processed=len(todo), reused=len(hits))
-
-
-def copy_unchanged_shard(job: ShardJob) -> ShardResult | None:
-    """The previous release's parts of this shard, copied byte for byte, when the shard is
-    the same slice of the same unchanged inputs; None as soon as anything differs.
-
-    A nightly run over a mostly unchanged corpus then costs a read and a hash per input and
-    a file copy per shard: no decoding of Parquet, no worker processes. Anything short of
-    an exact match (an input added, removed or changed in the slice, a read failure, a
-    different shard size) falls back to :func:`run_shard`, which reuses row by row.
-    """
-    previous = job.previous or {}
-    if not job.previous_release or len(previous) != len(job.docs):
-        return None
-    part = f"part-{job.index:05d}.parquet"
-    tables = {f"{DOCUMENTS_DIR}/{part}": DOCUMENT_SCHEMA, f"{REJECTED_DIR}/{part}": REJECTED_SCHEMA}
-    if any(row.file not in tables for row in previous.values()):
-        return None
-    release = Path(job.previous_release)
-    present = [name for name in tables if (release / name).is_file()]
-    try:
-        rows = sum(pq.ParquetFile(release / name).metadata.num_rows for name in present)
-    except (OSError, pa.ArrowInvalid):
-        return None
-    # Every input has exactly one row, so equal counts mean the parts hold no other input.
-    if rows != len(job.docs) or not (release / INDEX_DIR / part).is_file():
-        return None
-    for doc in job.docs:
-        payload = doc.rejection or read_input(job.root, doc, job.max_file_bytes)
-        if not isinstance(payload, bytes):
-            return None
-        key = processing_key(doc, sha256_hex(payload), job.config_fingerprint)
-        if key != previous[doc.source_path].key:
-            return None
-    for name in [*present, f"{INDEX_DIR}/{part}"]:
-        copy_file(release / name, Path(job.staging, name))
-    # The summary needs no text: read only the columns it counts.
-    read = {
-        name: read_parquet(
-            [Path(job.staging, name)],
-            pa.schema(
-                [tables[name].field(column) for column in SUMMARY_COLUMNS[name.split("/")[0]]]
-            ),
-        )
-        for name in present
-    }
-    documents_part, rejected_part = f"{DOCUMENTS_DIR}/{part}", f"{REJECTED_DIR}/{part}"
-    # A shard with no rows of a table has no part file for it.
-    documents = read[documents_part] if documents_part in read else empty_table(DOCUMENT_SCHEMA)
-    rejected = read[rejected_part] if rejected_part in read else empty_table(REJECTED_SCHEMA)
-    summary = summarize(documents, rejected, present)
-    summary.reused = len(job.docs)
-    return ShardResult(summary, processed=0, reused=len(job.docs))
-
-
-def plan_shards(
-    discovery: Discovery,
-    cfg: StageConfig,
-    staging: str,
-    size: int,
-    max_file_bytes: int,
-    config_fingerprint: str,
-    previous_release: str | None = None,
-    previous: Mapping[str, PreviousRow] | None = None,
-) -> list[ShardJob]:
-    """Every input in path order, cut into shards of ``size``; each job carries only its
-    own slice of the previous release's index."""
-    inputs = sorted(discovery.documents + discovery.rejected, key=lambda d: d.source_path)
-    base = ShardJob(
-        index=0,
-        root=discovery.root,
-        docs=(),
-        cfg=cfg,
-        staging=staging,
-        max_file_bytes=max_file_bytes,
-        config_fingerprint=config_fingerprint,
-        previous_release=previous_release,
+    with_metadata = {i.doc.source_path for i in work.inputs if i.doc.metadata is not None}
+    write_parts(
+        context.staging,
+        work.index,
+        [
+            (INDEX_DIR, rows_table(sorted(index_rows, key=_index_order), INDEX_SCHEMA)),
+            (FACTS_DIR, facts_table(documents, with_metadata, f"{DOCUMENTS_DIR}/{part}")),
+        ],
     )
-    index_rows = previous or {}
-    jobs = []
-    for index, start in enumerate(range(0, len(inputs), size)):
-        docs = tuple(inputs[start : start + size])
-        mine = {
-            d.source_path: index_rows[d.source_path] for d in docs if d.source_path in index_rows
-        }
-        jobs.append(dataclasses.replace(base, index=index, docs=docs, previous=mine))
-    return jobs
+    summary = summarize(documents, rejected, files)
+    summary.reused = len(reused)
+    summary.warnings = warnings
+    return ShardResult(work.index, summary, processed=len(todo), reused=len(reused))
+
+
+def _index_order(row: IndexRow) -> tuple[str, str, str, str]:
+    return (row.source_path, row.processing_key, row.table, row.file)
+
+
+def facts_table(documents: pa.Table, with_metadata: set[str], file: str) -> pa.Table:
+    """The per-document facts the corpus step reads instead of the texts."""
+    columns = documents.select(
+        ["id", "source_path", "text_sha256", "text_chars", "language", "published"]
+    ).to_pydict()
+    rows = [
+        FactsRow(
+            id=doc_id,
+            source_path=path,
+            text_sha256=sha,
+            text_chars=chars,
+            language=language,
+            has_metadata=path in with_metadata,
+            published=published,
+            file=file,
+        )
+        for doc_id, path, sha, chars, language, published in zip(
+            columns["id"],
+            columns["source_path"],
+            columns["text_sha256"],
+            columns["text_chars"],
+            columns["language"],
+            columns["published"],
+            strict=True,
+        )
+    ]
+    return rows_table(rows, FACTS_SCHEMA)
+
+
+def _reuse(work: ShardWork, digests: Mapping[str, str]) -> tuple[pa.Table, pa.Table, list[str]]:
+    """The previous rows of unchanged inputs that verify: their part hashes to what the
+    previous manifest recorded, and the row itself matches the input's hash (and, for a
+    document, its text matches ``text_sha256``). Anything else is processed again."""
+    found = {
+        DOCUMENTS_DIR: [empty_table(DOCUMENT_SCHEMA)],
+        REJECTED_DIR: [empty_table(REJECTED_SCHEMA)],
+    }
+    warnings: list[str] = []
+    if not work.reuse or work.context.previous is None:
+        return found[DOCUMENTS_DIR][0], found[REJECTED_DIR][0], warnings
+    release = Path(work.context.previous)
+    by_file: dict[str, set[str]] = {}
+    for path, row in work.reuse.items():
+        by_file.setdefault(row.file, set()).add(path)
+    for name, wanted in sorted(by_file.items()):
+        folder = name.split("/")[0]
+        schema = DOCUMENT_SCHEMA if folder == DOCUMENTS_DIR else REJECTED_SCHEMA
+        try:
+            part = parquet_from_bytes(read_verified(release / name, work.parts[name]), schema)
+        except (PartMismatch, pa.ArrowInvalid, OSError) as error:
+            warnings.append(
+                f"previous {error if isinstance(error, PartMismatch) else name}: "
+                f"{len(wanted)} inputs processed again from the source"
+            )
+            continue
+        rows = part.filter(pc.is_in(part.column("source_path"), value_set=pa.array(sorted(wanted))))
+        good = _verified_rows(rows, digests, folder == DOCUMENTS_DIR)
+        bad = len(wanted) - good.num_rows
+        if bad:
+            warnings.append(
+                f"previous {name}: {bad} rows missing or not matching their hashes; "
+                "processed again from the source"
+            )
+        found[folder].append(good)
+    for warning in warnings:
+        logger.warning("shard %d: %s", work.index, warning)
+    return (
+        pa.concat_tables(found[DOCUMENTS_DIR]),
+        pa.concat_tables(found[REJECTED_DIR]),
+        warnings,
+    )
+
+
+def _verified_rows(rows: pa.Table, digests: Mapping[str, str], documents: bool) -> pa.Table:
+    """Rows whose input hash is the one just read, each path once, and (documents) whose
+    text hashes to its ``text_sha256``."""
+    keep = []
+    paths = rows.column("source_path").to_pylist()
+    # Two rows for one input: neither can be trusted.
+    twice = {path for path, n in Counter(paths).items() if n > 1}
+    shas = rows.column("source_sha256").to_pylist()
+    texts = rows.column("text").to_pylist() if documents else [None] * len(paths)
+    text_shas = rows.column("text_sha256").to_pylist() if documents else [None] * len(paths)
+    for position, (path, sha, text, text_sha) in enumerate(
+        zip(paths, shas, texts, text_shas, strict=True)
+    ):
+        if path in twice or sha != digests.get(path):
+            continue
+        if documents and (
+            text is None or hashlib.sha256(text.encode("utf-8")).hexdigest() != text_sha
+        ):
+            continue
+        keep.append(position)
+    return rows.take(pa.array(keep, pa.int64())) if keep else rows.slice(0, 0)
+
+
+def read_part_columns(path: Path, schema: pa.Schema, columns: Sequence[str]) -> pa.Table:
+    """Some columns of a part just written by this run (no verification needed)."""
+    table = pq.ParquetFile(path).read(columns=list(columns))
+    return table.cast(pa.schema([schema.field(c) for c in columns]))
+
+
+__all__ = [
+    "Input",
+    "RunContext",
+    "ShardJob",
+    "ShardResult",
+    "ShardWork",
+    "facts_table",
+    "part_name",
+    "prepare_shard",
+    "read_inputs",
+    "source_digest",
+    "work_shard",
+]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from flows.arrow_schema import (
+from flows.contracts import (
     DOCUMENT_SCHEMA,
     DOCUMENT_SCHEMA_VERSION,
     REJECTED_SCHEMA,
@@ -21,6 +21,7 @@ from flows.models import DataFile, Manifest, MetadataIssue
 
 # How many distinct removed lines a summary remembers (for "top boilerplate" reports).
 _TOP_LINES = 200
+_MAX_WARNINGS = 100
 
 
 @dataclass(slots=True)
@@ -40,6 +41,8 @@ class Summary:
     inputs: list[tuple[str, str]] = field(default_factory=list)
     examples: list[tuple[str, str, str]] = field(default_factory=list)  # path, reason, detail
     files: list[str] = field(default_factory=list)
+    # what could not be trusted or reused from the previous release, for the run's report
+    warnings: list[str] = field(default_factory=list)
 
     def merge(self, other: Summary) -> Summary:
         return Summary(
@@ -57,6 +60,7 @@ class Summary:
             inputs=self.inputs + other.inputs,
             examples=(self.examples + other.examples)[:20],
             files=self.files + other.files,
+            warnings=(self.warnings + other.warnings)[:_MAX_WARNINGS],
         )
 
 

@@ -1,40 +1,19 @@
-"""The Prefect flow: wiring only. Stages live in ``flows.stages``, IO in ``flows.discover``
-and ``flows.publish``, and the tasks that wrap them in ``flows.tasks``."""
+"""The Prefect flow: wiring only. The engine (flows.engine) plans and executes the run."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, TypeVar, cast
-from uuid import UUID
+from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import as_completed
+from prefect import flow
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
 from pydantic import BaseModel
 
-from flows.cache import previous_release
-from flows.discover import check_out_not_in_source, resolve_source
+from flows.engine.pool import init_worker
+from flows.engine.run import execute
 from flows.errors import ConfigError
 from flows.models import RunParameters
-from flows.publish import ensure_output, new_staging, output_lock
-from flows.settings import config_fingerprint, stage_config
-from flows.shard import plan_shards
-from flows.stages.language import warm_up
-from flows.summary import merge_all
-from flows.tasks import (
-    copy_unchanged_task,
-    discover_task,
-    load_index_task,
-    load_rules_task,
-    process_shard_task,
-    publish_task,
-    report_task,
-)
-
-T = TypeVar("T")
+from flows.orchestration.tasks import PrefectRunner, opaque, prepare_task, report_task
 
 
 class ReleaseResult(BaseModel):
@@ -50,29 +29,10 @@ class ReleaseResult(BaseModel):
     reused: int = 0
 
 
-def opaque(value: T) -> T:
-    """Pass ``value`` to a task without Prefect walking through it.
-
-    Prefect visits every element of a task's arguments (to find futures to wait for); for
-    shards of hundreds of documents and summaries of thousands of inputs that cost ~3 s a
-    run. None of these arguments holds a future.
-    """
-    return cast(T, quote(value))
-
-
-def _as_is(value: T) -> T:
-    return value
-
-
-def _warm_worker() -> None:
-    # Each worker process loads langdetect's profiles once (~0.9 s), before its first shard.
-    warm_up()
-
-
 def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
     workers = params.workers or os.cpu_count() or 1
     if params.task_runner == "process":
-        return ProcessPoolTaskRunner(max_workers=workers, initializer=_warm_worker)
+        return ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker)
     if params.task_runner == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     if not params.dask_address:
@@ -84,70 +44,26 @@ def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
     return runner
 
 
-def preflight(params: RunParameters) -> Path:
-    """Fail fast, before any work, on a missing source or an unusable output."""
-    check_out_not_in_source(resolve_source(params.source), params.out)
-    return ensure_output(params.out)
-
-
 @flow(name="build-release")
 def build_release(params: RunParameters) -> ReleaseResult:
-    """Discover -> process shards in parallel -> publish atomically."""
-    logger = get_run_logger()
-    out = preflight(params)
-    with output_lock(out):
-        staging = new_staging(out)
-        rules, rules_digest = load_rules_task(params)
-        fingerprint = config_fingerprint(params, rules_digest)
-        discovery = discover_task(params)
-        previous = previous_release(out)
-        jobs = plan_shards(
-            discovery,
-            stage_config(params, rules),
-            str(staging),
-            params.shard_size,
-            params.max_file_bytes,
-            fingerprint,
-            str(previous) if previous else None,
-            load_index_task(str(previous) if previous else None),
-        )
-        logger.info(
-            "%d inputs in %d shards of up to %d", discovery.inputs, len(jobs), params.shard_size
-        )
-        # Called, not submitted: it runs in this process, and a shard that is unchanged as a
-        # whole is copied without starting a worker process.
-        copied = copy_unchanged_task(opaque(jobs))
-        # Dask would take quote()'s tuple for a task graph of its own: no quote there.
-        shard = _as_is if params.task_runner == "dask" else opaque
-        futures = [process_shard_task.submit(shard(job)) for job in jobs if job.index not in copied]
-        # Prefect's helpers are sync/async hybrids; called from a sync flow they return the id.
-        progress = cast(UUID, create_progress_artifact(0.0, description=f"{len(jobs)} shards"))
-        summaries = list(copied.values())
-        for future in as_completed(futures):
-            summaries.append(future.result())
-            logger.info("progress: %d/%d shards done", len(summaries), len(jobs))
-            update_progress_artifact(progress, 100.0 * len(summaries) / len(jobs))
-        if not futures:
-            logger.info("progress: %d/%d shards done", len(summaries), len(jobs))
-            update_progress_artifact(progress, 100.0)
-        summary = merge_all(summaries)
-        path, manifest = publish_task(
-            str(out),
-            str(staging),
-            opaque(summary),
-            opaque(discovery),
-            params,
-            fingerprint,
-        )
-    report_task(opaque(manifest), opaque(summary), path)
+    """Plan -> shards in parallel -> corpus step -> publish atomically -> report."""
+    plan = prepare_task(params)
+    runner = PrefectRunner(
+        workers=params.workers or os.cpu_count() or 1,
+        quote_arguments=params.task_runner != "dask",
+    )
+    result = execute(plan, runner)
+    assert result.release is not None and result.manifest is not None
+    summary = result.summary
+    report_task(opaque(result.manifest), opaque(summary), str(result.release))
     return ReleaseResult(
-        release_id=Path(path).name,
-        path=path,
+        release_id=result.manifest.release_id,
+        path=str(result.release),
         inputs=summary.published + summary.rejected,
         published=summary.published,
         rejected=summary.rejected,
-        skipped=discovery.skipped,
-        metadata_issues=len(discovery.metadata_issues),
+        skipped=plan.discovery.skipped,
+        metadata_issues=len(plan.discovery.metadata_issues),
         reused=summary.reused,
     )
 
@@ -162,3 +78,6 @@ def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  #
     return build_release.with_options(
         task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
     )(params)
+
+
+__all__ = ["ReleaseResult", "build_release", "corpus_release"]

@@ -1,39 +1,51 @@
-"""Prefect tasks: thin wrappers, one call each. Retries only where file IO can fail."""
+"""Prefect tasks: thin wrappers around one engine call each, and the Runner that uses them."""
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.utilities.annotations import quote
 
-from flows import PIPELINE_VERSION
-from flows.cache import PreviousRow, load_index
-from flows.discover import Discovery, discover
+from flows.engine.plan import Plan, prepare
+from flows.engine.pool import window
+from flows.engine.shard import ShardResult, ShardWork, work_shard
+from flows.engine.summary import Summary, counts_table, run_report
 from flows.models import Manifest, RunParameters
-from flows.publish import data_files, ensure_tables, finalize, prune, release_id
-from flows.settings import load_rules
-from flows.shard import ShardJob, copy_unchanged_shard, run_shard
-from flows.stages.boilerplate import RuleSet
-from flows.summary import Summary, build_manifest, counts_table, dataset_card, run_report
 
-# Every task here reads or writes files (or the Prefect API), so each retries with backoff.
-# Prefect's input-hash cache is off: parameters hold whole shards, and unchanged documents
-# are reused per document by flows.cache instead.
+T = TypeVar("T")
+
+# Tasks that read or write files retry with backoff. Prefect's input-hash cache is off:
+# parameters hold whole shards, and unchanged documents are reused per document instead.
 RETRIES = 2
 BACKOFF: list[float] = [1.0, 5.0]
+# Steps that are safe to run again after a partial failure. Publishing is not among them:
+# a retry after the release was renamed into place would publish an empty staging folder.
+RETRIED_STEPS = frozenset({"corpus-step"})
 
 
-@task(name="load-rules", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def load_rules_task(params: RunParameters) -> tuple[RuleSet, str]:
-    return load_rules(params)
+def opaque(value: T) -> T:
+    """Pass ``value`` to a task without Prefect walking through it (for shards of hundreds
+    of documents that cost ~3 s a run). None of these arguments holds a future."""
+    return cast(T, quote(value))
 
 
-@task(name="discover", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def discover_task(params: RunParameters) -> Discovery:
-    found = discover(params.source, params.include, params.exclude, params.max_file_bytes)
+@task(name="prepare", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def prepare_task(params: RunParameters) -> Plan:
+    plan = prepare(params)
+    found = plan.discovery
     get_run_logger().info(
         "%d inputs (%d rejected before reading), %d files skipped, %d metadata issues",
         found.inputs,
@@ -41,96 +53,27 @@ def discover_task(params: RunParameters) -> Discovery:
         found.skipped,
         len(found.metadata_issues),
     )
-    return found
-
-
-@task(name="load-index", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def load_index_task(release: str | None) -> dict[str, PreviousRow]:
-    index = load_index(Path(release) if release else None)
-    if release:
-        get_run_logger().info(
-            "previous release %s indexes %d inputs", Path(release).name, len(index)
-        )
-    return index
-
-
-@task(
-    name="copy-unchanged-shards",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    cache_policy=NO_CACHE,
-)
-def copy_unchanged_task(jobs: list[ShardJob]) -> dict[int, Summary]:
-    """Shards whose inputs all match the previous release, copied; shard index -> summary."""
-    copied = {}
-    for job in jobs:
-        result = copy_unchanged_shard(job)
-        if result is not None:
-            copied[job.index] = result.summary
-            get_run_logger().info(
-                "shard %d: %d published, %d rejected (all %d unchanged: parts copied)",
-                job.index,
-                result.summary.published,
-                result.summary.rejected,
-                result.reused,
-            )
-    if jobs and jobs[0].previous_release:
-        get_run_logger().info(
-            "%d of %d shards unchanged: parts copied from release %s",
-            len(copied),
-            len(jobs),
-            Path(jobs[0].previous_release).name,
-        )
-    return copied
+    return plan
 
 
 @task(
     name="process-shard",
-    task_run_name="process-shard-{job.index}",
+    task_run_name="process-shard-{work.index}",
     retries=RETRIES,
     retry_delay_seconds=BACKOFF,
     cache_policy=NO_CACHE,
 )
-def process_shard_task(job: ShardJob) -> Summary:
-    result = run_shard(job)
+def process_shard_task(work: ShardWork) -> ShardResult:
+    result = work_shard(work)
     get_run_logger().info(
         "shard %d: %d published, %d rejected (%d processed, %d unchanged and reused)",
-        job.index,
+        work.index,
         result.summary.published,
         result.summary.rejected,
         result.processed,
         result.reused,
     )
-    return result.summary
-
-
-@task(name="publish", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def publish_task(
-    out: str,
-    staging: str,
-    summary: Summary,
-    discovery: Discovery,
-    params: RunParameters,
-    config_fingerprint: str,
-) -> tuple[str, Manifest]:
-    staging_path, out_path = Path(staging), Path(out)
-    ensure_tables(staging_path)
-    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    manifest = build_manifest(
-        release_id="pending",
-        created_at=created,
-        pipeline_version=PIPELINE_VERSION,
-        summary=summary,
-        skipped=discovery.skipped,
-        files=data_files(staging_path),
-        metadata_issues=discovery.metadata_issues,
-        parameters=params.model_dump(mode="json"),
-        config_fingerprint=config_fingerprint,
-    )
-    manifest.release_id = release_id(created, manifest.input_fingerprint, out_path)
-    final = finalize(staging_path, manifest, dataset_card(manifest, summary), out_path)
-    prune(out_path, params.keep_releases)
-    return str(final), manifest
+    return result
 
 
 @task(name="report", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
@@ -152,3 +95,43 @@ def report_task(manifest: Manifest, summary: Summary, path: str) -> None:
         key="corpus-release-link",
         description="The published release folder",
     )
+
+
+class PrefectRunner:
+    """Maps the engine's shard work over the flow's task runner, a bounded number in
+    flight, and runs the engine's other steps as tasks of their own."""
+
+    def __init__(self, workers: int, quote_arguments: bool = True) -> None:
+        self.workers = workers
+        # Dask would take quote()'s tuple for a task graph of its own: no quote there.
+        self.wrap: Callable[[Any], Any] = opaque if quote_arguments else (lambda value: value)
+        self._artifact: UUID | None = None
+
+    def shards(self, works: Iterable[ShardWork]) -> Iterator[ShardResult]:
+        pending: list[PrefectFuture[ShardResult]] = []
+        for work in works:
+            pending.append(process_shard_task.submit(self.wrap(work)))
+            if len(pending) >= window(self.workers):
+                done = next(as_completed(pending))
+                pending.remove(done)
+                yield done.result()
+        for future in as_completed(pending):
+            yield future.result()
+
+    def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        retries = RETRIES if name in RETRIED_STEPS else 0
+        wrapped = task(
+            name=name, retries=retries, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE
+        )(fn)
+        return wrapped(*[self.wrap(arg) for arg in args])
+
+    def progress(self, done: int, total: int) -> None:
+        # Prefect's helpers are sync/async hybrids; called from a sync flow they return the id.
+        percent = 100.0 * done / total if total else 100.0
+        if self._artifact is None:
+            self._artifact = cast(
+                UUID, create_progress_artifact(percent, description=f"{total} shards")
+            )
+        else:
+            update_progress_artifact(self._artifact, percent)
+        get_run_logger().info("progress: %d/%d shards done", done, total)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
+from flows.contracts import DocumentRow, Outcome, RejectedRow, SourceDocument
 from flows.stages.boilerplate import Cleaned, RemovedLine, RuleSet, clean
 from flows.stages.encoding import Decoded, EncodingSettings, decode
 from flows.stages.language import (
@@ -38,81 +37,12 @@ class StageConfig:
     pipeline_version: str
 
 
-@dataclass(frozen=True, slots=True)
-class SourceDocument:
-    """One input as discovered: where it is, its id, its metadata line if any."""
-
-    source_path: str
-    doc_id: str
-    size: int
-    metadata: Mapping[str, Any] | None = None
-    metadata_line: int | None = None
-    # Set at discovery when the input is already known to be unpublishable.
-    rejection: Rejection | None = None
-    # The path relative to the root as the file system spells it (may hold undecodable
-    # bytes as surrogates); ``source_path`` is its printable form. None: same as source_path.
-    fs_relative: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
-    """One published document; the field order is the Parquet column order."""
-
-    id: str
-    text: str
-    title: str | None
-    language: str
-    language_confidence: float
-    language_declared: str | None
-    language_mismatch: bool
-    language_share: float | None
-    language_mixed: bool
-    source_path: str
-    source_bytes: int
-    source_encoding: str
-    encoding_confidence: float
-    encoding_method: str
-    encoding_low_confidence: bool
-    text_repairs: tuple[str, ...]
-    source_sha256: str
-    text_sha256: str
-    text_chars: int
-    removed: tuple[RemovedLine, ...]
-    url: str | None
-    published: dt.datetime | None
-    authors: tuple[str, ...]
-    license: str | None
-    source: str | None
-    metadata_extra: str | None
-    pipeline_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedRow:
-    """One input that was not published, and why."""
-
-    source_path: str
-    stage: str
-    reason: str
-    detail: str
-    source_sha256: str | None
-    source_bytes: int | None
-    pipeline_version: str
-
-
-@dataclass(slots=True)
-class Outcome:
-    """A shard's rows, in input order."""
-
-    documents: list[DocumentRow] = field(default_factory=list)
-    rejected: list[RejectedRow] = field(default_factory=list)
-
-
 def reject(
     doc: SourceDocument,
     rejection: Rejection,
     pipeline_version: str,
     data: bytes | None = None,
+    digest: str | None = None,
 ) -> RejectedRow:
     return RejectedRow(
         source_path=doc.source_path,
@@ -120,23 +50,25 @@ def reject(
         reason=rejection.reason.value,
         # An exception message may quote input holding lone surrogates; Parquet needs UTF-8.
         detail=rejection.detail.encode("utf-8", "backslashreplace").decode("utf-8"),
-        source_sha256=sha256_hex(data) if data is not None else None,
+        source_sha256=(digest or sha256_hex(data)) if data is not None else None,
         source_bytes=len(data) if data is not None else doc.size,
         pipeline_version=pipeline_version,
     )
 
 
 def process_document(
-    doc: SourceDocument, data: bytes, cfg: StageConfig
+    doc: SourceDocument, data: bytes, cfg: StageConfig, digest: str | None = None
 ) -> DocumentRow | RejectedRow:
-    """Run encoding -> boilerplate -> language -> metadata on one input."""
+    """Run encoding -> boilerplate -> language -> metadata on one input. ``digest`` is the
+    SHA-256 of ``data`` when the caller has it already (inputs are hashed once per run)."""
+    digest = digest or sha256_hex(data)
     decoded = decode(data, cfg.encoding)
     if isinstance(decoded, Rejection):
-        return reject(doc, decoded, cfg.pipeline_version, data)
+        return reject(doc, decoded, cfg.pipeline_version, data, digest)
 
     cleaned = clean(decoded.text, cfg.rules)
     if isinstance(cleaned, Rejection):
-        return reject(doc, cleaned, cfg.pipeline_version, data)
+        return reject(doc, cleaned, cfg.pipeline_version, data, digest)
 
     # On the cleaned text: an English cookie notice or menu must not lower a German
     # article's main-language share (language_share / language_mixed).
@@ -146,7 +78,7 @@ def process_document(
     if doc.metadata is not None:
         checked = validate_metadata(doc.metadata, doc.metadata_line or 0, cfg.unknown_metadata)
         if isinstance(checked, Rejection):
-            return reject(doc, checked, cfg.pipeline_version, data)
+            return reject(doc, checked, cfg.pipeline_version, data, digest)
         meta = checked
 
     declared = meta.model.language if meta else None
@@ -154,13 +86,14 @@ def process_document(
         language, declared, cfg.allowed_languages, cfg.reject_language_mismatch
     )
     if refused is not None:
-        return reject(doc, refused, cfg.pipeline_version, data)
-    return _row(doc, data, decoded, cleaned, language, mismatch, meta, cfg)
+        return reject(doc, refused, cfg.pipeline_version, data, digest)
+    return _row(doc, data, digest, decoded, cleaned, language, mismatch, meta, cfg)
 
 
 def _row(
     doc: SourceDocument,
     data: bytes,
+    digest: str,
     decoded: Decoded,
     cleaned: Cleaned,
     language: LanguageResult,
@@ -190,7 +123,7 @@ def _row(
         encoding_method=decoded.method,
         encoding_low_confidence=decoded.low_confidence,
         text_repairs=decoded.repairs,
-        source_sha256=sha256_hex(data),
+        source_sha256=digest,
         text_sha256=sha256_hex(cleaned.text.encode("utf-8")),
         text_chars=len(cleaned.text),
         removed=cleaned.removed,
@@ -205,21 +138,26 @@ def _row(
 
 
 def process_many(
-    items: list[tuple[SourceDocument, bytes | Rejection]], cfg: StageConfig
+    items: Sequence[tuple[SourceDocument, bytes | Rejection]],
+    cfg: StageConfig,
+    digests: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """Process a shard; an input whose bytes could not be read arrives as a Rejection."""
+    """Process a shard; an input whose bytes could not be read arrives as a Rejection.
+    ``digests`` maps source paths to the SHA-256 of their bytes where already computed."""
     outcome = Outcome()
+    known = digests or {}
     for doc, payload in items:
         if isinstance(payload, Rejection):
             outcome.rejected.append(reject(doc, payload, cfg.pipeline_version))
             continue
+        digest = known.get(doc.source_path) or sha256_hex(payload)
         try:
-            row = process_document(doc, payload, cfg)
+            row = process_document(doc, payload, cfg, digest)
         except Exception as error:  # noqa: BLE001 - a bug must cost one document, not a shard
             failure = Rejection(
                 Stage.PIPELINE, Reason.INTERNAL_ERROR, f"{type(error).__name__}: {error}"
             )
-            row = reject(doc, failure, cfg.pipeline_version, payload)
+            row = reject(doc, failure, cfg.pipeline_version, payload, digest)
         if isinstance(row, RejectedRow):
             outcome.rejected.append(row)
             continue
@@ -231,7 +169,7 @@ def process_many(
                 Reason.INTERNAL_ERROR,
                 f"column {unencodable} is not valid Unicode (unpaired surrogate)",
             )
-            outcome.rejected.append(reject(doc, failure, cfg.pipeline_version, payload))
+            outcome.rejected.append(reject(doc, failure, cfg.pipeline_version, payload, digest))
         else:
             outcome.documents.append(row)
     return outcome
@@ -259,14 +197,4 @@ def _encodable(value: object) -> bool:
     return True
 
 
-__all__ = [
-    "DocumentRow",
-    "Outcome",
-    "Reason",
-    "RejectedRow",
-    "SourceDocument",
-    "Stage",
-    "StageConfig",
-    "process_document",
-    "process_many",
-]
+__all__ = ["StageConfig", "process_document", "process_many", "reject"]

@@ -14,6 +14,7 @@ class Stage(StrEnum):
     LANGUAGE = "language"
     BOILERPLATE = "boilerplate"
     METADATA = "metadata"
+    DEDUP = "dedup"
     PIPELINE = "pipeline"
 
 
@@ -39,6 +40,8 @@ class Reason(StrEnum):
     ONLY_BOILERPLATE = "only_boilerplate"
     # metadata
     METADATA_INVALID = "metadata_invalid"
+    # dedup: decided by the corpus step across documents
+    EXACT_DUPLICATE = "exact_duplicate"
     # pipeline: a bug met one document; the rest of its shard goes on
     INTERNAL_ERROR = "internal_error"
 

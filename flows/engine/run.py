@@ -1,0 +1,235 @@
+"""Execute a Plan: shard pass -> corpus step -> publish, on whichever Runner is given.
+
+The engine decides everything; a :class:`Runner` only decides *where* each piece runs:
+inline (tests), a local process pool (``corpus validate``), or Prefect tasks (the flow,
+whose runner maps the shard work over Prefect's task runner and wraps the other steps as
+tasks). No Prefect import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from flows import PIPELINE_VERSION
+from flows.contracts import DOCUMENT_SCHEMA, DOCUMENTS_DIR, REJECTED_DIR, REJECTED_SCHEMA
+from flows.engine.corpus import Decision, apply_decisions, checks_for, corpus_step
+from flows.engine.plan import Plan
+from flows.engine.previous import PreviousRelease, open_previous
+from flows.engine.shard import RunContext, ShardResult, ShardWork, prepare_shard, work_shard
+from flows.engine.summary import Summary, build_manifest, dataset_card, merge_all, summarize
+from flows.models import Manifest
+from flows.publish import (
+    data_files,
+    ensure_tables,
+    finalize,
+    new_staging,
+    output_lock,
+    prune,
+    release_id,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Where the pieces of a run execute."""
+
+    def shards(self, works: Iterable[ShardWork]) -> Iterator[ShardResult]:
+        """Run :func:`work_shard` on each work, yielding results as they complete."""
+        ...
+
+    def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        """Run one step of the run (corpus step, publish) and return its result."""
+        ...
+
+    def progress(self, done: int, total: int) -> None:
+        """Shards done so far."""
+        ...
+
+
+class InlineRunner:
+    """Everything in this process, one shard after another (tests, small runs)."""
+
+    def shards(self, works: Iterable[ShardWork]) -> Iterator[ShardResult]:
+        return (work_shard(work) for work in works)
+
+    def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    def progress(self, done: int, total: int) -> None:
+        logger.debug("progress: %d/%d shards done", done, total)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did: the release it published (if any) and its counts."""
+
+    summary: Summary
+    decisions: list[Decision]
+    processed: int = 0
+    copied_shards: int = 0
+    release: Path | None = None
+    manifest: Manifest | None = None
+    shard_results: list[ShardResult] = field(default_factory=list)
+
+    @property
+    def release_id(self) -> str | None:
+        return self.manifest.release_id if self.manifest else None
+
+
+def execute(plan: Plan, runner: Runner, keep: Path | None = None) -> RunResult:
+    """Run the plan. With ``plan.out`` it publishes a release under the output's lock;
+    without, the shards are written to a temporary folder that is removed afterwards
+    (or to ``keep``, which the caller owns), so ``validate`` runs the same code."""
+    if plan.out is None:
+        if keep is not None:
+            return _run(plan, runner, keep, previous=None)
+        with tempfile.TemporaryDirectory(prefix="corpus-validate-") as scratch:
+            return _run(plan, runner, Path(scratch), previous=None)
+    with output_lock(plan.out), _staging(plan.out) as staging:
+        result = _run(plan, runner, staging, previous=open_previous(plan.out))
+        result.release, result.manifest = runner.step("publish", publish, plan, staging, result)
+    # Housekeeping: a release that cannot be pruned stays; the new one is already current.
+    try:
+        runner.step("prune", prune, plan.out, plan.params.keep_releases)
+    except Exception as error:  # noqa: BLE001 - pruning must never fail a published run
+        logger.warning("pruning old releases failed: %s", error)
+    return result
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A fresh staging folder, removed at once when the run fails before publishing."""
+    staging = new_staging(out)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | None) -> RunResult:
+    context = RunContext(
+        root=str(plan.root),
+        cfg=plan.config,
+        staging=str(staging),
+        max_file_bytes=plan.params.max_file_bytes,
+        config_fingerprint=plan.document_fingerprint,
+        previous=str(previous.path) if previous else None,
+    )
+    total = len(plan.shards)
+    results: list[ShardResult] = []
+
+    def works() -> Iterator[ShardWork]:
+        # Read in this process, shard by shard, as the runner asks for more work: each
+        # input is read once, and a shard that is unchanged as a whole is copied here
+        # without a worker.
+        for job in plan.shards:
+            prepared = prepare_shard(job, context, previous)
+            if isinstance(prepared, ShardResult):
+                _done(prepared)
+                continue
+            yield prepared
+
+    def _done(result: ShardResult) -> None:
+        results.append(result)
+        how = "copied" if result.copied else f"{result.processed} processed"
+        logger.info(
+            "shard %d: %d published, %d rejected (%s, %d unchanged and reused)",
+            result.index,
+            result.summary.published,
+            result.summary.rejected,
+            how,
+            result.reused,
+        )
+        runner.progress(len(results), total)
+
+    logger.info("%d inputs in %d shards of up to %d", plan.inputs, total, plan.params.shard_size)
+    for result in runner.shards(works()):
+        _done(result)
+    if total == 0:
+        runner.progress(0, 0)
+    results.sort(key=lambda r: r.index)
+    decisions = runner.step("corpus-step", corpus_step, staging, checks_for(plan.params.dedup))
+    if decisions:
+        touched = apply_decisions(staging, decisions, PIPELINE_VERSION)
+        results = [_resummarize(r, staging, touched) for r in results]
+    summary = merge_all(r.summary for r in results)
+    if previous is not None:
+        summary.warnings = previous.warnings + summary.warnings
+    return RunResult(
+        summary=summary,
+        decisions=decisions,
+        processed=sum(r.processed for r in results),
+        copied_shards=sum(r.copied for r in results),
+        shard_results=results,
+    )
+
+
+def _resummarize(result: ShardResult, staging: Path, touched: set[str]) -> ShardResult:
+    """A shard's counts again, after the corpus step rewrote its parts."""
+    part = f"part-{result.index:05d}.parquet"
+    if f"{DOCUMENTS_DIR}/{part}" not in touched:
+        return result
+    from flows.contracts import empty_table
+    from flows.engine.shard import read_part_columns
+    from flows.engine.summary import SUMMARY_COLUMNS
+
+    tables = []
+    files = []
+    for folder, schema in ((DOCUMENTS_DIR, DOCUMENT_SCHEMA), (REJECTED_DIR, REJECTED_SCHEMA)):
+        path = staging / folder / part
+        columns = SUMMARY_COLUMNS[folder]
+        if path.exists():
+            tables.append(read_part_columns(path, schema, columns))
+            files.append(f"{folder}/{part}")
+        else:
+            tables.append(empty_table(schema).select(list(columns)))
+    summary = summarize(tables[0], tables[1], files)
+    summary.reused = result.summary.reused
+    summary.warnings = result.summary.warnings
+    return ShardResult(result.index, summary, result.processed, result.reused, result.copied)
+
+
+def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifest]:
+    """Manifest and card, then the atomic switch of ``current``. Idempotent: it runs once
+    per run (never retried as a whole), and ``finalize`` refuses a staging already moved."""
+    assert plan.out is not None
+    ensure_tables(staging)
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    manifest = build_manifest(
+        release_id="pending",
+        created_at=created,
+        pipeline_version=PIPELINE_VERSION,
+        summary=result.summary,
+        skipped=plan.discovery.skipped,
+        files=data_files(staging),
+        metadata_issues=plan.discovery.metadata_issues,
+        parameters=plan.params.model_dump(mode="json"),
+        config_fingerprint=plan.release_fingerprint,
+    )
+    manifest.corpus = dict(sorted(_count(d.reason.value for d in result.decisions).items()))
+    manifest.warnings = list(result.summary.warnings)
+    manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
+    final = finalize(staging, manifest, dataset_card(manifest, result.summary), plan.out)
+    return final, manifest
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
+__all__ = ["InlineRunner", "RunResult", "Runner", "execute", "publish"]
