@@ -271,7 +271,7 @@ def test_a_crashing_document_never_fails_its_shard(
         return real_clean(text, rules)  # type: ignore[arg-type]
 
     # Fault injection inside the stage chain: a bug met by one document.
-    monkeypatch.setattr("flows.process.clean", clean_that_fails_on_marker)
+    monkeypatch.setattr("flows.stages.compose.clean", clean_that_fails_on_marker)
     docs = [SourceDocument(source_path=f"{i}.txt", doc_id=str(i), size=0) for i in range(3)]
     texts = [b"First fine paragraph of text.", b"EXPLODE here", b"Third fine paragraph."]
     outcome = process_many(list(zip(docs, texts, strict=True)), default_config)
