@@ -1,4 +1,4 @@
-"""Time langdetect against flows.stages.fastdetect.FastDetector on the same inputs.
+"""Time langdetect against flows.langdetect_numpy.FastDetector on the same inputs.
 
     uv run python benchmarks/bench_langdetect.py [--shared ../shared/benchmarks]
         [--samples 300] [--lines 1000] [--repeat 3] [--seed 0]
@@ -35,7 +35,7 @@ from langdetect import DetectorFactory  # noqa: E402
 from langdetect.detector_factory import PROFILES_DIRECTORY  # noqa: E402
 from langdetect.lang_detect_exception import LangDetectException  # noqa: E402
 
-from flows.stages.fastdetect import FastDetector  # noqa: E402
+from flows.langdetect_numpy import FastDetector  # noqa: E402
 
 Outcome = list[tuple[str, float]] | str
 SAMPLE_CHARS = 1_000

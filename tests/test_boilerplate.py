@@ -19,11 +19,10 @@ from flows.stages.boilerplate import (
     RuleSet,
     clean,
     compile_rule,
-    densest_run,
-    line_words,
     phrase_key,
 )
 from flows.stages.compose import StageConfig
+from flows.stages.maincontent import densest_run, line_words
 from flows.stages.types import Reason, Rejection
 from tests.conftest import SEEDS, SHARED_BENCHMARKS
 

@@ -17,8 +17,8 @@ from langdetect import DetectorFactory
 from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.lang_detect_exception import ErrorCode, LangDetectException
 
-from flows.stages import fastdetect
-from flows.stages.fastdetect import FastDetector, prepare_text
+from flows import langdetect_numpy as fastdetect
+from flows.langdetect_numpy import FastDetector, prepare_text
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = sorted((REPO / "seeds").glob("*.txt"))

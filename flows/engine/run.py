@@ -19,12 +19,27 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from flows import PIPELINE_VERSION
-from flows.contracts import DOCUMENT_SCHEMA, DOCUMENTS_DIR, REJECTED_DIR, REJECTED_SCHEMA
+from flows.card import dataset_card
+from flows.contracts import (
+    DOCUMENT_SCHEMA,
+    DOCUMENTS_DIR,
+    REJECTED_DIR,
+    REJECTED_SCHEMA,
+    empty_table,
+)
 from flows.engine.corpus import Decision, apply_decisions, checks_for, corpus_step
 from flows.engine.plan import Plan
 from flows.engine.previous import PreviousRelease, open_previous
-from flows.engine.shard import RunContext, ShardResult, ShardWork, prepare_shard, work_shard
-from flows.engine.summary import Summary, build_manifest, dataset_card, merge_all, summarize
+from flows.engine.shard import (
+    RunContext,
+    ShardResult,
+    ShardWork,
+    part_name,
+    prepare_shard,
+    read_part_columns,
+    work_shard,
+)
+from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
 from flows.models import Manifest
 from flows.publish import (
     data_files,
@@ -178,13 +193,9 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
 
 def _resummarize(result: ShardResult, staging: Path, touched: set[str]) -> ShardResult:
     """A shard's counts again, after the corpus step rewrote its parts."""
-    part = f"part-{result.index:05d}.parquet"
+    part = part_name(result.index)
     if f"{DOCUMENTS_DIR}/{part}" not in touched:
         return result
-    from flows.contracts import empty_table
-    from flows.engine.shard import read_part_columns
-    from flows.engine.summary import SUMMARY_COLUMNS
-
     tables = []
     files = []
     for folder, schema in ((DOCUMENTS_DIR, DOCUMENT_SCHEMA), (REJECTED_DIR, REJECTED_SCHEMA)):

@@ -19,10 +19,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
+from flows.card import counts_table, run_report
 from flows.engine.plan import Plan, prepare
 from flows.engine.pool import window
 from flows.engine.shard import ShardResult, ShardWork, work_shard
-from flows.engine.summary import Summary, counts_table, run_report
+from flows.engine.summary import Summary
 from flows.models import Manifest, RunParameters
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""Stage 3: remove scrape leftovers line by line, and say what was removed and why.
+"""Remove scrape leftovers line by line by rules, and say what was removed and why.
 
 Rules are data (TOML files validated by :class:`flows.models.RuleFile`), never code. A rule
 matches a whole line, either by phrase (case-insensitive, surrounding punctuation ignored)
@@ -10,8 +10,8 @@ real content:
 * ``position = "edge"`` rules (menus, "Loading", "Home") only fire in the leading or
   trailing run of boilerplate lines; the same words inside the article stay.
 
-Beyond rules, the main-content heuristic (``outside-main-content``) finds the densest run
-of prose lines and removes what lies before and after it; ``position = "end"`` rules
+Beyond rules, the main-content heuristic (:mod:`flows.stages.maincontent`) names the lines
+outside the densest run of prose (``outside-main-content``); ``position = "end"`` rules
 ("Related articles", "Comments") cut the article's tail from their line on, once most of
 the main content lies before them.
 """
@@ -24,6 +24,13 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from flows.stages.maincontent import (
+    article_end,
+    ends_sentence,
+    line_words,
+    outside_main_content,
+    prose_words,
+)
 from flows.stages.types import Reason, Rejection, Stage
 
 Position = Literal["any", "edge", "end"]
@@ -174,209 +181,6 @@ def _edge_lines(
 # are measured in characters, so the same thresholds hold there.
 
 # Scripts written without spaces (Han, kana): one character carries about half a word.
-_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
-_WORD = re.compile(r"\w+")
-# What a sentence ends with, before closing quotes and brackets.
-_SENTENCE_END = frozenset(".!?;:…。！？；：")
-_CLOSERS = "\"'”’»«)]}」』）】"
-# A list item or a numbered point keeps its place next to the main content.
-_LIST_ITEM = re.compile(r"(?:[-–—*•·▪●◦‣]|\d{1,3}[.)]|[a-z][.)])\s+\S", re.IGNORECASE)
-
-# A shorter line that ends like a sentence ("That's it.", "Was tun?") stays next to the
-# main content; below this many words it is a label ("Close.", "Menu:").
-_SENTENCE_WORDS = 2.0
-# At most this many lines without markers after a lead-in ending with a colon are its list.
-_UNMARKED_ITEMS = 12
-# A line is prose when it has this many words and ends like a sentence, or when it is
-# long enough that it is prose whatever it ends with (paragraphs cut by the scraper).
-_PROSE_WORDS = 8.0
-_LONG_WORDS = 20.0
-_INNER_PUNCT = re.compile("[.,;:!?、。，；：！？]")
-_WORDS_PER_PUNCT = 30
-# What a non-prose line costs the block: a gap of a few short lines (a subheading, a
-# caption, an inline ad label) is bridged by the prose around it; a menu of dozens is not.
-_SHORT_LINE_COST = 2.0
-# An ``end`` marker cuts only when this share of the main content's prose lies above it:
-# a "Related" box in the middle of an article must not take the second half with it.
-_END_SHARE = 0.9
-# What a prose line between two short lines counts (teaser lists alternate headline and
-# summary; articles run paragraph after paragraph).
-_ALONE_WEIGHT = 0.3
-# ... on a page with at least this many short lines (menus, teasers: a scraped page).
-_TEASER_PAGE = 20
-# At most this many unremoved lines before or after the block are kept anyway: a headline
-# and a dateline above an otherwise clean document are not boilerplate evidence.
-_EDGE_ALLOWANCE = 2
-
-
-def line_words(line: str) -> float:
-    """Length in words; unspaced scripts count half a word per character."""
-    wide = len(_UNSPACED.findall(line))
-    if wide:
-        line = _UNSPACED.sub(" ", line)
-    return len(_WORD.findall(line)) + wide / 2
-
-
-def ends_sentence(line: str) -> bool:
-    stripped = line.rstrip().rstrip(_CLOSERS)
-    return bool(stripped) and stripped[-1] in _SENTENCE_END
-
-
-def prose_words(line: str) -> float:
-    """The line's length in words when it reads as prose, else 0."""
-    words = line_words(line)
-    if words >= _PROSE_WORDS and ends_sentence(line):
-        return words
-    # A long line without sentence punctuation inside is a tag cloud or a menu flattened
-    # into one line, not a paragraph the scraper cut short.
-    if words >= _LONG_WORDS and len(_INNER_PUNCT.findall(line)) * _WORDS_PER_PUNCT >= words:
-        return words
-    return 0.0
-
-
-def line_scores(words: Sequence[float]) -> list[float]:
-    """Prose scores its length in words; the k-th short line in a row costs k times the base.
-
-    The growing cost is what separates an article from the teaser lists after it: one
-    subheading or caption between paragraphs is cheap, the three or four short lines
-    (section, headline, "By ...", date) around every teaser are not. A prose line alone
-    between short lines (a teaser under its headline) counts for less than one in a run of
-    paragraphs. ``words`` are the lines' :func:`prose_words` (0 for a short line).
-    """
-    scores: list[float] = []
-    gap = 0
-    last = len(words) - 1
-    # Only a page with many short lines can hold teaser lists; in a short document a
-    # paragraph between two short lines is just a paragraph.
-    weight = _ALONE_WEIGHT if sum(1 for count in words if count == 0) >= _TEASER_PAGE else 1.0
-    for k, count in enumerate(words):
-        if count > 0:
-            gap = 0
-            alone = (k == 0 or words[k - 1] == 0) and (k == last or words[k + 1] == 0)
-            scores.append(count * weight if alone else count)
-        else:
-            gap += 1
-            scores.append(-_SHORT_LINE_COST * gap)
-    return scores
-
-
-def densest_run(scores: Sequence[float]) -> tuple[int, int] | None:
-    """Inclusive bounds of the maximum-sum run (longest on ties), None when nothing is positive.
-
-    Ties go to the longer run and a run restarts only when its sum turns negative, so every
-    prefix and suffix of the chosen run sums to at least zero: running it again on its own
-    output chooses all of it (idempotence).
-    """
-    best, span = 0.0, None
-    run, start = 0.0, 0
-    for i, score in enumerate(scores):
-        if run < 0:
-            run, start = 0.0, i
-        run += score
-        if run > 0 and (run >= best):
-            best, span = run, (start, i)
-    return span
-
-
-def _absorb(candidates: Sequence[int], lines: Sequence[str], lo: int, hi: int) -> tuple[int, int]:
-    """Widen the block over adjacent list items, short sentences and lead-ins ending with a
-    colon. One other line may sit between two list items (a link under each item)."""
-
-    def attached(k: int) -> bool:
-        return 0 <= k < len(candidates) and _attached(lines[candidates[k]])
-
-    def item(k: int) -> bool:
-        return (
-            0 <= k < len(candidates) and _LIST_ITEM.match(lines[candidates[k]].strip()) is not None
-        )
-
-    while attached(lo - 1) or item(lo - 2):
-        lo -= 1 if attached(lo - 1) else 2
-    while True:
-        if attached(hi + 1) or item(hi + 2):
-            hi += 1 if attached(hi + 1) else 2
-        elif _ends_with_colon(lines[candidates[hi]]):
-            # A lead-in's list without markers: its items, up to the next sentence.
-            items = 0
-            while (
-                items < _UNMARKED_ITEMS
-                and hi + 1 < len(candidates)
-                and not ends_sentence(lines[candidates[hi + 1]])
-                and line_words(lines[candidates[hi + 1]]) >= _SENTENCE_WORDS
-            ):
-                hi, items = hi + 1, items + 1
-            if not items:
-                break
-        else:
-            break
-    return lo, hi
-
-
-def _ends_with_colon(line: str) -> bool:
-    return line.rstrip().endswith((":", "："))
-
-
-def _attached(line: str) -> bool:
-    stripped = line.strip()
-    return (
-        _LIST_ITEM.match(stripped) is not None
-        or stripped.endswith((":", "："))
-        or (ends_sentence(stripped) and line_words(stripped) >= _SENTENCE_WORDS)
-    )
-
-
-def _main_span(
-    order: Sequence[int], words: Sequence[float], named: Container[int]
-) -> tuple[int, int] | None:
-    """First and last line index of the densest prose run among the non-blank ``order``.
-
-    Lines a rule removed still count as short lines: a cluster of share buttons is
-    evidence of a boundary.
-    """
-    span = densest_run(line_scores([0.0 if i in named else words[i] for i in order]))
-    return None if span is None else (order[span[0]], order[span[1]])
-
-
-def article_end(
-    order: Sequence[int],
-    words: Sequence[float],
-    hits: Sequence[Rule | None],
-    named: Container[int],
-) -> int | None:
-    """Index of the first ``end`` marker below most (``_END_SHARE``) of the main content."""
-    span = _main_span(order, words, named)
-    if span is None:
-        return None
-    first, last = span
-    inside = [i for i in order if first <= i <= last and i not in named]
-    total = sum(words[i] for i in inside)
-    for i in order:
-        rule = hits[i]
-        if i <= first or rule is None or rule.position != "end":
-            continue
-        before = sum(words[k] for k in inside if k < i)
-        if before >= _END_SHARE * total and any(k > i and k not in named for k in order):
-            return i
-    return None
-
-
-def outside_main_content(
-    lines: Sequence[str], order: Sequence[int], words: Sequence[float], named: Container[int]
-) -> set[int]:
-    """Indexes of the lines (not already ``named`` by a rule) outside the main content."""
-    span = _main_span(order, words, named)
-    if span is None:
-        # No prose at all (a list, a poem, a table): nothing to measure the rest against.
-        return set()
-    candidates = [i for i in order if i not in named]
-    lo, hi = _absorb(candidates, lines, candidates.index(span[0]), candidates.index(span[1]))
-    outside: set[int] = set()
-    for region in (candidates[:lo], candidates[hi + 1 :]):
-        if len(region) > _EDGE_ALLOWANCE:
-            outside.update(region)
-    return outside
-
-
 _HEADLINE_MAX_CHARS = 200
 _HEADLINE_WORDS = (4, 25)
 _HEADLINE_LOOKBACK = 5
@@ -458,7 +262,8 @@ def clean(text: str, rules: RuleSet) -> Cleaned | Rejection:
         words = [prose_words(line) for line in lines]
         # Until no marker is left to act on: a cut shortens the main content, which can
         # bring an earlier marker below its share (and a second run would then cut there).
-        while (end := article_end(order, words, hits, named)) is not None:
+        ends = {i for i, rule in enumerate(hits) if rule is not None and rule.position == "end"}
+        while (end := article_end(order, words, ends, named)) is not None:
             marker = hits[end]
             assert marker is not None  # article_end only returns matched lines
             named.update((i, marker.name) for i in order if i > end and i not in named)

@@ -33,7 +33,7 @@ from langdetect import DetectorFactory
 from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.lang_detect_exception import LangDetectException
 
-from flows.stages.fastdetect import FastDetector
+from flows.langdetect_numpy import FastDetector
 from flows.stages.types import Reason, Rejection, Stage
 
 UNDETERMINED = "und"
