@@ -380,3 +380,9 @@ PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
     "manifest": Manifest,
     "boilerplate_rules": RuleFile,
 }
+
+
+def parameter_default(name: str) -> Any:
+    """The default of one run parameter: the stages' own settings default to these, so a
+    stage called without settings behaves as a default run does."""
+    return RunParameters.model_fields[name].get_default(call_default_factory=True)

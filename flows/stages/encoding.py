@@ -31,6 +31,7 @@ import ftfy
 from ftfy.badness import badness, is_bad
 from ftfy.chardata import CHARMAP_ENCODINGS
 
+from flows.models import parameter_default
 from flows.stages.types import Reason, Rejection, Stage
 
 # UTF-32 BOMs first: the UTF-32-LE BOM begins with the UTF-16-LE one.
@@ -101,19 +102,12 @@ _FTFY_CONFIG = ftfy.TextFixerConfig(
 
 @dataclass(frozen=True, slots=True)
 class EncodingSettings:
-    """Knobs of the encoding stage (copied from the run parameters)."""
+    """Knobs of the encoding stage; defaults are RunParameters' (where they are justified)."""
 
-    prefix_bytes: int = 65_536
-    # Measured on chardet's labelled corpus (benchmarks/bench_encoding.py): the lowest
-    # confidence of a *correct* detection is 0.033, so any floor above that rejects good
-    # files; 0.0 (keep everything, flag the doubtful) is the default.
-    min_confidence: float = 0.0
-    # Below this a chardet guess is published but flagged (``encoding_low_confidence``).
-    # 0.2 flags the corpus's wrong guess (the MacRoman file, 0.045; chardet's own "nothing
-    # fitted" answer is cp1252 at 0.10) and 10 of 421 right ones; its other misses are
-    # mapping-table variants at 0.95 that no floor can catch.
-    flag_confidence: float = 0.2
-    repair_mojibake: bool = True
+    prefix_bytes: int = parameter_default("encoding_prefix_bytes")
+    min_confidence: float = parameter_default("min_encoding_confidence")
+    flag_confidence: float = parameter_default("encoding_flag_confidence")
+    repair_mojibake: bool = parameter_default("repair_mojibake")
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.lang_detect_exception import LangDetectException
 
 from flows.langdetect_numpy import FastDetector
+from flows.models import parameter_default
 from flows.stages.types import Reason, Rejection, Stage
 
 UNDETERMINED = "und"
@@ -41,27 +42,19 @@ UNDETERMINED = "und"
 
 @dataclass(frozen=True, slots=True)
 class LanguageSettings:
-    """Knobs of the language stage (copied from the run parameters)."""
+    """Knobs of the language stage; defaults are RunParameters' (measurements behind them
+    in the README's Language section and benchmarks/bench_language.py)."""
 
-    # Accuracy stops growing long before 1,000 characters; langdetect's cost does not.
-    sample_chars: int = 1_000
-    # Measured (benchmarks/bench_language.py, lingua's test sets): langdetect is 63 % right
-    # under 10 letters, 79 % at 10-20, 91 % at 20-30, 97 % at 30-40, 98-99 % above. Of the
-    # floors tried, 30 letters with probability 0.95 answers more texts than the old 40 / 0.8
-    # (30.9 % against 28.5 % of them) and is right more often when it answers (99.43 %
-    # against 99.33 %); langdetect's probabilities are nearly all 0.99+ or well under 0.9,
-    # so 0.9 and 0.95 differ by 0.02 points. CJK characters count twice.
-    min_letters: int = 30
-    min_confidence: float = 0.95
-    seed: int = 0
+    sample_chars: int = parameter_default("language_sample_chars")
+    min_letters: int = parameter_default("language_min_letters")
+    min_confidence: float = parameter_default("language_min_confidence")
+    seed: int = parameter_default("language_seed")
     # Lines detected one by one for the main-language share; 0 switches the check off.
-    # langdetect costs ~1.4 ms a call plus ~1.25 ms per 1,000 characters, so 6 lines of at
-    # most 200 characters cost ~10 ms a document whatever its length.
-    paragraph_samples: int = 6
+    paragraph_samples: int = parameter_default("language_paragraph_samples")
+    # Not a parameter: langdetect costs ~1.4 ms a call plus ~1.25 ms per 1,000 characters,
+    # so lines of at most 200 characters keep the check at ~10 ms a document.
     paragraph_chars: int = 200
-    # A main-language share below this flags the document as mixed. One quoted paragraph
-    # in six leaves 0.83; half-and-half is 0.5.
-    mixed_below: float = 0.7
+    mixed_below: float = parameter_default("language_mixed_below")
 
 
 @dataclass(frozen=True, slots=True)
