@@ -66,7 +66,7 @@ def test_readme_documents_every_column_of_both_tables() -> None:
     text = (REPO / "README.md").read_text(encoding="utf-8")
     paragraph = text.split("### `rejected` schema", 1)[1].split("\n\n", 2)[1]
     # The paragraph names each column once, in order, with examples in parentheses.
-    named = [n for n in re.findall(r"`([a-z_0-9]+)`", re.sub(r"\([^)]*\)", "", paragraph))]
+    named = re.findall(r"`([a-z_0-9]+)`", re.sub(r"\([^)]*\)", "", paragraph))
     assert named == REJECTED_SCHEMA.names
 
 
