@@ -1,0 +1,87 @@
+"""The corpus step: decisions across documents from the shard pass's facts, applied to the
+parts they touch, and made again from scratch by every run."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.dataset as ds
+
+from flows.engine.corpus import read_facts
+from flows.engine.plan import prepare
+from flows.engine.run import InlineRunner, RunResult, execute
+from flows.models import Manifest, RunParameters
+from tests.conftest import SEEDS
+
+ORIGINAL = "001_f6e449bcd0ea5a8d.txt"
+
+
+def _run(source: Path, out: Path, **changes: Any) -> RunResult:
+    params = RunParameters(source=str(source), out=str(out), **changes)
+    return execute(prepare(params), InlineRunner())
+
+
+def _table(out: Path, name: str) -> list[dict[str, Any]]:
+    rows = ds.dataset(out / "current" / name).to_table().to_pylist()
+    return sorted(rows, key=lambda r: str(r["source_path"]))
+
+
+def _source_with_a_utf16_copy(tmp_path: Path) -> Path:
+    source = tmp_path / "src"
+    shutil.copytree(SEEDS, source)
+    text = (SEEDS / ORIGINAL).read_text(encoding="utf-8")
+    (source / "zz-copy.txt").write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+    return source
+
+
+def test_an_exact_copy_is_rejected_and_names_the_kept_document(tmp_path: Path) -> None:
+    source, out = _source_with_a_utf16_copy(tmp_path), tmp_path / "out"
+    result = _run(source, out, dedup="exact", shard_size=2)
+    published = [r["source_path"] for r in _table(out, "documents")]
+    assert published == ["000_f191ddaece1908f0.txt", ORIGINAL]
+    (rejected,) = _table(out, "rejected")
+    kept = next(r for r in _table(out, "documents") if r["source_path"] == ORIGINAL)
+    assert (rejected["source_path"], rejected["stage"], rejected["reason"]) == (
+        "zz-copy.txt",
+        "dedup",
+        "exact_duplicate",
+    )
+    assert kept["id"] in rejected["detail"]
+    assert result.summary.published == 2 and result.summary.rejected == 1
+    manifest = Manifest.model_validate_json((out / "current" / "manifest.json").read_bytes())
+    assert manifest.corpus == {"exact_duplicate": 1}
+    assert manifest.counts["published"] == 2
+    # The facts keep every document as the shard pass saw it: the next run decides again.
+    facts = read_facts(out / "current", ["source_path"]).column("source_path").to_pylist()
+    assert sorted(facts) == sorted([*published, "zz-copy.txt"])
+
+
+def test_translations_and_distinct_texts_are_not_duplicates(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _run(SEEDS, out, dedup="exact")
+    assert len(_table(out, "documents")) == 2
+
+
+def test_dedup_off_publishes_every_copy(tmp_path: Path) -> None:
+    source, out = _source_with_a_utf16_copy(tmp_path), tmp_path / "out"
+    _run(source, out, dedup="off")
+    assert len(_table(out, "documents")) == 3 and _table(out, "rejected") == []
+
+
+def test_when_the_kept_document_goes_its_copy_is_published(tmp_path: Path) -> None:
+    source, out = _source_with_a_utf16_copy(tmp_path), tmp_path / "out"
+    _run(source, out, dedup="exact", shard_size=2)
+    # Unchanged rerun: the decided copy is read and processed again (its row was taken
+    # out of documents), everything else is reused, and the decision is the same.
+    again = _run(source, out, dedup="exact", shard_size=2)
+    assert again.processed == 1
+    assert [r["reason"] for r in _table(out, "rejected")] == ["exact_duplicate"]
+    (source / ORIGINAL).unlink()
+    _run(source, out, dedup="exact", shard_size=2)
+    assert [r["source_path"] for r in _table(out, "documents")] == [
+        "000_f191ddaece1908f0.txt",
+        "zz-copy.txt",
+    ]
+    assert _table(out, "rejected") == []
