@@ -1,10 +1,8 @@
 """Validate, clean and publish a folder of scraped documents as a versioned Parquet corpus.
 
-The package is laid out in three layers:
-
-* ``flows.stages`` -- pure functions (no Prefect, no file IO), one module per stage;
-* ``flows.io``, ``flows.publish`` -- the only modules that touch the file system;
-* ``flows.orchestration.tasks`` and ``flows.orchestration.flow`` -- thin Prefect wrappers and the flow wiring.
+Layers (README, "Architecture"): contracts (``models``, ``contracts``); pure stages
+(``stages``); IO (``source``, ``output``); the engine (``engine``: plan, shard pass, corpus
+step, execute), which never imports Prefect; and the Prefect side (``orchestration``).
 """
 
 from importlib.metadata import PackageNotFoundError, version
