@@ -570,10 +570,10 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     """
     from pyinstrument import Profiler
 
-    from flows.discover import Discovery, discover
     from flows.models import RunParameters
     from flows.settings import load_rules, stage_config
     from flows.shard import plan_shards, run_shard
+    from flows.source.listing import Discovery, discover
     from flows.stages.language import warm_up
 
     params = RunParameters(source=str(source), out=str(out))

@@ -217,9 +217,9 @@ def _stop_server(server: TemporaryServer | None) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.discover import check_out_not_in_source, resolve_source
     from flows.publish import ensure_output
     from flows.settings import load_rules
+    from flows.source.listing import check_out_not_in_source, resolve_source
 
     params = resolve_parameters(args)
     # A bad source, output or rule file fails here, before a server starts.
@@ -250,9 +250,10 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _boilerplate_report(args: argparse.Namespace) -> int:
-    from flows.discover import discover, read_input
     from flows.learn import LineCounter, rule_file
     from flows.settings import load_rules
+    from flows.source.listing import discover
+    from flows.source.reading import read_input
     from flows.stages.encoding import decode
     from flows.stages.types import Rejection
 

@@ -16,12 +16,12 @@ from prefect.utilities.annotations import quote
 from pydantic import BaseModel
 
 from flows.cache import previous_release
-from flows.discover import check_out_not_in_source, resolve_source
 from flows.errors import ConfigError
 from flows.models import RunParameters
 from flows.publish import ensure_output, new_staging, output_lock
 from flows.settings import config_fingerprint, stage_config
 from flows.shard import plan_shards
+from flows.source.listing import check_out_not_in_source, resolve_source
 from flows.stages.language import warm_up
 from flows.summary import merge_all
 from flows.tasks import (

@@ -25,7 +25,6 @@ from flows.cache import (
     read_parquet,
     reuse_rows,
 )
-from flows.discover import Discovery, read_input
 from flows.process import SourceDocument, StageConfig, process_many
 from flows.publish import (
     DOCUMENTS_DIR,
@@ -35,6 +34,8 @@ from flows.publish import (
     rejected_table,
     write_parts,
 )
+from flows.source.listing import Discovery
+from flows.source.reading import read_input
 from flows.stages.metadata import sha256_hex
 from flows.stages.types import Rejection
 from flows.summary import SUMMARY_COLUMNS, Summary, summarize

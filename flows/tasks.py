@@ -11,11 +11,11 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import PIPELINE_VERSION
 from flows.cache import PreviousRow, load_index
-from flows.discover import Discovery, discover
 from flows.models import Manifest, RunParameters
 from flows.publish import data_files, ensure_tables, finalize, prune, release_id
 from flows.settings import load_rules
 from flows.shard import ShardJob, copy_unchanged_shard, run_shard
+from flows.source.listing import Discovery, discover
 from flows.stages.boilerplate import RuleSet
 from flows.summary import Summary, build_manifest, counts_table, dataset_card, run_report
 

@@ -8,10 +8,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from flows.discover import discover, read_input, resolve_source
 from flows.models import MetadataIssue, RunParameters
 from flows.process import Outcome, RejectedRow, SourceDocument, StageConfig, process_many
 from flows.settings import load_rules, stage_config
+from flows.source.listing import discover, resolve_source
+from flows.source.reading import read_input
 from flows.stages.language import warm_up
 from flows.stages.types import Rejection
 

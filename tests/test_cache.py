@@ -10,11 +10,11 @@ from pathlib import Path
 import pyarrow.dataset as ds
 
 from flows.cache import load_index, processing_key
-from flows.discover import discover
 from flows.models import RunParameters
 from flows.process import SourceDocument
 from flows.settings import config_fingerprint, load_rules, stage_config
 from flows.shard import copy_unchanged_shard, plan_shards, run_shard
+from flows.source.listing import discover
 from tests.conftest import SEEDS
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from flows import discover as discover_module
-from flows.discover import Discovery, check_out_not_in_source, discover, matches, read_input
 from flows.errors import ConfigError, SourceError
+from flows.source import reading
+from flows.source.listing import Discovery, check_out_not_in_source, discover, matches
+from flows.source.reading import read_input
 from flows.stages.types import Reason, Rejection
 
 
@@ -297,7 +298,7 @@ def _fail_opens(monkeypatch: pytest.MonkeyPatch, suffix: str, errnos: list[int])
         return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", flaky_open)
-    monkeypatch.setattr(discover_module, "READ_RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(reading, "READ_RETRY_DELAYS", (0.0, 0.0))
     return calls
 
 
@@ -321,7 +322,7 @@ def test_transient_errors_give_up_after_bounded_attempts(
     result = read_input(str(tmp_path.resolve()), doc, 100)
     assert isinstance(result, Rejection) and result.reason == Reason.UNREADABLE
     assert "Input/output error" in result.detail
-    assert len(calls) == len(discover_module.READ_RETRY_DELAYS) + 1
+    assert len(calls) == len(reading.READ_RETRY_DELAYS) + 1
 
 
 @pytest.mark.parametrize("code", [errno.ENOENT, errno.EACCES, errno.EISDIR])
@@ -337,14 +338,14 @@ def test_permanent_errors_are_not_retried(
 
 
 def test_retry_waits_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    delays = discover_module.READ_RETRY_DELAYS
+    delays = reading.READ_RETRY_DELAYS
     assert list(delays) == sorted(delays) and sum(delays) < 1.0  # growing, bounded
     (tmp_path / "a.txt").write_text("hello")
     _fail_opens(monkeypatch, "a.txt", [errno.EIO, errno.EIO])
-    monkeypatch.setattr(discover_module, "READ_RETRY_DELAYS", delays)
+    monkeypatch.setattr(reading, "READ_RETRY_DELAYS", delays)
     slept: list[float] = []
     path = str(tmp_path / "a.txt")
-    assert discover_module._read_bounded(path, 100, sleep=slept.append) == b"hello"
+    assert reading.read_bounded(path, 100, sleep=slept.append) == b"hello"
     assert slept == list(delays)
 
 
