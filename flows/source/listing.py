@@ -8,7 +8,9 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import re
 import stat
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from flows.source.metadata_file import (
     surrogate_field,
 )
 from flows.source.reading import is_inside, os_detail
-from flows.stages.metadata import derive_id
+from flows.stages.metadata import derive_id, validate_id
 from flows.stages.types import Reason, Rejection, Stage
 
 logger = logging.getLogger(__name__)
@@ -45,9 +47,41 @@ class Discovery:
         return len(self.documents) + len(self.rejected)
 
 
+# In a displayed path a backslash is written as two and each byte that is not UTF-8 as
+# backslash-x-NN (lower-case hex). Escaping the backslash too makes the scheme reversible:
+# without it a file named with the raw byte 0xE9 and one literally named caf\xe9.txt looked
+# alike and, since derived ids hash the displayed path, shared an id.
+_NEEDS_ESCAPE = re.compile("[\\\\\udc80-\udcff]")
+_ESCAPED = re.compile(r"\\\\|\\x([0-9a-f]{2})|\\")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\x{ord(char) - 0xDC00:02x}"
+
+
 def display_path(fs_relative: str) -> str:
-    """A path that is valid Unicode: undecodable bytes in file names become ``\\xNN``."""
-    return os.fsencode(fs_relative).decode("utf-8", errors="backslashreplace")
+    """The published form of a path: valid Unicode, ``\\`` → ``\\\\``, bad bytes → ``\\xNN``.
+
+    Reversible (:func:`fs_path_bytes`), so two files never share a displayed path.
+    """
+    # surrogateescape turns each byte that is not UTF-8 into one of U+DC80..U+DCFF.
+    text = os.fsencode(fs_relative).decode("utf-8", errors="surrogateescape")
+    return _NEEDS_ESCAPE.sub(_escape, text)
+
+
+def fs_path_bytes(displayed: str) -> bytes:
+    """The file system bytes of a path written by :func:`display_path`; ValueError if none."""
+    out = bytearray()
+    position = 0
+    for match in _ESCAPED.finditer(displayed):
+        out += displayed[position : match.start()].encode("utf-8")
+        if match.group() == "\\":
+            raise ValueError(f"lone backslash at {match.start()} in {displayed!r}")
+        out += b"\\" if match.group(1) is None else bytes([int(match.group(1), 16)])
+        position = match.end()
+    out += displayed[position:].encode("utf-8")
+    return bytes(out)
 
 
 def matches(relative: str, patterns: Iterable[str]) -> bool:
@@ -247,6 +281,8 @@ def discover(
                     "not valid Unicode",
                 )
         raw_id = record.get("id") if record else None
+        if rejection is None and isinstance(raw_id, str) and number is not None:
+            rejection = validate_id(raw_id, number)
         doc = SourceDocument(
             source_path=path,
             doc_id=raw_id if isinstance(raw_id, str) and raw_id else derive_id(path),
@@ -281,15 +317,23 @@ def discover(
 def _unique_ids(
     documents: list[SourceDocument],
 ) -> tuple[list[SourceDocument], list[SourceDocument]]:
-    """The first document (in path order) keeps an id; later holders are rejected."""
-    holders: dict[str, str] = {}
+    """The first document (in path order) keeps an id; later holders are rejected.
+
+    Ids are compared after NFKC: a full-width "doc1" (U+FF44...) and "doc1", or the "fi"
+    ligature and "fi", look alike and fold together in many consumers (search indexes,
+    file systems that normalise names). Not after casefolding: case-sensitive ids (base64
+    keys) are common and legitimate.
+    """
+    holders: dict[str, SourceDocument] = {}
     kept: list[SourceDocument] = []
     duplicates: list[SourceDocument] = []
     for doc in documents:
-        first = holders.setdefault(doc.doc_id, doc.source_path)
-        if first == doc.source_path:
+        key = unicodedata.normalize("NFKC", doc.doc_id)
+        first = holders.setdefault(key, doc)
+        if first is doc:
             kept.append(doc)
             continue
+        twin = "" if first.doc_id == doc.doc_id else f" as {first.doc_id!r} (equal after NFKC)"
         duplicates.append(
             SourceDocument(
                 source_path=doc.source_path,
@@ -300,7 +344,7 @@ def _unique_ids(
                 rejection=Rejection(
                     Stage.DISCOVER,
                     Reason.DUPLICATE_ID,
-                    f"id {doc.doc_id!r} already used by {first!r}",
+                    f"id {doc.doc_id!r} already used by {first.source_path!r}{twin}",
                 ),
                 fs_relative=doc.fs_relative,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ from typing import Any
 from flows.errors import SourceError
 from flows.models import MetadataIssue
 from flows.source.reading import is_inside, os_detail, read_bounded
+from flows.stages.encoding import decode
 from flows.stages.types import Reason, Rejection
 
 logger = logging.getLogger(__name__)
@@ -20,6 +22,24 @@ METADATA_FILE = "metadata.jsonl"
 
 # One parsed line: its 1-based number and its JSON object.
 Record = tuple[int, dict[str, Any]]
+
+# When more than half of the non-blank lines (and at least two) are not JSON objects, the
+# file is not JSON Lines in a form we can read (another format, a wrong encoding, a
+# wholesale corruption): publishing anyway would silently give those documents derived ids
+# instead of theirs, so the run stops. One bad line (a truncated last line of an interrupted
+# append) or a minority of bad lines is a local problem: listed in metadata_issues,
+# `corpus validate` exits 1, the run goes on.
+MAX_UNPARSED_SHARE = 0.5
+MIN_UNPARSED_LINES = 2
+
+# UTF-32 BOMs first: the UTF-32-LE BOM begins with the UTF-16-LE one.
+_BOMS: tuple[tuple[bytes, str], ...] = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 
 
 def _read_metadata_bytes(root: Path) -> bytes | MetadataIssue | None:
@@ -51,19 +71,78 @@ def _read_metadata_bytes(root: Path) -> bytes | MetadataIssue | None:
 
 
 def read_metadata(root: Path) -> tuple[list[Record], list[MetadataIssue]]:
-    """The JSON objects of ``ROOT/metadata.jsonl`` and the lines that are not one."""
+    """The JSON objects of ``ROOT/metadata.jsonl`` and the lines that are not one.
+
+    Raises SourceError when the file cannot be read or decoded, or when most of its lines
+    are not JSON objects (see MAX_UNPARSED_SHARE).
+    """
     data = _read_metadata_bytes(root)
     if data is None:
         return [], []
     if isinstance(data, MetadataIssue):
         logger.warning("%s: %s", METADATA_FILE, data.detail)
         return [], [data]
+    return parse_metadata(decode_metadata(data))
+
+
+def decode_metadata(data: bytes) -> str:
+    """The text of metadata.jsonl, its encoding found like a document's; SourceError if none.
+
+    A byte-order mark, then strict UTF-8 (not for bytes holding NUL or ESC: BOM-less
+    UTF-16/32 and ISO-2022 are valid UTF-8 too), then the encoding stage's detection. The
+    bytes are decoded here with the codec found, not taken from the stage's normalised
+    text: normalising turns U+2028 inside a JSON string into a line break.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data[len(bom) :].decode(codec)
+            except UnicodeDecodeError as error:
+                raise SourceError(
+                    f"{METADATA_FILE}: starts with a {codec} byte-order mark but byte "
+                    f"{error.start + len(bom)} is not {codec}; save it as UTF-8"
+                ) from error
+    if b"\x00" not in data and b"\x1b" not in data:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    guess = decode(data)
+    # "Mostly UTF-8" is fine for a document's text but not here: a replaced byte inside a
+    # file_name or id would silently detach the record or change the id.
+    if isinstance(guess, Rejection) or guess.method == "utf-8-replaced":
+        why = guess.detail if isinstance(guess, Rejection) else "invalid UTF-8 bytes"
+        raise SourceError(f"{METADATA_FILE} cannot be decoded ({why}); save it as UTF-8")
+    try:
+        text = data.decode(guess.encoding)
+    except (UnicodeDecodeError, LookupError) as error:
+        raise SourceError(
+            f"{METADATA_FILE} cannot be decoded as {guess.encoding}; save it as UTF-8"
+        ) from error
+    logger.warning(
+        "%s is not UTF-8; read as %s (confidence %.2f)",
+        METADATA_FILE,
+        guess.encoding,
+        guess.confidence,
+    )
+    return text
+
+
+def parse_metadata(text: str) -> tuple[list[Record], list[MetadataIssue]]:
+    """Split JSON Lines on ``\\n`` only and parse each non-blank line.
+
+    Not ``str.splitlines()``: it also splits on U+2028, U+2029 and U+0085, which JSON
+    allows raw inside strings (``json.dumps(ensure_ascii=False)`` writes them), so one
+    record would become two broken lines and its document would lose its metadata.
+    """
     records: list[Record] = []
     issues: list[MetadataIssue] = []
-    raw = data.decode("utf-8-sig", errors="replace")
-    for number, line in enumerate(raw.splitlines(), start=1):
+    lines = 0
+    for number, raw_line in enumerate(text.split("\n"), start=1):
+        line = raw_line.removesuffix("\r")
         if not line.strip():
             continue
+        lines += 1
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
@@ -75,6 +154,12 @@ def read_metadata(root: Path) -> tuple[list[Record], list[MetadataIssue]]:
             )
             continue
         records.append((number, value))
+    if len(issues) >= MIN_UNPARSED_LINES and len(issues) > MAX_UNPARSED_SHARE * lines:
+        first = issues[0]
+        raise SourceError(
+            f"{METADATA_FILE}: {len(issues)} of {lines} lines are not JSON objects "
+            f"(first: line {first.line}: {first.detail[:120]}); fix the file or remove it"
+        )
     return records, issues
 
 
