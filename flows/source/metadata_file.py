@@ -99,8 +99,8 @@ def decode_metadata(data: bytes) -> str:
                 return data[len(bom) :].decode(codec)
             except UnicodeDecodeError as error:
                 raise SourceError(
-                    f"{METADATA_FILE}: starts with a {codec} byte-order mark but byte "
-                    f"{error.start + len(bom)} is not {codec}; save it as UTF-8"
+                    f"{METADATA_FILE}: starts with a {codec} byte-order mark but the bytes at "
+                    f"offset {error.start + len(bom)} are not {codec}; save it as UTF-8"
                 ) from error
     if b"\x00" not in data and b"\x1b" not in data:
         try:
