@@ -178,7 +178,9 @@ class DocumentMetadata(BaseModel):
 
     @field_validator("published")
     @classmethod
-    def _representable_in_utc(cls, value: dt.datetime | dt.date | None) -> Any:
+    def _representable_in_utc(
+        cls, value: dt.datetime | dt.date | None
+    ) -> dt.datetime | dt.date | None:
         # The column is UTC: 0001-01-01T00:00:00+01:00 is in year 0 there, which Python's
         # datetime cannot hold; an invalid value, not a crash of the document.
         if isinstance(value, dt.datetime):
