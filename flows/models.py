@@ -34,8 +34,9 @@ _ESCAPE_SEQUENCES = re.compile(
 )
 # Line and tab characters separate words: they become one space rather than glue words.
 _BREAKS = re.compile("[\t\n\r\x0b\x0c\x85\u2028\u2029]+")
-# Every other control character (Unicode category Cc) and the bidi controls go.
-_INVISIBLE = re.compile(f"[\x00-\x1f\x7f-\x9f{BIDI_CONTROLS}]")
+# Every other control character (Unicode category Cc), the bidi controls and U+FEFF (a BOM
+# that survived a concatenation; the encoding stage drops it from the text too) go.
+_INVISIBLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ufeff{BIDI_CONTROLS}]")
 
 
 def clean_free_text(value: str) -> str:

@@ -306,6 +306,7 @@ HOSTILE_TEXT = {
     "bidi override": ("Strike \u202evote\u202c", "Strike vote"),
     "bidi isolate": ("\u2067Strike vote\u2069", "Strike vote"),
     "marks": ("Strike\u200e vote\u200f\u061c", "Strike vote"),
+    "bom": ("\ufeffStrike vote", "Strike vote"),
     "line breaks": ("Strike\nvote\r\n\u2028again", "Strike vote again"),
     "nfd": (unicodedata.normalize("NFD", "Grève générale"), "Grève générale"),
     "c1 control": ("Strike\x9b31m vote", "Strike31m vote"),
