@@ -7,25 +7,106 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+# Bidirectional controls (embeddings, overrides, isolates, LRM/RLM, the Arabic letter mark):
+# invisible, and they reorder what follows them on screen ("Trojan Source").
+BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
+# Terminal escape sequences go whole: dropping only the ESC would leave "[31m" in a title.
+_ESCAPE_SEQUENCES = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])"
+)
+# Line and tab characters separate words: they become one space rather than glue words.
+_BREAKS = re.compile("[\t\n\r\x0b\x0c\x85\u2028\u2029]+")
+# Every other control character (Unicode category Cc), the bidi controls and U+FEFF (a BOM
+# that survived a concatenation; the encoding stage drops it from the text too) go.
+_INVISIBLE = re.compile(f"[\x00-\x1f\x7f-\x9f\ufeff{BIDI_CONTROLS}]")
+
+
+def clean_free_text(value: str) -> str:
+    """A metadata string fit for any consumer: no control or bidi characters, NFC, stripped.
+
+    The same treatment the document text gets (the encoding stage); controls go before NFC,
+    which then composes across them. A value that was nothing but such characters is
+    invalid rather than silently empty.
+    """
+    value = _ESCAPE_SEQUENCES.sub("", value)
+    value = _BREAKS.sub(" ", value)
+    value = _INVISIBLE.sub("", value)
+    value = unicodedata.normalize("NFC", value).strip()
+    if not value:
+        raise ValueError("nothing left after removing control and bidi characters")
+    return value
+
+
+FreeText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(clean_free_text)
+]
+
+# Characters an id may not hold, by Unicode category: controls (Cc), format characters (Cf:
+# zero-width characters, bidi controls, soft hyphen, BOM), surrogates (Cs), and every kind
+# of space and line separator (Zs, Zl, Zp).
+_ID_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+ID_MAX_CHARS = 200
+
+
+def check_id(value: str) -> str:
+    """An id safe in file names, URLs and joins, or ValueError saying what is wrong.
+
+    Not normalised silently: an id is a key that other systems hold, so changing it would
+    break their joins; a non-NFC id is invalid instead. No path separators and no leading
+    dot, so no id is or contains a ``..`` segment.
+    """
+    if unicodedata.normalize("NFC", value) != value:
+        raise ValueError("must be in Unicode normalisation form NFC (composed characters)")
+    for char in value:
+        if char in "/\\":
+            raise ValueError(f"must not contain {char!r} (a path separator)")
+        category = unicodedata.category(char)
+        if category in _ID_FORBIDDEN_CATEGORIES or char.isspace():
+            raise ValueError(
+                f"must not contain U+{ord(char):04X} (a control, format, bidi, space or "
+                "separator character)"
+            )
+    if value.startswith("."):
+        raise ValueError("must not start with '.'")
+    return value
+
+
+DocumentId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=ID_MAX_CHARS),
+    AfterValidator(check_id),
+    # For schema readers: the part of check_id a JSON Schema pattern can say.
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": ID_MAX_CHARS,
+            "pattern": "^[^./\\\\\\s\\u0000-\\u001f\\u007f-\\u009f][^/\\\\\\s\\u0000-\\u001f\\u007f-\\u009f]*$",
+        }
+    ),
+]
 LanguageTag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$"),
 ]
-# No whitespace or control characters: ids end up in file names, URLs and joins downstream.
-DocumentId = Annotated[str, StringConstraints(pattern=r"^[^\s\x00-\x1f\x7f]{1,200}$")]
 
 
 class DocumentMetadata(BaseModel):
@@ -43,12 +124,26 @@ class DocumentMetadata(BaseModel):
     )
     id: DocumentId | None = Field(
         default=None,
-        description="Unique document id; derived from the file path when absent.",
+        description=(
+            "Unique document id; derived from the file path when absent. NFC, at most 200 "
+            "characters, no '/' or '\\', no leading '.', no whitespace, control, format "
+            "(zero-width, bidi) or separator characters. Ids equal after NFKC are duplicates."
+        ),
     )
     title: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+            AfterValidator(clean_free_text),
+        ]
         | None
-    ) = Field(default=None, description="Title; derived from a title-like first line when absent.")
+    ) = Field(
+        default=None,
+        description=(
+            "Title; derived from a title-like first line when absent. Control and bidi "
+            "characters are removed (line breaks and tabs become spaces), then NFC."
+        ),
+    )
     url: AnyHttpUrl | None = Field(default=None, description="Where the document was scraped from.")
     published: AwareDatetime | dt.date | None = Field(
         default=None,
@@ -57,12 +152,16 @@ class DocumentMetadata(BaseModel):
             "A date-time without offset is rejected: it is ambiguous."
         ),
     )
-    authors: list[NonEmptyStr] = Field(default_factory=list, description="Author names.")
-    license: NonEmptyStr | None = Field(
-        default=None, description="Licence of the text, preferably an SPDX identifier."
+    authors: list[FreeText] = Field(
+        default_factory=list, description="Author names (cleaned like the title)."
     )
-    source: NonEmptyStr | None = Field(
-        default=None, description="Publisher or crawl the document comes from."
+    license: FreeText | None = Field(
+        default=None,
+        description="Licence of the text, preferably an SPDX identifier (cleaned like the title).",
+    )
+    source: FreeText | None = Field(
+        default=None,
+        description="Publisher or crawl the document comes from (cleaned like the title).",
     )
     language: LanguageTag | None = Field(
         default=None, description="Declared language (BCP 47, e.g. 'en', 'de-AT', 'zh-cn')."
@@ -77,6 +176,20 @@ class DocumentMetadata(BaseModel):
         if ".." in path.split("/"):
             raise ValueError("must not contain '..' (it would leave the source root)")
         return "/".join(part for part in path.split("/") if part not in {"", "."})
+
+    @field_validator("published")
+    @classmethod
+    def _representable_in_utc(
+        cls, value: dt.datetime | dt.date | None
+    ) -> dt.datetime | dt.date | None:
+        # The column is UTC: 0001-01-01T00:00:00+01:00 is in year 0 there, which Python's
+        # datetime cannot hold; an invalid value, not a crash of the document.
+        if isinstance(value, dt.datetime):
+            try:
+                value.astimezone(dt.UTC)
+            except OverflowError:
+                raise ValueError("out of range once converted to UTC (years 1 to 9999)") from None
+        return value
 
 
 TaskRunnerName = Literal["process", "thread", "dask"]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from flows import discover as discover_module
-from flows.discover import Discovery, check_out_not_in_source, discover, matches, read_input
 from flows.errors import ConfigError, SourceError
+from flows.source import reading
+from flows.source.listing import Discovery, check_out_not_in_source, discover, matches
+from flows.source.metadata_file import decode_metadata, parse_metadata
+from flows.source.reading import read_input
 from flows.stages.types import Reason, Rejection
 
 
@@ -297,7 +299,7 @@ def _fail_opens(monkeypatch: pytest.MonkeyPatch, suffix: str, errnos: list[int])
         return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "open", flaky_open)
-    monkeypatch.setattr(discover_module, "READ_RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(reading, "READ_RETRY_DELAYS", (0.0, 0.0))
     return calls
 
 
@@ -321,7 +323,7 @@ def test_transient_errors_give_up_after_bounded_attempts(
     result = read_input(str(tmp_path.resolve()), doc, 100)
     assert isinstance(result, Rejection) and result.reason == Reason.UNREADABLE
     assert "Input/output error" in result.detail
-    assert len(calls) == len(discover_module.READ_RETRY_DELAYS) + 1
+    assert len(calls) == len(reading.READ_RETRY_DELAYS) + 1
 
 
 @pytest.mark.parametrize("code", [errno.ENOENT, errno.EACCES, errno.EISDIR])
@@ -337,14 +339,14 @@ def test_permanent_errors_are_not_retried(
 
 
 def test_retry_waits_with_backoff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    delays = discover_module.READ_RETRY_DELAYS
+    delays = reading.READ_RETRY_DELAYS
     assert list(delays) == sorted(delays) and sum(delays) < 1.0  # growing, bounded
     (tmp_path / "a.txt").write_text("hello")
     _fail_opens(monkeypatch, "a.txt", [errno.EIO, errno.EIO])
-    monkeypatch.setattr(discover_module, "READ_RETRY_DELAYS", delays)
+    monkeypatch.setattr(reading, "READ_RETRY_DELAYS", delays)
     slept: list[float] = []
     path = str(tmp_path / "a.txt")
-    assert discover_module._read_bounded(path, 100, sleep=slept.append) == b"hello"
+    assert reading.read_bounded(path, 100, sleep=slept.append) == b"hello"
     assert slept == list(delays)
 
 
@@ -377,3 +379,49 @@ def test_link_inside_the_root_is_still_read(tmp_path: Path) -> None:
     (tmp_path / "alias.txt").symlink_to(tmp_path / "real.txt")
     found = discover(str(tmp_path), ["*.txt"], [], 1000)
     assert [read_input(found.root, d, 1000) for d in found.documents] == [b"real", b"real"]
+
+
+def test_metadata_lines_split_on_newline_only() -> None:
+    text = '{"file_name": "a.txt", "title": "one\u2028two\u2029three\x85four"}\r\n\n{"file_name": "b.txt"}'
+    records, issues = parse_metadata(text)
+    assert issues == []
+    assert [(n, r["file_name"]) for n, r in records] == [(1, "a.txt"), (3, "b.txt")]
+    assert records[0][1]["title"] == "one\u2028two\u2029three\x85four"
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "stops"),
+    [(1, 1, False), (0, 1, False), (2, 2, False), (1, 2, True), (0, 2, True), (3, 4, True)],
+)
+def test_metadata_mostly_not_json_stops_the_run(good: int, bad: int, stops: bool) -> None:
+    lines = ['{"file_name": "a.txt"}'] * good + ["not json"] * bad + ["", "  "]
+    text = "\n".join(lines)
+    if stops:
+        with pytest.raises(SourceError, match=rf"^metadata\.jsonl: {bad} of {good + bad} lines"):
+            parse_metadata(text)
+    else:
+        records, issues = parse_metadata(text)
+        assert (len(records), len(issues)) == (good, bad)
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ("é\u2028".encode("utf-8-sig"), "é\u2028"),
+        ("é\u2028".encode("utf-16"), "é\u2028"),
+        ("é\u2028".encode("utf-32"), "é\u2028"),
+        ("é\u2028".encode(), "é\u2028"),
+        ('{"a": "é"}\n'.encode("utf-16-le") * 4, '{"a": "é"}\n' * 4),
+    ],
+)
+def test_metadata_decoding_keeps_the_raw_text(data: bytes, text: str) -> None:
+    assert decode_metadata(data) == text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\xef\xbb\xbf\xe9", b"\xff\xfe{", bytes(range(256)) * 8, b'{"a": "\xc3\xa9' * 40 + b"\xff"],
+)
+def test_undecodable_metadata_is_a_source_error(data: bytes) -> None:
+    with pytest.raises(SourceError, match=r"^metadata\.jsonl"):
+        decode_metadata(data)

@@ -13,6 +13,7 @@ from flows.stages.metadata import (
     derive_id,
     derive_title,
     published_utc,
+    validate_id,
     validate_metadata,
 )
 from flows.stages.types import Reason, Rejection
@@ -108,3 +109,34 @@ def test_derived_id_is_stable_and_path_specific() -> None:
     assert derive_id("a.txt") == derive_id("a.txt")
     assert derive_id("a.txt") != derive_id("b.txt")
     assert derive_id("a.txt").startswith("doc-")
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_date_times_that_leave_the_calendar_in_utc_are_invalid(value: str) -> None:
+    result = validate_metadata({**GOOD, "published": value}, 2)
+    assert isinstance(result, Rejection)
+    assert result.detail.startswith("metadata.jsonl line 2: published: Value error, out of range")
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00-01:00", "9999-12-31T23:59:59+01:00"])
+def test_date_times_at_the_calendar_edge_that_stay_in_it_are_valid(value: str) -> None:
+    result = validate_metadata({**GOOD, "published": value}, 2)
+    assert isinstance(result, ValidMetadata)
+    assert published_utc(result.model.published) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["../../etc/passwd", "a/b", "a\\b", ".x", "..", "a\u200bb", "a\u202eb", "a\u00a0b", "e\u0301"],
+)
+def test_hostile_ids_are_invalid_in_the_model_and_in_discovery(value: str) -> None:
+    result = validate_metadata({**GOOD, "id": value}, 5)
+    assert isinstance(result, Rejection)
+    assert result.detail.startswith("metadata.jsonl line 5: id: ")
+    early = validate_id(value, 5)
+    assert early is not None and early.detail == result.detail
+
+
+@pytest.mark.parametrize("value", ["wsws-2024-001", "ÄÖÜ_ß", "日本-1", "a.b..c", "x:y", "Doc1"])
+def test_ordinary_ids_are_valid(value: str) -> None:
+    assert validate_id(value, 1) is None

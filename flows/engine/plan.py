@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.discover import Discovery, check_out_not_in_source, discover, resolve_source
 from flows.engine.shard import ShardJob
 from flows.models import RunParameters
 from flows.publish import ensure_output
 from flows.settings import config_fingerprint, load_rules, stage_config
+from flows.source.listing import Discovery, check_out_not_in_source, discover, resolve_source
 from flows.stages.boilerplate import RuleSet
 from flows.stages.compose import StageConfig
 

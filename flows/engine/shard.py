@@ -40,7 +40,6 @@ from flows.contracts import (
     rejected_table,
     rows_table,
 )
-from flows.discover import read_input
 from flows.engine.previous import (
     PartMismatch,
     PreviousRelease,
@@ -50,6 +49,7 @@ from flows.engine.previous import (
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
 from flows.publish import write_parts
+from flows.source.reading import read_input
 from flows.stages.compose import StageConfig, process_many
 from flows.stages.types import Rejection
 

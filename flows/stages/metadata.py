@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from flows.models import DocumentMetadata
+from flows.models import BIDI_CONTROLS, DocumentId, DocumentMetadata
 from flows.stages.types import Reason, Rejection, Stage
 
 # A first line is a title when it is short, has no sentence-final punctuation and more
@@ -19,6 +20,12 @@ from flows.stages.types import Reason, Rejection, Stage
 _TITLE_MAX_CHARS = 200
 _TITLE_MAX_WORDS = 25
 _SENTENCE_END = (".", "!", "?", "…", ":", ";", ",", "。", "！", "？", ")", '"', "”", "»", "'")
+
+# json.dumps escapes C0 controls but writes DEL, C1 controls, bidi controls and the Unicode
+# line separators raw; escaped as \uXXXX they cannot reach a terminal or a JSON Lines
+# reader, and json.loads gives back the very same values.
+_RAW_IN_JSON = re.compile(f"[\x7f-\x9f\u2028\u2029{BIDI_CONTROLS}]")
+_ID = TypeAdapter(DocumentId)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +45,11 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _format_error(error: ValidationError) -> str:
+def _format_error(error: ValidationError, prefix: str = "") -> str:
     parts = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "(record)"
+        loc = [prefix, *map(str, item["loc"])] if prefix else [str(p) for p in item["loc"]]
+        where = ".".join(loc) or "(record)"
         parts.append(f"{where}: {item['msg']} (got {item.get('input')!r:.80})")
     return "; ".join(parts)
 
@@ -66,9 +74,31 @@ def validate_metadata(
             f"metadata.jsonl line {line}: unknown fields {', '.join(extra)}",
         )
     extra_json = (
-        json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str) if extra else None
+        _RAW_IN_JSON.sub(
+            lambda match: f"\\u{ord(match.group()):04x}",
+            json.dumps(extra, ensure_ascii=False, sort_keys=True, default=str),
+        )
+        if extra
+        else None
     )
     return ValidMetadata(model, extra_json)
+
+
+def validate_id(value: str, line: int) -> Rejection | None:
+    """Why a metadata ``id`` is invalid (the same rule as the model's), or None.
+
+    Discovery checks ids before it decides which document keeps an id: an id the metadata
+    stage would reject later must not push a valid twin out as ``duplicate_id``.
+    """
+    try:
+        _ID.validate_python(value)
+    except ValidationError as error:
+        return Rejection(
+            Stage.METADATA,
+            Reason.METADATA_INVALID,
+            f"metadata.jsonl line {line}: {_format_error(error, 'id')}",
+        )
+    return None
 
 
 def derive_title(text: str) -> str | None:

@@ -1,20 +1,17 @@
-"""Find the inputs under a source folder and read their bytes. File IO lives here.
+"""List the inputs under a source folder, attach their metadata lines, keep ids unique."""
 
-Nothing here ever writes to the source folder, follows a symbolic link that leaves the
-source root, or opens anything but a regular file (opening a FIFO would block the run).
-"""
+# Nothing here ever writes to the source folder, follows a symbolic link that leaves the
+# source root, or opens anything but a regular file (opening a FIFO would block the run).
 
 from __future__ import annotations
 
-import errno
 import fnmatch
-import functools
-import json
 import logging
 import os
+import re
 import stat
-import time
-from collections.abc import Callable, Iterable, Sequence
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,22 +19,17 @@ from typing import Any
 from flows.contracts import SourceDocument
 from flows.errors import ConfigError, SourceError
 from flows.models import MetadataIssue
-from flows.stages.metadata import derive_id
+from flows.source.metadata_file import (
+    METADATA_FILE,
+    normal_file_name,
+    read_metadata,
+    surrogate_field,
+)
+from flows.source.reading import is_inside, os_detail
+from flows.stages.metadata import derive_id, validate_id
 from flows.stages.types import Reason, Rejection, Stage
 
 logger = logging.getLogger(__name__)
-
-METADATA_FILE = "metadata.jsonl"
-
-# errno values a retry can cure: a flaky network file system (EIO, ESTALE, ETIMEDOUT), a
-# file briefly locked or busy (EAGAIN, EBUSY), an interrupted call (EINTR). ENOENT, EACCES,
-# EISDIR and the like are answers, not accidents, and are never retried.
-TRANSIENT_ERRNOS = frozenset(
-    {errno.EIO, errno.EAGAIN, errno.EINTR, errno.ESTALE, errno.ETIMEDOUT, errno.EBUSY}
-)
-# Three attempts, 0.05 s then 0.2 s apart: bounded (~0.25 s per document at worst) so a
-# dead mount costs a shard seconds, not minutes; Prefect's task retries come on top.
-READ_RETRY_DELAYS: tuple[float, ...] = (0.05, 0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +47,41 @@ class Discovery:
         return len(self.documents) + len(self.rejected)
 
 
+# In a displayed path a backslash is written as two and each byte that is not UTF-8 as
+# backslash-x-NN (lower-case hex). Escaping the backslash too makes the scheme reversible:
+# without it a file named with the raw byte 0xE9 and one literally named caf\xe9.txt looked
+# alike and, since derived ids hash the displayed path, shared an id.
+_NEEDS_ESCAPE = re.compile("[\\\\\udc80-\udcff]")
+_ESCAPED = re.compile(r"\\\\|\\x([0-9a-f]{2})|\\")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\\\" if char == "\\" else f"\\x{ord(char) - 0xDC00:02x}"
+
+
 def display_path(fs_relative: str) -> str:
-    """A path that is valid Unicode: undecodable bytes in file names become ``\\xNN``."""
-    return os.fsencode(fs_relative).decode("utf-8", errors="backslashreplace")
+    """The published form of a path: valid Unicode, ``\\`` → ``\\\\``, bad bytes → ``\\xNN``.
+
+    Reversible (:func:`fs_path_bytes`), so two files never share a displayed path.
+    """
+    # surrogateescape turns each byte that is not UTF-8 into one of U+DC80..U+DCFF.
+    text = os.fsencode(fs_relative).decode("utf-8", errors="surrogateescape")
+    return _NEEDS_ESCAPE.sub(_escape, text)
+
+
+def fs_path_bytes(displayed: str) -> bytes:
+    """The file system bytes of a path written by :func:`display_path`; ValueError if none."""
+    out = bytearray()
+    position = 0
+    for match in _ESCAPED.finditer(displayed):
+        out += displayed[position : match.start()].encode("utf-8")
+        if match.group() == "\\":
+            raise ValueError(f"lone backslash at {match.start()} in {displayed!r}")
+        out += b"\\" if match.group(1) is None else bytes([int(match.group(1), 16)])
+        position = match.end()
+    out += displayed[position:].encode("utf-8")
+    return bytes(out)
 
 
 def matches(relative: str, patterns: Iterable[str]) -> bool:
@@ -87,11 +111,6 @@ def check_out_not_in_source(root: Path, out: str) -> None:
         )
 
 
-def _inside(root: Path, target: str) -> bool:
-    real = Path(os.path.realpath(target))
-    return real == root or root in real.parents
-
-
 @dataclass(slots=True)
 class _Entry:
     fs_relative: str
@@ -104,7 +123,7 @@ def _classify(root: Path, fs_relative: str, max_bytes: int) -> _Entry:
     try:
         info = os.lstat(path)
         if stat.S_ISLNK(info.st_mode):
-            if not _inside(root, path):
+            if not is_inside(root, path):
                 return _Entry(
                     fs_relative,
                     0,
@@ -117,7 +136,7 @@ def _classify(root: Path, fs_relative: str, max_bytes: int) -> _Entry:
             info = os.stat(path)
     except OSError as error:
         return _Entry(
-            fs_relative, 0, Rejection(Stage.DISCOVER, Reason.UNREADABLE, _os_detail(error))
+            fs_relative, 0, Rejection(Stage.DISCOVER, Reason.UNREADABLE, os_detail(error))
         )
     if not stat.S_ISREG(info.st_mode):
         return _Entry(
@@ -138,10 +157,6 @@ def _classify(root: Path, fs_relative: str, max_bytes: int) -> _Entry:
     return _Entry(fs_relative, info.st_size)
 
 
-def _os_detail(error: OSError) -> str:
-    return f"{type(error).__name__}: {error.strerror or error}"
-
-
 def _walk(
     root: Path, include: Sequence[str], exclude: Sequence[str]
 ) -> tuple[list[str], int, list[str], list[_Entry]]:
@@ -157,7 +172,7 @@ def _walk(
 
     def on_error(error: OSError) -> None:
         where = os.path.relpath(error.filename, root) if error.filename else "."
-        logger.warning("cannot list folder %s: %s", where, _os_detail(error))
+        logger.warning("cannot list folder %s: %s", where, os_detail(error))
         unreadable.append(
             _Entry(
                 where,
@@ -165,7 +180,7 @@ def _walk(
                 Rejection(
                     Stage.DISCOVER,
                     Reason.UNREADABLE,
-                    f"folder could not be listed ({_os_detail(error)}); its files were not seen",
+                    f"folder could not be listed ({os_detail(error)}); its files were not seen",
                 ),
             )
         )
@@ -177,7 +192,7 @@ def _walk(
             full = os.path.join(dirpath, name)
             if os.path.islink(full):
                 rel = name if base == "." else f"{base}/{name}"
-                if not _inside(root, full):
+                if not is_inside(root, full):
                     escaping_dirs.append(rel)
                 else:
                     skipped += 1  # its contents are reached through the real folder
@@ -190,103 +205,6 @@ def _walk(
             else:
                 skipped += 1
     return sorted(files), skipped, sorted(escaping_dirs), unreadable
-
-
-def _read_metadata_bytes(root: Path) -> bytes | MetadataIssue | None:
-    """The bytes of ``metadata.jsonl``; None when there is none; an issue when it is unsafe.
-
-    The same rules as for documents: a link leaving the root is not followed and anything
-    but a regular file is not read (a FIFO would block the run). An unreadable file stops
-    the run (SourceError): publishing without it would silently change every id it sets.
-    """
-    path = root / METADATA_FILE
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise SourceError(f"{METADATA_FILE} cannot be read: {_os_detail(error)}") from error
-    if stat.S_ISLNK(info.st_mode) and not _inside(root, str(path)):
-        return MetadataIssue(
-            line=1,
-            problem="symlink_outside_root",
-            detail=f"{METADATA_FILE} is a link leaving the source folder; not read",
-        )
-    data = _read_bounded(str(path), None)
-    if isinstance(data, Rejection):
-        if data.reason == Reason.NOT_A_REGULAR_FILE:
-            return MetadataIssue(line=1, problem="not_a_regular_file", detail=data.detail)
-        raise SourceError(f"{METADATA_FILE} cannot be read: {data.detail}")
-    return data
-
-
-def _read_metadata(root: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[MetadataIssue]]:
-    data = _read_metadata_bytes(root)
-    if data is None:
-        return [], []
-    if isinstance(data, MetadataIssue):
-        logger.warning("%s: %s", METADATA_FILE, data.detail)
-        return [], [data]
-    records: list[tuple[int, dict[str, Any]]] = []
-    issues: list[MetadataIssue] = []
-    raw = data.decode("utf-8-sig", errors="replace")
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            issues.append(MetadataIssue(line=number, problem="not_json", detail=str(error)))
-            continue
-        if not isinstance(value, dict):
-            issues.append(
-                MetadataIssue(line=number, problem="not_an_object", detail=type(value).__name__)
-            )
-            continue
-        records.append((number, value))
-    return records, issues
-
-
-def _surrogate_field(value: Any, where: str = "") -> str | None:
-    """Where a JSON value holds an unpaired surrogate escape (``"\\ud800"``), if anywhere.
-
-    JSON lets a string spell one, but it is not Unicode: no UTF-8 writer (Parquet, the
-    manifest) can store it, so the record is invalid rather than a crash at publish time.
-    """
-    if isinstance(value, str):
-        return None if _encodable(value) else (where or "(value)")
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = _surrogate_field(item, f"{where}[{index}]")
-            if found:
-                return found
-    if isinstance(value, dict):
-        for key, item in value.items():
-            name = f"{where}.{key}" if where else str(key)
-            if not _encodable(str(key)):
-                return name.encode("utf-8", "backslashreplace").decode("ascii", "replace")
-            found = _surrogate_field(item, name)
-            if found:
-                return found
-    return None
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _normal_file_name(value: Any) -> str | None:
-    """The metadata ``file_name`` as a relative path inside the root, or None if it is not."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    path = value.strip().replace("\\", "/")
-    if path.startswith("/") or (len(path) > 1 and path[1] == ":") or ".." in path.split("/"):
-        return None
-    return "/".join(part for part in path.split("/") if part not in {"", "."})
 
 
 def discover(
@@ -310,11 +228,11 @@ def discover(
             )
         )
     by_path = {entry.fs_relative: entry for entry in entries}
-    records, issues = _read_metadata(root)
+    records, issues = read_metadata(root)
 
     attached: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for line_no, rec in records:
-        name = _normal_file_name(rec.get("file_name"))
+        name = normal_file_name(rec.get("file_name"))
         if name is None:
             problem = "outside_root" if isinstance(rec.get("file_name"), str) else "no_file_name"
             issues.append(
@@ -354,7 +272,7 @@ def discover(
         if len(lines) == 1:
             number, record = lines[0]
             # file_name only locates the file (a non-UTF-8 name arrives as surrogates).
-            bad = _surrogate_field({k: v for k, v in record.items() if k != "file_name"})
+            bad = surrogate_field({k: v for k, v in record.items() if k != "file_name"})
             if rejection is None and bad is not None:
                 rejection = Rejection(
                     Stage.METADATA,
@@ -363,6 +281,8 @@ def discover(
                     "not valid Unicode",
                 )
         raw_id = record.get("id") if record else None
+        if rejection is None and isinstance(raw_id, str) and number is not None:
+            rejection = validate_id(raw_id, number)
         doc = SourceDocument(
             source_path=path,
             doc_id=raw_id if isinstance(raw_id, str) and raw_id else derive_id(path),
@@ -397,15 +317,23 @@ def discover(
 def _unique_ids(
     documents: list[SourceDocument],
 ) -> tuple[list[SourceDocument], list[SourceDocument]]:
-    """The first document (in path order) keeps an id; later holders are rejected."""
-    holders: dict[str, str] = {}
+    """The first document (in path order) keeps an id; later holders are rejected.
+
+    Ids are compared after NFKC: a full-width "doc1" (U+FF44...) and "doc1", or the "fi"
+    ligature and "fi", look alike and fold together in many consumers (search indexes,
+    file systems that normalise names). Not after casefolding: case-sensitive ids (base64
+    keys) are common and legitimate.
+    """
+    holders: dict[str, SourceDocument] = {}
     kept: list[SourceDocument] = []
     duplicates: list[SourceDocument] = []
     for doc in documents:
-        first = holders.setdefault(doc.doc_id, doc.source_path)
-        if first == doc.source_path:
+        key = unicodedata.normalize("NFKC", doc.doc_id)
+        first = holders.setdefault(key, doc)
+        if first is doc:
             kept.append(doc)
             continue
+        twin = "" if first.doc_id == doc.doc_id else f" as {first.doc_id!r} (equal after NFKC)"
         duplicates.append(
             SourceDocument(
                 source_path=doc.source_path,
@@ -416,71 +344,9 @@ def _unique_ids(
                 rejection=Rejection(
                     Stage.DISCOVER,
                     Reason.DUPLICATE_ID,
-                    f"id {doc.doc_id!r} already used by {first!r}",
+                    f"id {doc.doc_id!r} already used by {first.source_path!r}{twin}",
                 ),
                 fs_relative=doc.fs_relative,
             )
         )
     return kept, duplicates
-
-
-def read_input(root: str, doc: SourceDocument, max_file_bytes: int) -> bytes | Rejection:
-    """The bytes of one input, bounded; the file may have changed since discovery.
-
-    A file swapped for a link leaving the root after discovery is not read: the path is
-    resolved again here, checked, and the resolved path opened with O_NOFOLLOW, so a link
-    slipped in between the check and the open fails instead of being followed.
-    """
-    real = os.path.realpath(os.path.join(root, doc.fs_relative or doc.source_path))
-    real_root = _real_root(root)
-    # ``real`` is resolved already: a prefix test, not _inside's second realpath.
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-        return Rejection(
-            Stage.DISCOVER,
-            Reason.SYMLINK_OUTSIDE_ROOT,
-            "became a link to a target outside the source folder after discovery; not read",
-        )
-    return _read_bounded(real, max_file_bytes, nofollow=True)
-
-
-@functools.lru_cache(maxsize=16)
-def _real_root(root: str) -> str:
-    return os.path.realpath(root)
-
-
-def _read_bounded(
-    path: str,
-    max_bytes: int | None,
-    sleep: Callable[[float], None] = time.sleep,
-    nofollow: bool = False,
-) -> bytes | Rejection:
-    """Read a regular file (at most ``max_bytes + 1`` bytes), retrying transient errors."""
-    delays = iter(READ_RETRY_DELAYS)
-    while True:
-        try:
-            data = _read_once(path, max_bytes, nofollow)
-        except OSError as error:
-            delay = next(delays, None) if error.errno in TRANSIENT_ERRNOS else None
-            if delay is None:
-                return Rejection(Stage.DISCOVER, Reason.UNREADABLE, _os_detail(error))
-            logger.warning("retrying %s in %.2f s after %s", path, delay, _os_detail(error))
-            sleep(delay)
-            continue
-        if data is None:
-            return Rejection(Stage.DISCOVER, Reason.NOT_A_REGULAR_FILE, "not a regular file")
-        if max_bytes is not None and len(data) > max_bytes:
-            return Rejection(
-                Stage.DISCOVER, Reason.TOO_LARGE, f"more than max_file_bytes {max_bytes} bytes"
-            )
-        return data
-
-
-def _read_once(path: str, max_bytes: int | None, nofollow: bool = False) -> bytes | None:
-    """One attempt; None when the path is not a regular file. OSError propagates."""
-    # O_NONBLOCK: should the file have been swapped for a FIFO, open must not hang.
-    flags = os.O_RDONLY | os.O_NONBLOCK | (os.O_NOFOLLOW if nofollow else 0)
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return None
-        return handle.read() if max_bytes is None else handle.read(max_bytes + 1)

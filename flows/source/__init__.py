@@ -1,0 +1,1 @@
+"""Everything that touches the source folder: listing, metadata.jsonl, reading bytes."""
