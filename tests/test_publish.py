@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from flows.arrow_schema import DOCUMENT_SCHEMA
 from flows.errors import OutputError, OutputLockedError
+from flows.models import Manifest
 from flows.process import DocumentRow, SourceDocument, StageConfig, process_document
 from flows.publish import (
     RELEASES,
@@ -106,14 +107,18 @@ def test_staging_leftovers_are_removed(tmp_path: Path) -> None:
 
 def test_prune_keeps_newest_and_current(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    for name in ("20240101T000000Z-a", "20240102T000000Z-b", "20240103T000000Z-c"):
-        (out / RELEASES / name).mkdir()
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / "current")
+    for name in (
+        "20240101T000000Z-0000000a",
+        "20240102T000000Z-0000000b",
+        "20240103T000000Z-0000000c",
+    ):
+        _fake_release(out, name, files=0)
+    os.symlink(f"{RELEASES}/20240101T000000Z-0000000a", out / "current")
     removed = prune(out, keep=1)
-    assert removed == ["20240102T000000Z-b"]
+    assert removed == ["20240102T000000Z-0000000b"]
     assert sorted(p.name for p in (out / RELEASES).iterdir() if not p.name.startswith(".")) == [
-        "20240101T000000Z-a",
-        "20240103T000000Z-c",
+        "20240101T000000Z-0000000a",
+        "20240103T000000Z-0000000c",
     ]
 
 
@@ -147,8 +152,27 @@ def _fake_release(out: Path, name: str, files: int = 3) -> Path:
     (release / "documents").mkdir(parents=True)
     for i in range(files):
         (release / "documents" / f"part-{i:05d}.parquet").write_bytes(b"x" * 100)
-    (release / "manifest.json").write_text("{}")
+    (release / "manifest.json").write_text(fake_manifest(name).model_dump_json())
     return release
+
+
+def fake_manifest(name: str) -> Manifest:
+    """A valid manifest of release ``name``: what prune needs to call a folder a release."""
+    return Manifest(
+        release_id=name,
+        created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        pipeline_version="v",
+        document_schema_version=2,
+        rejected_schema_version=1,
+        input_fingerprint="0" * 64,
+        config_fingerprint="0" * 64,
+        counts={},
+        languages={},
+        rejection_reasons={},
+        files=[],
+        metadata_issues=[],
+        parameters={},
+    )
 
 
 def _visible(out: Path) -> list[str]:
@@ -176,27 +200,31 @@ def test_crash_mid_prune_leaves_only_a_hidden_deleting_folder(tmp_path: Path) ->
     import sys
 
     out = ensure_output(str(tmp_path))
-    for name in ("20240101T000000Z-a", "20240102T000000Z-b", "20240103T000000Z-c"):
+    for name in (
+        "20240101T000000Z-0000000a",
+        "20240102T000000Z-0000000b",
+        "20240103T000000Z-0000000c",
+    ):
         _fake_release(out, name)
-    os.symlink(f"{RELEASES}/20240103T000000Z-c", out / "current")
+    os.symlink(f"{RELEASES}/20240103T000000Z-0000000c", out / "current")
     crashed = subprocess.run(
         [sys.executable, "-c", _CRASHING_PRUNE, str(out), "1"], check=False, timeout=60
     )
     assert crashed.returncode == -9  # really killed mid-delete
     # The half-deleted release is hidden under a dot name; the others are whole.
-    assert _visible(out) == ["20240102T000000Z-b", "20240103T000000Z-c"]
+    assert _visible(out) == ["20240102T000000Z-0000000b", "20240103T000000Z-0000000c"]
     (doomed,) = (out / RELEASES).glob(".deleting-*")
-    assert doomed.name == ".deleting-20240101T000000Z-a"
+    assert doomed.name == ".deleting-20240101T000000Z-0000000a"
     assert len(list(doomed.rglob("*.parquet"))) == 2
     assert (out / "current" / "manifest.json").is_file()
 
-    assert prune(out, keep=1) == ["20240102T000000Z-b"]
-    assert sorted(p.name for p in (out / RELEASES).iterdir()) == ["20240103T000000Z-c"]
+    assert prune(out, keep=1) == ["20240102T000000Z-0000000b"]
+    assert sorted(p.name for p in (out / RELEASES).iterdir()) == ["20240103T000000Z-0000000c"]
 
 
 def test_prune_keeps_exactly_keep_and_orders_collisions_numerically(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    names = [f"20240101T000000Z-abcd{'' if n == 1 else f'.{n}'}" for n in range(1, 12)]
+    names = [f"20240101T000000Z-0000abcd{'' if n == 1 else f'.{n}'}" for n in range(1, 12)]
     for name in names:
         _fake_release(out, name, files=1)
     os.symlink(f"{RELEASES}/{names[-1]}", out / "current")  # ".11", the newest
@@ -208,25 +236,31 @@ def test_prune_keeps_exactly_keep_and_orders_collisions_numerically(tmp_path: Pa
 
 def test_prune_never_removes_current_even_when_oldest(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    for name in ("20240101T000000Z-a", "20240102T000000Z-b", "20240103T000000Z-c"):
+    for name in (
+        "20240101T000000Z-0000000a",
+        "20240102T000000Z-0000000b",
+        "20240103T000000Z-0000000c",
+    ):
         _fake_release(out, name)
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / "current")
+    os.symlink(f"{RELEASES}/20240101T000000Z-0000000a", out / "current")
     prune(out, keep=1)
-    assert (out / "current").resolve().name == "20240101T000000Z-a"
+    assert (out / "current").resolve().name == "20240101T000000Z-0000000a"
     assert (out / "current" / "manifest.json").is_file()
 
 
 def test_new_staging_clears_every_leftover_of_a_killed_run(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    _fake_release(out, "20240101T000000Z-a")
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / "current")
+    _fake_release(out, "20240101T000000Z-0000000a")
+    os.symlink(f"{RELEASES}/20240101T000000Z-0000000a", out / "current")
     stale_staging = out / RELEASES / ".staging-dead"
     (stale_staging / "documents").mkdir(parents=True)
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / ".current-dead")  # killed before rename
+    os.symlink(
+        f"{RELEASES}/20240101T000000Z-0000000a", out / ".current-dead"
+    )  # killed before rename
     (out / RELEASES / ".probe-dead").write_bytes(b"")
     staging = new_staging(out)
     assert sorted(p.name for p in (out / RELEASES).iterdir()) == sorted(
-        ["20240101T000000Z-a", staging.name]
+        ["20240101T000000Z-0000000a", staging.name]
     )
     assert sorted(p.name for p in out.iterdir()) == ["current", "releases"]
     assert (out / "current" / "manifest.json").is_file()
