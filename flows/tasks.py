@@ -104,8 +104,23 @@ def process_shard_task(job: ShardJob) -> Summary:
     return result.summary
 
 
-@task(name="publish", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
 def publish_task(
+    out: str,
+    staging: str,
+    summary: Summary,
+    discovery: Discovery,
+    params: RunParameters,
+    config_fingerprint: str,
+) -> tuple[str, Manifest]:
+    """Publish (retried; finalize is idempotent), then prune outside the retries: a failed
+    prune must never re-run a publish that already switched ``current``."""
+    published = publish_release_task(out, staging, summary, discovery, params, config_fingerprint)
+    prune_task(out, params.keep_releases)
+    return published
+
+
+@task(name="publish", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def publish_release_task(
     out: str,
     staging: str,
     summary: Summary,
@@ -129,8 +144,16 @@ def publish_task(
     )
     manifest.release_id = release_id(created, manifest.input_fingerprint, out_path)
     final = finalize(staging_path, manifest, dataset_card(manifest, summary), out_path)
-    prune(out_path, params.keep_releases)
     return str(final), manifest
+
+
+@task(name="prune", cache_policy=NO_CACHE)
+def prune_task(out: str, keep: int) -> None:
+    """Housekeeping, not retried: a failure is logged and never fails the run."""
+    try:
+        prune(Path(out), keep)
+    except Exception as error:  # noqa: BLE001 - the release is published whatever happens here
+        get_run_logger().warning("pruning old releases failed: %r", error)
 
 
 @task(name="report", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
