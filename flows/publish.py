@@ -4,8 +4,8 @@ Layout::
 
     OUT/.lock                          held (flock) by the one run publishing into OUT
     OUT/releases/.staging-<uuid>/      a release being written; never read by anyone
-    OUT/releases/.staging-<uuid>.published -> <release-id>
-                                       while the run lasts: the release that staging became
+    OUT/releases/.staging-<uuid>.published
+                                       while the run lasts: the id of the release it became
     OUT/releases/.deleting-<id>/       a release being pruned; later runs finish deleting it
     OUT/releases/<release-id>/         a complete release (renamed from staging at the end)
     OUT/current -> releases/<id>       switched with one rename(2) of a symlink
@@ -94,7 +94,7 @@ def _writing(path: Path) -> Iterator[None]:
         reason = _FULL.get(error.errno or 0)
         if reason is None:
             raise
-        raise OutputError(f"{reason} writing {path}; the previous release stays current") from error
+        raise OutputError(f"{reason} writing {path}; nothing was published") from error
 
 
 def _fsync_file(path: Path) -> None:
@@ -291,7 +291,7 @@ def _published_marker(staging: Path) -> Path:
 def _remove_staging_leftovers(out: Path, why: str) -> None:
     releases = out / RELEASES
     for leftover in sorted(releases.glob(f"{STAGING_PREFIX}*")):
-        if leftover.name.endswith(PUBLISHED_SUFFIX) and leftover.is_symlink():
+        if leftover.name.endswith(PUBLISHED_SUFFIX) and not leftover.is_dir():
             leftover.unlink(missing_ok=True)  # bookkeeping of a finished finalize
             continue
         logger.warning("removing %s %s", leftover.name, why)
@@ -435,8 +435,8 @@ def _switch_current(out: Path, release: str) -> None:
 
 def _already_published(staging: Path, manifest: Manifest, out: Path) -> Path:
     try:
-        published_id = os.readlink(_published_marker(staging))
-    except OSError:
+        published_id = _published_marker(staging).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         published_id = ""
     final = out / RELEASES / published_id
     published = read_manifest(final) if RELEASE_ID.fullmatch(published_id) else None
@@ -480,9 +480,7 @@ def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
     final = releases / manifest.release_id
     with _writing(final):
         # Where the staging folder goes is recorded before it goes: a repeated call finds it.
-        marker = _published_marker(staging)
-        marker.unlink(missing_ok=True)
-        os.symlink(manifest.release_id, marker)
+        _published_marker(staging).write_text(manifest.release_id, encoding="utf-8")
         os.rename(staging, final)
         _fsync_dir(releases)
         _switch_current(out, manifest.release_id)

@@ -296,7 +296,7 @@ def test_full_disk_fails_in_one_line_and_leaves_current_and_no_staging(
         # Another language seed: every shard is processed and written again.
         line = one_line_error(corpus(seed_source, out, "--language-seed", "1"))
         assert line.startswith("corpus: no space left on device writing "), line
-        assert line.endswith("; the previous release stays current")
+        assert line.endswith("; nothing was published")
         assert current_release(out) == first
         verify_release(first)
         assert hidden(out) == []  # no staging, no bookkeeping left behind
