@@ -105,9 +105,7 @@ def _fsync_file(path: Path) -> None:
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Write then fsync: the release is renamed into place only after its bytes are on disk."""
     with _writing(path):
-        # The table's folder only, never its parents: a staging folder removed under a
-        # straggling writer (its run failed) must stay removed.
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             pq.write_table(table, path, compression="zstd", row_group_size=ROW_GROUP_SIZE)
             _fsync_file(path)
@@ -121,7 +119,7 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def copy_file(source: Path, target: Path) -> None:
     """Copy then fsync, like :func:`write_parquet`: staged bytes are durable before the rename."""
     with _writing(target):
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             shutil.copyfile(source, target)
             _fsync_file(target)
