@@ -506,6 +506,14 @@ def _finish_deleting(doomed: Path) -> bool:
     return not errors
 
 
+def _read_only_folder(release: Path) -> Path | None:
+    """A folder of the release whose entries this process may not delete, if any."""
+    for folder, _dirs, _files in os.walk(release):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return Path(folder)
+    return None
+
+
 def prune(out: Path, keep: int) -> list[str]:
     """Delete the oldest releases this tool wrote beyond ``keep``; never the current one.
 
@@ -530,6 +538,13 @@ def prune(out: Path, keep: int) -> list[str]:
     removed, handled = [], set()
     for old in releases[: max(0, len(releases) - keep)]:
         if os.path.realpath(old) == current:
+            continue
+        locked = _read_only_folder(old)
+        if locked is not None:
+            # Made read-only (chmod, chattr +i): kept whole rather than half deleted.
+            logger.warning(
+                "could not prune release %s (left in place): %s is read-only", old.name, locked
+            )
             continue
         # Rename first: a half-deleted folder must not look like a release.
         doomed = old.with_name(f"{DELETING_PREFIX}{old.name}")

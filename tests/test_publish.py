@@ -506,3 +506,27 @@ def test_prune_that_cannot_delete_logs_and_leaves_current(
     monkeypatch.undo()
     assert prune(out, keep=1) == [names[0]]  # the next run finishes both
     assert sorted(p.name for p in (out / RELEASES).iterdir()) == [names[2]]
+
+
+def test_a_read_only_release_is_kept_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """chmod 555 (for a user) or chattr +i (for root too): left in place, whole and visible,
+    instead of renamed and half deleted. Root ignores chmod, so access(2) stands in here;
+    tests/test_hostile_release.py uses a real chattr +i."""
+    out = ensure_output(str(tmp_path))
+    names = [f"2024010{d}T000000Z-0000000a" for d in (1, 2)]
+    for name in names:
+        _fake_release(out, name)
+    os.symlink(f"{RELEASES}/{names[-1]}", out / "current")
+    documents = out / RELEASES / names[0] / "documents"
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != documents and real_access(path, mode)
+    )
+    assert prune(out, keep=1) == []
+    assert f"could not prune release {names[0]} (left in place): {documents} is read-only" in (
+        caplog.text
+    )
+    assert len(list(documents.iterdir())) == 3
+    assert list((out / RELEASES).glob(".deleting-*")) == []
