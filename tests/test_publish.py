@@ -19,6 +19,7 @@ from flows.contracts import (
     rejected_table,
 )
 from flows.errors import OutputError, OutputLockedError
+from flows.models import Manifest
 from flows.publish import (
     RELEASES,
     ensure_output,
@@ -110,14 +111,18 @@ def test_staging_leftovers_are_removed(tmp_path: Path) -> None:
 
 def test_prune_keeps_newest_and_current(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    for name in ("20240101T000000Z-a", "20240102T000000Z-b", "20240103T000000Z-c"):
-        (out / RELEASES / name).mkdir()
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / "current")
+    for name in (
+        "20240101T000000Z-0000000a",
+        "20240102T000000Z-0000000b",
+        "20240103T000000Z-0000000c",
+    ):
+        _fake_release(out, name, files=0)
+    os.symlink(f"{RELEASES}/20240101T000000Z-0000000a", out / "current")
     removed = prune(out, keep=1)
-    assert removed == ["20240102T000000Z-b"]
+    assert removed == ["20240102T000000Z-0000000b"]
     assert sorted(p.name for p in (out / RELEASES).iterdir() if not p.name.startswith(".")) == [
-        "20240101T000000Z-a",
-        "20240103T000000Z-c",
+        "20240101T000000Z-0000000a",
+        "20240103T000000Z-0000000c",
     ]
 
 
@@ -151,8 +156,27 @@ def _fake_release(out: Path, name: str, files: int = 3) -> Path:
     (release / "documents").mkdir(parents=True)
     for i in range(files):
         (release / "documents" / f"part-{i:05d}.parquet").write_bytes(b"x" * 100)
-    (release / "manifest.json").write_text("{}")
+    (release / "manifest.json").write_text(fake_manifest(name).model_dump_json())
     return release
+
+
+def fake_manifest(name: str) -> Manifest:
+    """A valid manifest of release ``name``: what prune needs to call a folder a release."""
+    return Manifest(
+        release_id=name,
+        created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+        pipeline_version="v",
+        document_schema_version=2,
+        rejected_schema_version=1,
+        input_fingerprint="0" * 64,
+        config_fingerprint="0" * 64,
+        counts={},
+        languages={},
+        rejection_reasons={},
+        files=[],
+        metadata_issues=[],
+        parameters={},
+    )
 
 
 def _visible(out: Path) -> list[str]:
@@ -180,27 +204,31 @@ def test_crash_mid_prune_leaves_only_a_hidden_deleting_folder(tmp_path: Path) ->
     import sys
 
     out = ensure_output(str(tmp_path))
-    for name in ("20240101T000000Z-a", "20240102T000000Z-b", "20240103T000000Z-c"):
+    for name in (
+        "20240101T000000Z-0000000a",
+        "20240102T000000Z-0000000b",
+        "20240103T000000Z-0000000c",
+    ):
         _fake_release(out, name)
-    os.symlink(f"{RELEASES}/20240103T000000Z-c", out / "current")
+    os.symlink(f"{RELEASES}/20240103T000000Z-0000000c", out / "current")
     crashed = subprocess.run(
         [sys.executable, "-c", _CRASHING_PRUNE, str(out), "1"], check=False, timeout=60
     )
     assert crashed.returncode == -9  # really killed mid-delete
     # The half-deleted release is hidden under a dot name; the others are whole.
-    assert _visible(out) == ["20240102T000000Z-b", "20240103T000000Z-c"]
+    assert _visible(out) == ["20240102T000000Z-0000000b", "20240103T000000Z-0000000c"]
     (doomed,) = (out / RELEASES).glob(".deleting-*")
-    assert doomed.name == ".deleting-20240101T000000Z-a"
+    assert doomed.name == ".deleting-20240101T000000Z-0000000a"
     assert len(list(doomed.rglob("*.parquet"))) == 2
     assert (out / "current" / "manifest.json").is_file()
 
-    assert prune(out, keep=1) == ["20240102T000000Z-b"]
-    assert sorted(p.name for p in (out / RELEASES).iterdir()) == ["20240103T000000Z-c"]
+    assert prune(out, keep=1) == ["20240102T000000Z-0000000b"]
+    assert sorted(p.name for p in (out / RELEASES).iterdir()) == ["20240103T000000Z-0000000c"]
 
 
 def test_prune_keeps_exactly_keep_and_orders_collisions_numerically(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    names = [f"20240101T000000Z-abcd{'' if n == 1 else f'.{n}'}" for n in range(1, 12)]
+    names = [f"20240101T000000Z-0000abcd{'' if n == 1 else f'.{n}'}" for n in range(1, 12)]
     for name in names:
         _fake_release(out, name, files=1)
     os.symlink(f"{RELEASES}/{names[-1]}", out / "current")  # ".11", the newest
@@ -212,25 +240,31 @@ def test_prune_keeps_exactly_keep_and_orders_collisions_numerically(tmp_path: Pa
 
 def test_prune_never_removes_current_even_when_oldest(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    for name in ("20240101T000000Z-a", "20240102T000000Z-b", "20240103T000000Z-c"):
+    for name in (
+        "20240101T000000Z-0000000a",
+        "20240102T000000Z-0000000b",
+        "20240103T000000Z-0000000c",
+    ):
         _fake_release(out, name)
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / "current")
+    os.symlink(f"{RELEASES}/20240101T000000Z-0000000a", out / "current")
     prune(out, keep=1)
-    assert (out / "current").resolve().name == "20240101T000000Z-a"
+    assert (out / "current").resolve().name == "20240101T000000Z-0000000a"
     assert (out / "current" / "manifest.json").is_file()
 
 
 def test_new_staging_clears_every_leftover_of_a_killed_run(tmp_path: Path) -> None:
     out = ensure_output(str(tmp_path))
-    _fake_release(out, "20240101T000000Z-a")
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / "current")
+    _fake_release(out, "20240101T000000Z-0000000a")
+    os.symlink(f"{RELEASES}/20240101T000000Z-0000000a", out / "current")
     stale_staging = out / RELEASES / ".staging-dead"
     (stale_staging / "documents").mkdir(parents=True)
-    os.symlink(f"{RELEASES}/20240101T000000Z-a", out / ".current-dead")  # killed before rename
+    os.symlink(
+        f"{RELEASES}/20240101T000000Z-0000000a", out / ".current-dead"
+    )  # killed before rename
     (out / RELEASES / ".probe-dead").write_bytes(b"")
     staging = new_staging(out)
     assert sorted(p.name for p in (out / RELEASES).iterdir()) == sorted(
-        ["20240101T000000Z-a", staging.name]
+        ["20240101T000000Z-0000000a", staging.name]
     )
     assert sorted(p.name for p in out.iterdir()) == ["current", "releases"]
     assert (out / "current" / "manifest.json").is_file()
@@ -338,3 +372,165 @@ def test_every_column_of_an_accepted_row_round_trips(
         assert back[column] == value, column
     assert back["source_path"] == name and back["text"] == row.text
     assert back["published"] == dt.datetime(2024, 5, 1, 10, tzinfo=dt.UTC)
+
+
+# --- publishing is idempotent; pruning is housekeeping of our own releases only ---
+
+
+def _published(out: Path, name: str) -> tuple[Path, Manifest]:
+    from flows.publish import finalize
+
+    staging = new_staging(out)
+    write_parts(str(staging), 0, [("documents", documents_table([_row()]))])
+    ensure_tables(staging)
+    manifest = fake_manifest(name)
+    return finalize(staging, manifest, "card", out), manifest
+
+
+def test_finalize_again_after_it_succeeded_publishes_nothing_new(tmp_path: Path) -> None:
+    from flows.publish import finalize
+
+    out = ensure_output(str(tmp_path))
+    final, manifest = _published(out, "20240101T000000Z-0000000a")
+    (marker,) = (out / RELEASES).glob(".staging-*.published")
+    staging = marker.with_name(marker.name.removesuffix(".published"))
+    before = sorted((out / RELEASES).iterdir())
+    # What a retried publish task does: tables (the staging folder is gone), then finalize
+    # with a fresh manifest and id.
+    ensure_tables(staging)
+    retry = fake_manifest("20240101T000001Z-0000000a")
+    assert finalize(staging, retry, "card", out) == final
+    assert not staging.exists()
+    assert sorted((out / RELEASES).iterdir()) == before
+    assert os.readlink(out / "current") == f"{RELEASES}/{final.name}"
+    assert retry == manifest  # the caller reports what was published
+
+
+def test_finalize_of_a_staging_folder_that_vanished_unpublished_fails_clearly(
+    tmp_path: Path,
+) -> None:
+    from flows.publish import finalize
+
+    out = ensure_output(str(tmp_path))
+    staging = new_staging(out)
+    staging.rmdir()
+    with pytest.raises(OutputError, match="is gone and no release was published from it"):
+        finalize(staging, fake_manifest("20240101T000000Z-0000000a"), "card", out)
+    assert not (out / "current").exists()
+    assert _visible(out) == []
+
+
+def test_a_failed_run_removes_its_staging_folder_at_once(tmp_path: Path) -> None:
+    from flows.publish import staging_folder
+
+    out = ensure_output(str(tmp_path))
+    with pytest.raises(RuntimeError), output_lock(out), staging_folder(out) as staging:
+        write_parts(str(staging), 0, [("documents", documents_table([_row()]))])
+        raise RuntimeError("a shard failed")
+    assert list((out / RELEASES).iterdir()) == []
+    # Without staging_folder, the lock clears it on the way out of a failed run.
+    with pytest.raises(RuntimeError), output_lock(out):
+        new_staging(out)
+        raise RuntimeError("failed")
+    assert list((out / RELEASES).iterdir()) == []
+
+
+def test_a_failure_after_finalize_removes_nothing_published(tmp_path: Path) -> None:
+    from flows.publish import finalize, staging_folder
+
+    out = ensure_output(str(tmp_path))
+    with pytest.raises(RuntimeError), output_lock(out), staging_folder(out) as staging:
+        ensure_tables(staging)
+        finalize(staging, fake_manifest("20240101T000000Z-0000000a"), "card", out)
+        raise RuntimeError("the report failed")
+    assert _visible(out) == ["20240101T000000Z-0000000a"]
+    assert list((out / RELEASES).glob(".*")) == []  # nor its bookkeeping left behind
+    assert (out / "current" / "manifest.json").is_file()
+
+
+def test_prune_touches_only_releases_this_tool_wrote(tmp_path: Path) -> None:
+    out = ensure_output(str(tmp_path))
+    ours = [f"2024010{d}T000000Z-0000000a" for d in (1, 2, 3)]
+    for name in ours:
+        _fake_release(out, name, files=1)
+    os.symlink(f"{RELEASES}/{ours[-1]}", out / "current")
+    foreign = {
+        "v1": None,  # a user's folder
+        "19990101T000000Z-deadbeef": None,  # a release's name, no manifest
+        "19990102T000000Z-deadbeef": "{}",  # a manifest that is not one
+        "19990103T000000Z-deadbeef": fake_manifest(ours[0]).model_dump_json(),  # another id
+        "20240101T000000Z-a": fake_manifest("20240101T000000Z-a").model_dump_json(),  # bad id
+        ".deleting-notes": None,  # hidden, not a name prune gives
+    }
+    for name, manifest in foreign.items():
+        (out / RELEASES / name).mkdir()
+        (out / RELEASES / name / "keep.txt").write_text("mine")
+        if manifest is not None:
+            (out / RELEASES / name / "manifest.json").write_text(manifest)
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    _fake_release(elsewhere, "19990104T000000Z-deadbeef")
+    os.symlink(
+        elsewhere / RELEASES / "19990104T000000Z-deadbeef",
+        out / RELEASES / "19990104T000000Z-deadbeef",
+    )
+    assert prune(out, keep=1) == ours[:2]
+    for name in foreign:
+        assert (out / RELEASES / name / "keep.txt").read_text() == "mine", name
+    assert (elsewhere / RELEASES / "19990104T000000Z-deadbeef" / "manifest.json").is_file()
+
+
+def test_prune_that_cannot_delete_logs_and_leaves_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = ensure_output(str(tmp_path))
+    names = [f"2024010{d}T000000Z-0000000a" for d in (1, 2, 3)]
+    for name in names:
+        _fake_release(out, name)
+    os.symlink(f"{RELEASES}/{names[-1]}", out / "current")
+    real_rename, real_unlink = os.rename, os.unlink
+
+    def rename(source: object, target: object, *args: object, **kwargs: object) -> None:
+        if str(source).endswith(names[0]):
+            raise PermissionError(1, "Operation not permitted", str(source))
+        real_rename(source, target, *args, **kwargs)  # type: ignore[arg-type]
+
+    def unlink(path: object, *args: object, **kwargs: object) -> None:
+        if "part-00001" in str(path):
+            raise PermissionError(1, "Operation not permitted", str(path))
+        real_unlink(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "unlink", unlink)
+    assert prune(out, keep=1) == [names[1]]
+    assert f"could not prune release {names[0]} (left in place)" in caplog.text
+    assert f"could not finish deleting .deleting-{names[1]}" in caplog.text
+    assert _visible(out) == [names[0], names[2]]
+    assert (out / RELEASES / f".deleting-{names[1]}").is_dir()  # hidden, never half-visible
+    assert os.readlink(out / "current") == f"{RELEASES}/{names[2]}"
+    monkeypatch.undo()
+    assert prune(out, keep=1) == [names[0]]  # the next run finishes both
+    assert sorted(p.name for p in (out / RELEASES).iterdir()) == [names[2]]
+
+
+def test_a_read_only_release_is_kept_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """chmod 555 (for a user) or chattr +i (for root too): left in place, whole and visible,
+    instead of renamed and half deleted. Root ignores chmod, so access(2) stands in here;
+    tests/test_hostile_release.py uses a real chattr +i."""
+    out = ensure_output(str(tmp_path))
+    names = [f"2024010{d}T000000Z-0000000a" for d in (1, 2)]
+    for name in names:
+        _fake_release(out, name)
+    os.symlink(f"{RELEASES}/{names[-1]}", out / "current")
+    documents = out / RELEASES / names[0] / "documents"
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: Path(path) != documents and real_access(path, mode)
+    )
+    assert prune(out, keep=1) == []
+    assert f"could not prune release {names[0]} (left in place): {documents} is read-only" in (
+        caplog.text
+    )
+    assert len(list(documents.iterdir())) == 3
+    assert list((out / RELEASES).glob(".deleting-*")) == []

@@ -8,10 +8,8 @@ tasks). No Prefect import here.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,10 +43,10 @@ from flows.publish import (
     data_files,
     ensure_tables,
     finalize,
-    new_staging,
     output_lock,
     prune,
     release_id,
+    staging_folder,
 )
 
 logger = logging.getLogger(__name__)
@@ -111,7 +109,7 @@ def execute(plan: Plan, runner: Runner, keep: Path | None = None) -> RunResult:
             return _run(plan, runner, keep, previous=None)
         with tempfile.TemporaryDirectory(prefix="corpus-validate-") as scratch:
             return _run(plan, runner, Path(scratch), previous=None)
-    with output_lock(plan.out), _staging(plan.out) as staging:
+    with output_lock(plan.out), staging_folder(plan.out) as staging:
         result = _run(plan, runner, staging, previous=open_previous(plan.out))
         result.release, result.manifest = runner.step("publish", publish, plan, staging, result)
     # Housekeeping: a release that cannot be pruned stays; the new one is already current.
@@ -120,17 +118,6 @@ def execute(plan: Plan, runner: Runner, keep: Path | None = None) -> RunResult:
     except Exception as error:  # noqa: BLE001 - pruning must never fail a published run
         logger.warning("pruning old releases failed: %s", error)
     return result
-
-
-@contextlib.contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    """A fresh staging folder, removed at once when the run fails before publishing."""
-    staging = new_staging(out)
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | None) -> RunResult:
@@ -213,8 +200,9 @@ def _resummarize(result: ShardResult, staging: Path, touched: set[str]) -> Shard
 
 
 def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifest]:
-    """Manifest and card, then the atomic switch of ``current``. Idempotent: it runs once
-    per run (never retried as a whole), and ``finalize`` refuses a staging already moved."""
+    """Manifest and card, then the atomic switch of ``current``. Idempotent: called again
+    after it succeeded (a retried task), ``finalize`` finds the release it already published
+    and returns it -- and updates ``manifest`` to it -- instead of publishing anything new."""
     assert plan.out is not None
     ensure_tables(staging)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)

@@ -32,9 +32,10 @@ T = TypeVar("T")
 # parameters hold whole shards, and unchanged documents are reused per document instead.
 RETRIES = 2
 BACKOFF: list[float] = [1.0, 5.0]
-# Steps that are safe to run again after a partial failure. Publishing is not among them:
-# a retry after the release was renamed into place would publish an empty staging folder.
-RETRIED_STEPS = frozenset({"corpus-step"})
+# Steps retried after a failure: reading facts, and publishing, whose finalize is idempotent
+# (a retry after the rename returns the release it already published). Pruning is
+# housekeeping: not retried, and its failure never fails a published run.
+RETRIED_STEPS = frozenset({"corpus-step", "publish"})
 
 
 def opaque(value: T) -> T:
