@@ -24,6 +24,7 @@ from flows.engine.plan import Plan, prepare
 from flows.engine.pool import window
 from flows.engine.shard import ShardResult, ShardWork, work_shard
 from flows.engine.summary import Summary
+from flows.errors import CorpusError
 from flows.models import Manifest, RunParameters
 
 T = TypeVar("T")
@@ -36,6 +37,15 @@ BACKOFF: list[float] = [1.0, 5.0]
 # (a retry after the rename returns the release it already published). Pruning is
 # housekeeping: not retried, and its failure never fails a published run.
 RETRIED_STEPS = frozenset({"corpus-step", "publish"})
+# How long a failing run waits for its other shards before it removes the staging folder.
+SHARD_DRAIN_SECONDS = 60.0
+
+
+def retry_unless_expected(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry what may be transient; an expected failure (a CorpusError: a full disk, a bad
+    file) fails at once, without seconds of backoff and repeated tracebacks."""
+    error = state.result(raise_on_failure=False)
+    return not isinstance(error, CorpusError)
 
 
 def opaque(value: T) -> T:
@@ -44,7 +54,13 @@ def opaque(value: T) -> T:
     return cast(T, quote(value))
 
 
-@task(name="prepare", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+@task(
+    name="prepare",
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    retry_condition_fn=retry_unless_expected,
+    cache_policy=NO_CACHE,
+)
 def prepare_task(params: RunParameters) -> Plan:
     plan = prepare(params)
     found = plan.discovery
@@ -63,6 +79,7 @@ def prepare_task(params: RunParameters) -> Plan:
     task_run_name="process-shard-{work.index}",
     retries=RETRIES,
     retry_delay_seconds=BACKOFF,
+    retry_condition_fn=retry_unless_expected,
     cache_policy=NO_CACHE,
 )
 def process_shard_task(work: ShardWork) -> ShardResult:
@@ -111,19 +128,32 @@ class PrefectRunner:
 
     def shards(self, works: Iterable[ShardWork]) -> Iterator[ShardResult]:
         pending: list[PrefectFuture[ShardResult]] = []
-        for work in works:
-            pending.append(process_shard_task.submit(self.wrap(work)))
-            if len(pending) >= window(self.workers):
+        try:
+            for work in works:
+                pending.append(process_shard_task.submit(self.wrap(work)))
+                if len(pending) >= window(self.workers):
+                    done = next(as_completed(pending))
+                    pending.remove(done)
+                    yield done.result()
+            while pending:
                 done = next(as_completed(pending))
                 pending.remove(done)
                 yield done.result()
-        for future in as_completed(pending):
-            yield future.result()
+        except Exception:
+            # A failed shard fails the run: let the others finish (bounded) before the
+            # staging folder is removed, so none writes into it afterwards.
+            for future in pending:
+                future.wait(timeout=SHARD_DRAIN_SECONDS / max(1, len(pending)))
+            raise
 
     def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         retries = RETRIES if name in RETRIED_STEPS else 0
         wrapped = task(
-            name=name, retries=retries, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE
+            name=name,
+            retries=retries,
+            retry_delay_seconds=BACKOFF,
+            retry_condition_fn=retry_unless_expected,
+            cache_policy=NO_CACHE,
         )(fn)
         return wrapped(*[self.wrap(arg) for arg in args])
 
