@@ -653,7 +653,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     if not args.server:
         return bench(args)
-    from flows.local_server import local_prefect
+    from flows.orchestration.server import local_prefect
 
     # Outside every timing, like the long-lived server of a scheduled deployment; a fresh
     # database each time, so earlier benchmarks' runs do not slow it down.

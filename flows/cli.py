@@ -22,8 +22,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic.fields import FieldInfo
 
 from flows.errors import CorpusError
-from flows.local_server import LocalServerError, TemporaryServer
 from flows.models import RunParameters
+from flows.orchestration.server import LocalServerError, TemporaryServer
 
 logger = logging.getLogger("flows.cli")
 
@@ -289,7 +289,7 @@ def _boilerplate_report(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from flows.local_server import local_prefect
+    from flows.orchestration.server import local_prefect
 
     project = Path(args.project).resolve()
     if not (project / "prefect.yaml").is_file():

@@ -165,7 +165,7 @@ def test_scan_marks_takes_the_first_of_each_phase() -> None:
         "10:00:07 | INFO | Task run 'process-shard-0' - shard 0: 50 published, 0 rejected",
         "10:00:07 | INFO | Flow run 'x' - progress: 2/3 shards done",
         "10:00:08 | INFO | Flow run 'x' - progress: 3/3 shards done",
-        "10:00:09 INFO flows.publish: published release 20261121T100009Z-abcdef12",
+        "10:00:09 INFO flows.output.release: published release 20261121T100009Z-abcdef12",
     ]
     for second, line in enumerate(log):
         bench.scan_marks(line, float(second), marks)

@@ -25,7 +25,7 @@ import pytest
 
 from flows.models import Manifest, RunParameters
 from flows.orchestration.flow import corpus_release
-from flows.publish import CURRENT, RELEASES, sha256_file
+from flows.output.release import CURRENT, RELEASES, sha256_file
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

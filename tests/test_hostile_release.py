@@ -22,7 +22,7 @@ import pytest
 
 from flows.errors import OutputError
 from flows.models import Manifest, RunParameters
-from flows.publish import (
+from flows.output.release import (
     CURRENT,
     RELEASES,
     ensure_output,

@@ -20,9 +20,9 @@ import pytest
 import flows.engine.shard as shard_module
 from flows.contracts import SourceDocument
 from flows.engine.plan import prepare
-from flows.engine.previous import processing_key
 from flows.engine.run import InlineRunner, RunResult, execute
 from flows.models import Manifest, RunParameters
+from flows.output.previous import processing_key
 from flows.source.reading import read_input
 from tests.conftest import SEEDS
 

@@ -20,7 +20,7 @@ from flows.contracts import (
 )
 from flows.errors import OutputError, OutputLockedError
 from flows.models import Manifest
-from flows.publish import (
+from flows.output.release import (
     RELEASES,
     ensure_output,
     ensure_tables,
@@ -378,7 +378,7 @@ def test_every_column_of_an_accepted_row_round_trips(
 
 
 def _published(out: Path, name: str) -> tuple[Path, Manifest]:
-    from flows.publish import finalize
+    from flows.output.release import finalize
 
     staging = new_staging(out)
     write_parts(str(staging), 0, [("documents", documents_table([_row()]))])
@@ -388,7 +388,7 @@ def _published(out: Path, name: str) -> tuple[Path, Manifest]:
 
 
 def test_finalize_again_after_it_succeeded_publishes_nothing_new(tmp_path: Path) -> None:
-    from flows.publish import finalize
+    from flows.output.release import finalize
 
     out = ensure_output(str(tmp_path))
     final, manifest = _published(out, "20240101T000000Z-0000000a")
@@ -409,7 +409,7 @@ def test_finalize_again_after_it_succeeded_publishes_nothing_new(tmp_path: Path)
 def test_finalize_of_a_staging_folder_that_vanished_unpublished_fails_clearly(
     tmp_path: Path,
 ) -> None:
-    from flows.publish import finalize
+    from flows.output.release import finalize
 
     out = ensure_output(str(tmp_path))
     staging = new_staging(out)
@@ -421,7 +421,7 @@ def test_finalize_of_a_staging_folder_that_vanished_unpublished_fails_clearly(
 
 
 def test_a_failed_run_removes_its_staging_folder_at_once(tmp_path: Path) -> None:
-    from flows.publish import staging_folder
+    from flows.output.release import staging_folder
 
     out = ensure_output(str(tmp_path))
     with pytest.raises(RuntimeError), output_lock(out), staging_folder(out) as staging:
@@ -436,7 +436,7 @@ def test_a_failed_run_removes_its_staging_folder_at_once(tmp_path: Path) -> None
 
 
 def test_a_failure_after_finalize_removes_nothing_published(tmp_path: Path) -> None:
-    from flows.publish import finalize, staging_folder
+    from flows.output.release import finalize, staging_folder
 
     out = ensure_output(str(tmp_path))
     with pytest.raises(RuntimeError), output_lock(out), staging_folder(out) as staging:

@@ -15,7 +15,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.local_server import POOL, LocalPrefect, local_prefect
+from flows.orchestration.server import POOL, LocalPrefect, local_prefect
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.local_server import is_healthy
+from flows.orchestration.server import is_healthy
 from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,7 @@ from flows.contracts import (
     empty_table,
     rejected_table,
 )
-from flows.publish import write_parquet
+from flows.output.release import write_parquet
 from flows.stages.types import Reason, Stage
 
 logger = logging.getLogger(__name__)

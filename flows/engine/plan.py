@@ -12,7 +12,7 @@ from pathlib import Path
 
 from flows.engine.shard import ShardJob
 from flows.models import RunParameters
-from flows.publish import ensure_output
+from flows.output.release import ensure_output
 from flows.settings import config_fingerprint, load_rules, stage_config
 from flows.source.listing import Discovery, check_out_not_in_source, discover, resolve_source
 from flows.stages.boilerplate import RuleSet

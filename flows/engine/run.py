@@ -27,7 +27,6 @@ from flows.contracts import (
 )
 from flows.engine.corpus import Decision, apply_decisions, checks_for, corpus_step
 from flows.engine.plan import Plan
-from flows.engine.previous import PreviousRelease, open_previous
 from flows.engine.shard import (
     RunContext,
     ShardResult,
@@ -39,7 +38,8 @@ from flows.engine.shard import (
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
 from flows.models import Manifest
-from flows.publish import (
+from flows.output.previous import PreviousRelease, open_previous
+from flows.output.release import (
     data_files,
     ensure_tables,
     finalize,

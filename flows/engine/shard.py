@@ -40,15 +40,15 @@ from flows.contracts import (
     rejected_table,
     rows_table,
 )
-from flows.engine.previous import (
+from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
+from flows.output.previous import (
     PartMismatch,
     PreviousRelease,
     parquet_from_bytes,
     processing_key,
     read_verified,
 )
-from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
-from flows.publish import write_parts
+from flows.output.release import write_parts
 from flows.source.reading import read_input
 from flows.stages.compose import StageConfig, process_many
 from flows.stages.types import Rejection

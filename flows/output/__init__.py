@@ -1,0 +1,1 @@
+"""The output side: the release writer and the previous release, read and verified."""
