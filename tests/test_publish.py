@@ -186,7 +186,7 @@ def _visible(out: Path) -> list[str]:
 _CRASHING_PRUNE = """
 import os, shutil, signal, sys
 from pathlib import Path
-from flows import publish
+from flows.output import release as publish
 
 def crash_midway(path, *args, **kwargs):
     # Delete one file of the doomed release, then die as a killed process would.
