@@ -1,9 +1,9 @@
 """The corpus step: decisions across documents, made from the facts the shard pass wrote.
 
 No text is read here. Each check reads the compact ``facts/`` columns it needs (hashes,
-lengths, languages; later signatures and line hashes) for the whole corpus and returns
-per-document :class:`Decision` s; :func:`apply_decisions` then rewrites only the parts that
-hold a decided document. The facts stay as the shard pass wrote them (every document,
+lengths, languages, MinHash signatures) for the whole corpus and returns per-document
+:class:`Decision` s; :func:`apply_decisions` then rewrites only the parts that hold a
+decided document or a changed ``duplicates`` count. The facts stay as the shard pass wrote them (every document,
 before decisions), so the next run decides again from scratch: a document whose twin
 disappeared from the source is published again.
 """
@@ -12,26 +12,33 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flows.contracts import (
     DOCUMENT_SCHEMA,
+    DOCUMENTS_DIR,
     FACTS_DIR,
     FACTS_SCHEMA,
     INDEX_DIR,
     INDEX_SCHEMA,
     REJECTED_DIR,
     REJECTED_SCHEMA,
+    IndexRow,
     RejectedRow,
     empty_table,
     rejected_table,
 )
+from flows.errors import ConfigError
 from flows.publish import write_parquet
+from flows.stages import dedup
+from flows.stages.dedup import SIGNATURE, SignatureParams
 from flows.stages.types import Reason, Stage
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,10 @@ class Decision:
     stage: Stage
     reason: Reason
     detail: str
+    duplicate_of: str | None = None  # the id of the document kept in its place
+    # source_path of that document when it is published by this release (it then counts
+    # the copy in ``duplicates``); None when it is in a dedup_against release.
+    kept_path: str | None = None
 
 
 # A check reads the facts table (only the columns it names) and returns decisions.
@@ -66,51 +77,244 @@ def read_facts(release: Path, columns: Sequence[str]) -> pa.Table:
     return pa.concat_tables(parts) if parts else empty_table(schema)
 
 
-def exact_duplicates(facts: pa.Table) -> list[Decision]:
-    """Documents whose cleaned text is byte-identical to another's; the kept copy is the
-    first by: has metadata, earliest ``published`` (undated last), longest, path."""
-    rows = facts.to_pylist()
-    groups: dict[str, list[dict[str, object]]] = {}
-    for row in rows:
-        groups.setdefault(str(row["text_sha256"]), []).append(row)
-    decisions = []
-    for group in groups.values():
-        if len(group) < 2:
-            continue
-        kept, *copies = sorted(group, key=_keep_order)
-        decisions += [
-            Decision(
-                source_path=str(copy["source_path"]),
-                file=str(copy["file"]),
-                stage=Stage.DEDUP,
-                reason=Reason.EXACT_DUPLICATE,
-                detail=f"same text as {kept['id']} ({kept['source_path']})",
-            )
-            for copy in copies
-        ]
-    return decisions
-
-
-def _keep_order(row: dict[str, object]) -> tuple[bool, bool, str, int, str]:
-    published = row["published"]
-    return (
-        not row["has_metadata"],
-        published is None,
-        published.isoformat() if hasattr(published, "isoformat") else "",
-        -int(str(row["text_chars"])),
-        str(row["source_path"]),
-    )
-
-
-EXACT_DUPLICATES: Check = (
-    ("id", "source_path", "text_sha256", "text_chars", "has_metadata", "published", "file"),
-    exact_duplicates,
+_DEDUP_COLUMNS = (
+    "id",
+    "source_path",
+    "norm_sha256",
+    "text_chars",
+    "has_metadata",
+    "published",
+    "file",
 )
 
 
-def checks_for(dedup: str) -> list[Check]:
+@dataclass(frozen=True, slots=True)
+class Duplicates:
+    """One dedup check: exact (normalised hash) or near (MinHash LSH, verified, clustered).
+
+    ``published_before``: source paths the previous release published; such a document
+    stays the kept copy when a new copy of it arrives. ``against``: facts of documents
+    published elsewhere (dedup_against), which are kept before anything of this release.
+    """
+
+    near: bool
+    threshold: float = 0.8
+    published_before: frozenset[str] = frozenset()
+    against: pa.Table | None = None
+    params: SignatureParams = SIGNATURE
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*_DEDUP_COLUMNS, "minhash") if self.near else _DEDUP_COLUMNS
+
+    def __call__(self, facts: pa.Table) -> list[Decision]:
+        outside = 0
+        if self.against is not None and self.against.num_rows:
+            outside = self.against.num_rows
+            facts = pa.concat_tables([self.against.select(self.columns), facts])
+        return self._decide(facts, outside)
+
+    def _decide(self, facts: pa.Table, outside: int) -> list[Decision]:
+        n = facts.num_rows
+        groups = UnionFind(n)
+        norm = facts.column("norm_sha256").to_pylist()
+        first: dict[str, int] = {}
+        for k, sha in enumerate(norm):
+            groups.union(first.setdefault(sha, k), k)
+        sig = None
+        if self.near and n > 1:
+            sig = dedup.matrix(facts.column("minhash").to_pylist(), self.params)
+            left, right = candidate_pairs(sig, self.params.bands, self.params.rows)
+            similar = similarity(sig, left, right) >= self.threshold
+            for a, b in zip(left[similar].tolist(), right[similar].tolist(), strict=True):
+                groups.union(a, b)
+        clusters = [c for c in groups.components() if max(c) >= outside]
+        if not clusters:
+            return []
+        ids = facts.column("id").to_pylist()
+        paths = facts.column("source_path").to_pylist()
+        files = facts.column("file").to_pylist()
+        chars = facts.column("text_chars").to_pylist()
+        meta = facts.column("has_metadata").to_pylist()
+        published = pc.cast(facts.column("published"), pa.int64()).to_pylist()
+
+        def order(k: int) -> tuple[bool, bool, bool, bool, int, int, str]:
+            return (
+                k >= outside,  # documents published elsewhere first
+                paths[k] not in self.published_before,  # then what this output published
+                not meta[k],
+                published[k] is None,
+                published[k] or 0,
+                -chars[k],
+                paths[k],
+            )
+
+        decisions = []
+        for cluster in clusters:
+            kept, *copies = sorted(cluster, key=order)
+            for k in copies:
+                if k < outside:
+                    continue  # not a document of this release
+                exact = norm[k] == norm[kept]
+                score = 1.0 if exact or sig is None else float(np.mean(sig[k] == sig[kept]))
+                where = "" if kept >= outside else " in a dedup_against release"
+                decisions.append(
+                    Decision(
+                        source_path=paths[k],
+                        file=files[k],
+                        stage=Stage.DEDUP,
+                        reason=Reason.EXACT_DUPLICATE if exact else Reason.NEAR_DUPLICATE,
+                        detail=(
+                            f"same normalised text as {ids[kept]} ({paths[kept]}){where}"
+                            if exact
+                            else f"estimated Jaccard {score:.3f} with {ids[kept]} "
+                            f"({paths[kept]}){where}"
+                        ),
+                        duplicate_of=ids[kept],
+                        kept_path=paths[kept] if kept >= outside else None,
+                    )
+                )
+        return decisions
+
+
+class UnionFind:
+    """Disjoint sets over 0..n-1 (path halving, union by size)."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+        self.size = [1] * n
+
+    def find(self, a: int) -> int:
+        parent = self.parent
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def union(self, a: int, b: int) -> None:
+        a, b = self.find(a), self.find(b)
+        if a == b:
+            return
+        if self.size[a] < self.size[b]:
+            a, b = b, a
+        self.parent[b] = a
+        self.size[a] += self.size[b]
+
+    def components(self) -> list[list[int]]:
+        """Every set with more than one member, members ascending."""
+        members: dict[int, list[int]] = {}
+        for k in range(len(self.parent)):
+            if self.size[self.find(k)] > 1:
+                members.setdefault(self.find(k), []).append(k)
+        return list(members.values())
+
+
+# Above this many documents in one band bucket, only neighbours (and the first) are
+# compared: a bucket that large is one cluster of near-identical texts anyway.
+_ALL_PAIRS_UP_TO = 64
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) that share at least one band: LSH over the signature matrix."""
+    found: list[np.ndarray] = []
+    n = sig.shape[0]
+    for band in range(bands):
+        block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
+        key = np.zeros(n, dtype=np.uint64)
+        for column in block.T:
+            key = (key ^ column) * _MIX  # wraps: a 64-bit hash of the band's rows
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        ends = np.r_[starts[1:], n]
+        big = np.flatnonzero(ends - starts > 1)
+        for s, e in zip(starts[big].tolist(), ends[big].tolist(), strict=True):
+            members = np.sort(order[s:e])
+            if len(members) <= _ALL_PAIRS_UP_TO:
+                a, b = np.triu_indices(len(members), k=1)
+                found.append(members[a] * n + members[b])
+            else:
+                found.append(members[:-1] * n + members[1:])
+                found.append(members[0] * n + members[2:])
+    if not found:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    pairs = np.unique(np.concatenate(found).astype(np.int64))
+    return pairs // n, pairs % n
+
+
+def similarity(sig: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard of each pair: the share of equal MinHash values."""
+    out = np.empty(len(i), dtype=np.float64)
+    step = 65_536  # bounded memory for pairs x permutations
+    for s in range(0, len(i), step):
+        out[s : s + step] = (sig[i[s : s + step]] == sig[j[s : s + step]]).mean(axis=1)
+    return out
+
+
+def exact_duplicates(facts: pa.Table) -> list[Decision]:
+    """Documents whose normalised text is identical to another's."""
+    return Duplicates(near=False)(facts)
+
+
+def published_paths(index: Mapping[str, IndexRow]) -> frozenset[str]:
+    """The source paths a release published, from its index."""
+    return frozenset(path for path, row in index.items() if row.table == DOCUMENTS_DIR)
+
+
+def against_facts(folders: Sequence[str], release: Path, near: bool) -> pa.Table | None:
+    """The facts of the documents published by each dedup_against release (a release
+    folder, or an output folder whose ``current`` is used)."""
+    columns = (*_DEDUP_COLUMNS, "minhash") if near else _DEDUP_COLUMNS
+    tables = []
+    for folder in folders:
+        path = Path(folder)
+        path = (path / "current").resolve() if (path / "current").exists() else path.resolve()
+        if path.parent == release.resolve().parent:
+            # A release of the output being written: its documents are this run's own.
+            logger.warning("dedup_against %s: a release of this output; ignored", folder)
+            continue
+        try:
+            facts = read_facts(path, columns)
+            published = pa.concat_tables(
+                [
+                    pq.ParquetFile(part).read(columns=["source_path"])
+                    for part in sorted((path / DOCUMENTS_DIR).glob("part-*.parquet"))
+                ]
+            ).column("source_path")
+        except (OSError, pa.ArrowInvalid, KeyError, ValueError) as error:
+            raise ConfigError(f"dedup_against {folder}: no readable release ({error})") from error
+        tables.append(facts.filter(pc.is_in(facts.column("source_path"), value_set=published)))
+        logger.info("dedup_against %s: %d published documents", folder, tables[-1].num_rows)
+    return pa.concat_tables(tables) if tables else None
+
+
+def checks_for(
+    dedup: str,
+    *,
+    threshold: float = 0.8,
+    published_before: frozenset[str] = frozenset(),
+    against: pa.Table | None = None,
+) -> list[Check]:
     """The corpus checks a run's parameters switch on."""
-    return [EXACT_DUPLICATES] if dedup == "exact" else []
+    if dedup == "off":
+        return []
+    check = Duplicates(dedup == "near", threshold, published_before, against)
+    return [(check.columns, check)]
+
+
+def dedup_description(dedup: str, threshold: float, against: Sequence[str]) -> dict[str, object]:
+    """How duplicates were decided, for the manifest and the card."""
+    if dedup == "off":
+        return {"method": "off"}
+    described: dict[str, object] = {
+        "method": "exact" if dedup == "exact" else "exact + MinHash LSH",
+        "normalisation": SIGNATURE.describe()["normalisation"],
+    }
+    if dedup == "near":
+        described |= SIGNATURE.describe() | {"threshold": threshold}
+    return described | {"against": list(against)}
 
 
 def corpus_step(release: Path, checks: Sequence[Check]) -> list[Decision]:
@@ -126,56 +330,90 @@ def apply_decisions(
     release: Path, decisions: Sequence[Decision], pipeline_version: str
 ) -> set[str]:
     """Move each decided document from its documents part to the rejected part of the same
-    shard, and mark its index entry unreusable. Returns the part names rewritten."""
+    shard, mark its index entry unreusable, and set ``duplicates`` on every published
+    document (a part copied or reused from the previous release may hold an old count).
+    Returns the part names rewritten."""
     by_file: dict[str, dict[str, Decision]] = {}
     for decision in decisions:
         by_file.setdefault(decision.file, {})[decision.source_path] = decision
+    folded = Counter(d.kept_path for d in decisions if d.kept_path is not None)
     touched: set[str] = set()
-    for file, decided in sorted(by_file.items()):
-        part = file.split("/", 1)[1]
-        documents = _read(release / file, DOCUMENT_SCHEMA)
-        paths = documents.column("source_path").to_pylist()
-        keep = [i for i, path in enumerate(paths) if path not in decided]
-        gone = documents.take(
-            pa.array([i for i, p in enumerate(paths) if p in decided], pa.int64())
-        )
-        rows = [
-            RejectedRow(
-                source_path=path,
-                stage=decided[path].stage.value,
-                reason=decided[path].reason.value,
-                detail=decided[path].detail,
-                source_sha256=sha,
-                source_bytes=size,
-                pipeline_version=pipeline_version,
-            )
-            for path, sha, size in zip(
-                gone.column("source_path").to_pylist(),
-                gone.column("source_sha256").to_pylist(),
-                gone.column("source_bytes").to_pylist(),
-                strict=True,
-            )
-        ]
-        rejected_path = release / REJECTED_DIR / part
-        rejected = _read(rejected_path, REJECTED_SCHEMA) if rejected_path.exists() else None
-        merged = pa.concat_tables(
-            [t for t in (rejected, rejected_table(rows)) if t is not None]
-        ).sort_by("source_path")
-        _replace(release / file, documents.take(pa.array(keep, pa.int64())))
-        _replace(rejected_path, merged)
-        index_path = release / INDEX_DIR / part
-        index = _read(index_path, INDEX_SCHEMA).to_pylist()
-        for entry in index:
-            if entry["source_path"] in decided:
-                entry.update(
-                    processing_key=UNREUSABLE_KEY, table=REJECTED_DIR, file=f"{REJECTED_DIR}/{part}"
-                )
-        _replace(index_path, pa.Table.from_pylist(index, schema=INDEX_SCHEMA))
-        touched.update({file, f"{REJECTED_DIR}/{part}", f"{INDEX_DIR}/{part}"})
+    for path in sorted((release / DOCUMENTS_DIR).glob("part-*.parquet")):
+        file = f"{DOCUMENTS_DIR}/{path.name}"
+        decided = by_file.get(file, {})
+        if not decided and not _counts_differ(path, folded):
+            continue
+        touched |= _rewrite(release, file, decided, folded, pipeline_version)
     if decisions:
         counts = Counter(d.reason.value for d in decisions)
         logger.info("corpus step: %s", ", ".join(f"{n} {r}" for r, n in sorted(counts.items())))
     return touched
+
+
+def _counts_differ(path: Path, folded: Mapping[str, int]) -> bool:
+    """Whether a documents part's ``duplicates`` differ from this run's (two columns read)."""
+    table = pq.ParquetFile(path).read(columns=["source_path", "duplicates"])
+    stored = table.column("duplicates")
+    if not folded:
+        return bool(pc.max(stored).as_py() or 0)
+    wanted = [folded.get(p, 0) for p in table.column("source_path").to_pylist()]
+    return bool(wanted != stored.to_pylist())
+
+
+def _rewrite(
+    release: Path,
+    file: str,
+    decided: Mapping[str, Decision],
+    folded: Mapping[str, int],
+    pipeline_version: str,
+) -> set[str]:
+    part = file.split("/", 1)[1]
+    documents = _read(release / file, DOCUMENT_SCHEMA)
+    paths = documents.column("source_path").to_pylist()
+    counts = pa.array([folded.get(p, 0) for p in paths], pa.int64())
+    documents = documents.set_column(
+        DOCUMENT_SCHEMA.get_field_index("duplicates"), DOCUMENT_SCHEMA.field("duplicates"), counts
+    )
+    _replace(
+        release / file,
+        documents.take(pa.array([i for i, p in enumerate(paths) if p not in decided], pa.int64())),
+    )
+    if not decided:
+        return {file}
+    gone = documents.take(pa.array([i for i, p in enumerate(paths) if p in decided], pa.int64()))
+    rows = [
+        RejectedRow(
+            source_path=path,
+            stage=decided[path].stage.value,
+            reason=decided[path].reason.value,
+            detail=decided[path].detail,
+            source_sha256=sha,
+            source_bytes=size,
+            pipeline_version=pipeline_version,
+            duplicate_of=decided[path].duplicate_of,
+        )
+        for path, sha, size in zip(
+            gone.column("source_path").to_pylist(),
+            gone.column("source_sha256").to_pylist(),
+            gone.column("source_bytes").to_pylist(),
+            strict=True,
+        )
+    ]
+    rejected_path = release / REJECTED_DIR / part
+    rejected = _read(rejected_path, REJECTED_SCHEMA) if rejected_path.exists() else None
+    merged = pa.concat_tables(
+        [t for t in (rejected, rejected_table(rows)) if t is not None]
+    ).sort_by("source_path")
+    _replace(rejected_path, merged)
+    index_path = release / INDEX_DIR / part
+    index = _read(index_path, INDEX_SCHEMA).to_pylist()
+    for entry in index:
+        if entry["source_path"] in decided:
+            entry.update(
+                processing_key=UNREUSABLE_KEY, table=REJECTED_DIR, file=f"{REJECTED_DIR}/{part}"
+            )
+    _replace(index_path, pa.Table.from_pylist(index, schema=INDEX_SCHEMA))
+    return {file, f"{REJECTED_DIR}/{part}", f"{INDEX_DIR}/{part}"}
 
 
 def _read(path: Path, schema: pa.Schema) -> pa.Table:
@@ -192,13 +430,19 @@ def _replace(path: Path, table: pa.Table) -> None:
 
 
 __all__ = [
-    "EXACT_DUPLICATES",
     "UNREUSABLE_KEY",
     "Check",
     "Decision",
+    "Duplicates",
+    "UnionFind",
+    "against_facts",
     "apply_decisions",
+    "candidate_pairs",
     "checks_for",
     "corpus_step",
+    "dedup_description",
     "exact_duplicates",
+    "published_paths",
     "read_facts",
+    "similarity",
 ]
