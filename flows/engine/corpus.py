@@ -37,7 +37,6 @@ from flows.contracts import (
 )
 from flows.errors import ConfigError
 from flows.publish import write_parquet
-from flows.stages import dedup
 from flows.stages.dedup import SIGNATURE, SignatureParams
 from flows.stages.types import Reason, Stage
 
@@ -63,8 +62,9 @@ class Decision:
     kept_path: str | None = None
 
 
-# A check reads the facts table (only the columns it names) and returns decisions.
-Check = tuple[Sequence[str], Callable[[pa.Table], list[Decision]]]
+# A check reads the facts table (only the columns it names; the release for what it reads
+# itself) and returns decisions.
+Check = tuple[Sequence[str], Callable[[pa.Table, Path], list[Decision]]]
 
 
 def read_facts(release: Path, columns: Sequence[str]) -> pa.Table:
@@ -103,27 +103,38 @@ class Duplicates:
     against: pa.Table | None = None
     params: SignatureParams = SIGNATURE
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return (*_DEDUP_COLUMNS, "minhash") if self.near else _DEDUP_COLUMNS
+    columns: tuple[str, ...] = _DEDUP_COLUMNS
 
-    def __call__(self, facts: pa.Table) -> list[Decision]:
+    def __call__(self, facts: pa.Table, release: Path) -> list[Decision]:
         outside = 0
+        head = None
         if self.against is not None and self.against.num_rows:
             outside = self.against.num_rows
+            if self.near:
+                head = minhash_matrix(self.against.column("minhash"), self.params.permutations)
             facts = pa.concat_tables([self.against.select(self.columns), facts])
-        return self._decide(facts, outside)
-
-    def _decide(self, facts: pa.Table, outside: int) -> list[Decision]:
-        n = facts.num_rows
-        groups = UnionFind(n)
-        norm = facts.column("norm_sha256").to_pylist()
-        first: dict[str, int] = {}
-        for k, sha in enumerate(norm):
-            groups.union(first.setdefault(sha, k), k)
         sig = None
-        if self.near and n > 1:
-            sig = dedup.matrix(facts.column("minhash").to_pylist(), self.params)
+        if self.near and facts.num_rows > 1:
+            # Straight from the facts parts into one matrix: the signatures are the bulk
+            # of what is read, and are never held twice.
+            sig = read_minhash(release, self.params.permutations, head)
+            if len(sig) != facts.num_rows:
+                raise ValueError("facts: signatures and rows disagree")
+        return self._decide(facts, outside, sig)
+
+    def _decide(self, facts: pa.Table, outside: int, sig: np.ndarray | None) -> list[Decision]:
+        groups = UnionFind(facts.num_rows)
+        # Exact: the same normalised hash, grouped in Arrow (no Python string per document).
+        codes = _codes(facts.column("norm_sha256"))
+        _, first = np.unique(codes, return_index=True)
+        leader = first[codes]
+        for a, b in zip(
+            leader[leader != np.arange(len(codes))].tolist(),
+            np.flatnonzero(leader != np.arange(len(codes))).tolist(),
+            strict=True,
+        ):
+            groups.union(a, b)
+        if sig is not None:
             left, right = candidate_pairs(sig, self.params.bands, self.params.rows)
             similar = similarity(sig, left, right) >= self.threshold
             for a, b in zip(left[similar].tolist(), right[similar].tolist(), strict=True):
@@ -131,50 +142,109 @@ class Duplicates:
         clusters = [c for c in groups.components() if max(c) >= outside]
         if not clusters:
             return []
-        ids = facts.column("id").to_pylist()
-        paths = facts.column("source_path").to_pylist()
-        files = facts.column("file").to_pylist()
-        chars = facts.column("text_chars").to_pylist()
-        meta = facts.column("has_metadata").to_pylist()
-        published = pc.cast(facts.column("published"), pa.int64()).to_pylist()
+        # Only the rows of documents in a cluster become Python objects.
+        members = sorted(k for cluster in clusters for k in cluster)
+        rows = facts.take(pa.array(members, pa.int64()))
+        published_us = pc.cast(rows.column("published"), pa.int64())
+        row = {
+            k: (doc_id, path, file, chars, meta, when)
+            for k, doc_id, path, file, chars, meta, when in zip(
+                members,
+                rows.column("id").to_pylist(),
+                rows.column("source_path").to_pylist(),
+                rows.column("file").to_pylist(),
+                rows.column("text_chars").to_pylist(),
+                rows.column("has_metadata").to_pylist(),
+                published_us.to_pylist(),
+                strict=True,
+            )
+        }
 
         def order(k: int) -> tuple[bool, bool, bool, bool, int, int, str]:
+            _, path, _, chars, meta, when = row[k]
             return (
                 k >= outside,  # documents published elsewhere first
-                paths[k] not in self.published_before,  # then what this output published
-                not meta[k],
-                published[k] is None,
-                published[k] or 0,
-                -chars[k],
-                paths[k],
+                path not in self.published_before,  # then what this output published
+                not meta,
+                when is None,
+                when or 0,
+                -chars,
+                path,
             )
 
         decisions = []
         for cluster in clusters:
             kept, *copies = sorted(cluster, key=order)
+            kept_id, kept_path = row[kept][0], row[kept][1]
+            where = "" if kept >= outside else " in a dedup_against release"
             for k in copies:
                 if k < outside:
                     continue  # not a document of this release
-                exact = norm[k] == norm[kept]
+                exact = bool(codes[k] == codes[kept])
                 score = 1.0 if exact or sig is None else float(np.mean(sig[k] == sig[kept]))
-                where = "" if kept >= outside else " in a dedup_against release"
                 decisions.append(
                     Decision(
-                        source_path=paths[k],
-                        file=files[k],
+                        source_path=row[k][1],
+                        file=row[k][2],
                         stage=Stage.DEDUP,
                         reason=Reason.EXACT_DUPLICATE if exact else Reason.NEAR_DUPLICATE,
                         detail=(
-                            f"same normalised text as {ids[kept]} ({paths[kept]}){where}"
+                            f"same normalised text as {kept_id} ({kept_path}){where}"
                             if exact
-                            else f"estimated Jaccard {score:.3f} with {ids[kept]} "
-                            f"({paths[kept]}){where}"
+                            else f"estimated Jaccard {score:.3f} with {kept_id} ({kept_path}){where}"
                         ),
-                        duplicate_of=ids[kept],
-                        kept_path=paths[kept] if kept >= outside else None,
+                        duplicate_of=kept_id,
+                        kept_path=kept_path if kept >= outside else None,
                     )
                 )
         return decisions
+
+
+def _codes(column: pa.ChunkedArray) -> np.ndarray:
+    """A small integer per distinct value, equal for equal values."""
+    encoded = pc.dictionary_encode(column.combine_chunks() if column.num_chunks else column)
+    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def read_minhash(release: Path, permutations: int, head: np.ndarray | None = None) -> np.ndarray:
+    """The ``minhash`` column of every facts part (in read_facts' order) as one matrix,
+    after the rows of ``head``; filled part by part so only one part is in Arrow at a time."""
+    parts = sorted((release / FACTS_DIR).glob("part-*.parquet"))
+    counts = [pq.ParquetFile(path).metadata.num_rows for path in parts]
+    leading = 0 if head is None else len(head)
+    out = np.empty((leading + sum(counts), permutations), dtype=np.uint32)
+    if head is not None:
+        out[:leading] = head
+    row = leading
+    for path, count in zip(parts, counts, strict=True):
+        column = pq.ParquetFile(path).read(columns=["minhash"]).column("minhash")
+        out[row : row + count] = minhash_matrix(column, permutations)
+        row += count
+    return out
+
+
+def minhash_matrix(column: pa.ChunkedArray, permutations: int) -> np.ndarray:
+    """The signatures of a binary column as one (documents x permutations) uint32 matrix,
+    copied straight from the Arrow buffers (no Python object per document)."""
+    width = 4 * permutations
+    out = np.empty((len(column), permutations), dtype=np.uint32)
+    row = 0
+    for chunk in column.chunks:
+        n = len(chunk)
+        if n == 0:
+            continue
+        if chunk.null_count:
+            raise ValueError("facts: a document without a signature")
+        _, offsets_buffer, data_buffer = chunk.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[chunk.offset : chunk.offset + n + 1]
+        if not np.all(np.diff(offsets) == width):
+            raise ValueError(f"facts: signatures of another size than {permutations} values")
+        data = np.frombuffer(
+            data_buffer, dtype="<u4", count=n * permutations, offset=int(offsets[0])
+        )
+        out[row : row + n] = data.reshape(n, permutations)
+        row += n
+    return out
 
 
 class UnionFind:
@@ -183,6 +253,7 @@ class UnionFind:
     def __init__(self, n: int) -> None:
         self.parent = list(range(n))
         self.size = [1] * n
+        self.joined: set[int] = set()  # every element of a set of two or more
 
     def find(self, a: int) -> int:
         parent = self.parent
@@ -192,6 +263,7 @@ class UnionFind:
         return a
 
     def union(self, a: int, b: int) -> None:
+        self.joined.update((a, b))
         a, b = self.find(a), self.find(b)
         if a == b:
             return
@@ -203,10 +275,9 @@ class UnionFind:
     def components(self) -> list[list[int]]:
         """Every set with more than one member, members ascending."""
         members: dict[int, list[int]] = {}
-        for k in range(len(self.parent)):
-            if self.size[self.find(k)] > 1:
-                members.setdefault(self.find(k), []).append(k)
-        return list(members.values())
+        for k in sorted(self.joined):
+            members.setdefault(self.find(k), []).append(k)
+        return [m for m in members.values() if len(m) > 1]
 
 
 # Above this many documents in one band bucket, only neighbours (and the first) are
@@ -228,15 +299,20 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
         ordered = key[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         ends = np.r_[starts[1:], n]
-        big = np.flatnonzero(ends - starts > 1)
+        sizes = ends - starts
+        # Buckets of two, nearly all of them: one vectorised step.
+        two = starts[sizes == 2]
+        low, high = np.minimum(order[two], order[two + 1]), np.maximum(order[two], order[two + 1])
+        found.append(low.astype(np.int64) * n + high)
+        big = np.flatnonzero(sizes > 2)
         for s, e in zip(starts[big].tolist(), ends[big].tolist(), strict=True):
             members = np.sort(order[s:e])
             if len(members) <= _ALL_PAIRS_UP_TO:
                 a, b = np.triu_indices(len(members), k=1)
-                found.append(members[a] * n + members[b])
+                found.append(members[a].astype(np.int64) * n + members[b])
             else:
-                found.append(members[:-1] * n + members[1:])
-                found.append(members[0] * n + members[2:])
+                found.append(members[:-1].astype(np.int64) * n + members[1:])
+                found.append(np.int64(members[0]) * n + members[2:])
     if not found:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
@@ -255,7 +331,7 @@ def similarity(sig: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 def exact_duplicates(facts: pa.Table) -> list[Decision]:
     """Documents whose normalised text is identical to another's."""
-    return Duplicates(near=False)(facts)
+    return Duplicates(near=False)(facts, Path())
 
 
 def published_paths(index: Mapping[str, IndexRow]) -> frozenset[str]:
@@ -321,7 +397,7 @@ def corpus_step(release: Path, checks: Sequence[Check]) -> list[Decision]:
     """Every check over the facts of the release being written; one decision per document."""
     decided: dict[str, Decision] = {}
     for columns, check in checks:
-        for decision in check(read_facts(release, columns)):
+        for decision in check(read_facts(release, columns), release):
             decided.setdefault(decision.source_path, decision)
     return sorted(decided.values(), key=lambda d: d.source_path)
 
@@ -442,6 +518,7 @@ __all__ = [
     "corpus_step",
     "dedup_description",
     "exact_duplicates",
+    "minhash_matrix",
     "published_paths",
     "read_facts",
     "similarity",
