@@ -60,7 +60,19 @@ from flows.publish import write_parquet  # noqa: E402
 from flows.stages import dedup  # noqa: E402
 
 NO_SPACE_LANGUAGES = ("zh", "ja", "th")
-SENTENCE_LANGUAGES = ("en", "de", "fr", "es", "it", "pt", "nl", "ru", "pl", "ko", *NO_SPACE_LANGUAGES)
+SENTENCE_LANGUAGES = (
+    "en",
+    "de",
+    "fr",
+    "es",
+    "it",
+    "pt",
+    "nl",
+    "ru",
+    "pl",
+    "ko",
+    *NO_SPACE_LANGUAGES,
+)
 FURNITURE_TOP = "Share on Facebook\nShare on Twitter\nAdvertisement\n"
 FURNITURE_BOTTOM = "\nRead more: the latest headlines\nFollow us on Twitter\nAdvertisement\n"
 UPDATE = (
@@ -107,8 +119,12 @@ def _originals(shared: Path) -> tuple[dict[str, str], list[str]]:
         lines = [s.strip() for s in file.read_text(encoding="utf-8").splitlines() if s.strip()]
         for k in range(8):
             chunk = lines[k * 12 : (k + 1) * 12]
-            paragraphs = ["".join(chunk[i : i + 3]) if code in NO_SPACE_LANGUAGES else
-                          " ".join(chunk[i : i + 3]) for i in range(0, 12, 3)]
+            paragraphs = [
+                "".join(chunk[i : i + 3])
+                if code in NO_SPACE_LANGUAGES
+                else " ".join(chunk[i : i + 3])
+                for i in range(0, 12, 3)
+            ]
             texts[f"sentences-{code}-{k}"] = "\n\n".join(paragraphs) + "\n"
     for folder in sorted((shared / "language-udhr").iterdir()):
         if folder.is_dir():
@@ -205,17 +221,27 @@ def accuracy(shared: Path, workers: int, threshold: float) -> dict[str, object]:
         corpus = plant(root, shared)
         planted = {f.path: f for f in corpus.files}
         started = time.perf_counter()
-        execute(prepare(RunParameters(source=str(root), out=str(out), dedup="off")), PoolRunner(workers))
+        execute(
+            prepare(RunParameters(source=str(root), out=str(out), dedup="off")), PoolRunner(workers)
+        )
         first = time.perf_counter() - started
         cleaned = {
             r["source_path"]: r["text"]
-            for r in ds.dataset(out / "current" / "documents").to_table(columns=["source_path", "text"]).to_pylist()
+            for r in ds.dataset(out / "current" / "documents")
+            .to_table(columns=["source_path", "text"])
+            .to_pylist()
         }
-        params = RunParameters(source=str(root), out=str(out), dedup="near", dedup_threshold=threshold)
+        params = RunParameters(
+            source=str(root), out=str(out), dedup="near", dedup_threshold=threshold
+        )
         started = time.perf_counter()
         second_run = execute(prepare(params), PoolRunner(workers))
         second = time.perf_counter() - started
-        documents = ds.dataset(out / "current" / "documents").to_table(columns=["id", "source_path"]).to_pylist()
+        documents = (
+            ds.dataset(out / "current" / "documents")
+            .to_table(columns=["id", "source_path"])
+            .to_pylist()
+        )
         rejected = ds.dataset(out / "current" / "rejected").to_table().to_pylist()
     id_of = {r["source_path"]: r["id"] for r in documents}
     path_of = {v: k for k, v in id_of.items()}
@@ -236,15 +262,21 @@ def accuracy(shared: Path, workers: int, threshold: float) -> dict[str, object]:
         if source in not_published:
             continue
         found = kept.get(f.path) == kept.get(source) and f.path in kept
-        jaccard = _jaccard(cleaned[f.path], cleaned[source]) if f.path in cleaned and source in cleaned else 1.0
+        jaccard = (
+            _jaccard(cleaned[f.path], cleaned[source])
+            if f.path in cleaned and source in cleaned
+            else 1.0
+        )
         by_kind[f.kind].append((found, jaccard))
     decided = [r for r in rejected if r["stage"] == "dedup"]
     wrong = [
-        r for r in decided
+        r
+        for r in decided
         if planted[r["source_path"]].group != planted[path_of[r["duplicate_of"]]].group
     ]
     negatives_removed = [
-        r["source_path"] for r in decided
+        r["source_path"]
+        for r in decided
         if planted[r["source_path"]].kind == "shared_quote"
         or (
             planted[r["source_path"]].kind == "original"
@@ -266,7 +298,8 @@ def accuracy(shared: Path, workers: int, threshold: float) -> dict[str, object]:
                 "with_jaccard_ge_threshold": sum(j >= threshold for _, j in items),
                 "recall_jaccard_ge_threshold": round(
                     sum(f for f, j in items if j >= threshold)
-                    / max(1, sum(j >= threshold for _, j in items)), 3
+                    / max(1, sum(j >= threshold for _, j in items)),
+                    3,
                 ),
             }
             for kind, items in sorted(by_kind.items())
@@ -278,7 +311,8 @@ def accuracy(shared: Path, workers: int, threshold: float) -> dict[str, object]:
         "wrong": [(r["source_path"], r["detail"]) for r in wrong][:10],
         "negatives_removed": negatives_removed,
         "translations_published": sum(
-            1 for f in corpus.files
+            1
+            for f in corpus.files
             if f.kind == "original" and f.group.startswith(("udhr-", "seed-")) and f.path in id_of
         ),
     }
@@ -317,7 +351,9 @@ def write_synthetic(release: Path, docs: int, seed: int = 1) -> None:
             )
             for k in range(part, min(docs, part + 1000))
         ]
-        write_parquet(rows_table(rows, FACTS_SCHEMA), release / "facts" / f"part-{part // 1000:05d}.parquet")
+        write_parquet(
+            rows_table(rows, FACTS_SCHEMA), release / "facts" / f"part-{part // 1000:05d}.parquet"
+        )
 
 
 _COST = """
@@ -336,7 +372,11 @@ def cost(docs: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="bench-dedup-cost-") as scratch:
         write_synthetic(Path(scratch), docs)
         done = subprocess.run(
-            [sys.executable, "-c", _COST, scratch], capture_output=True, text=True, check=True, cwd=REPO
+            [sys.executable, "-c", _COST, scratch],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
         )
     return {"documents": docs, **json.loads(done.stdout)}
 
@@ -348,7 +388,9 @@ def libraries(shared: Path) -> dict[str, object]:
     from datasketch import MinHash
     from rensa import RMinHash
 
-    texts = [p.read_text(encoding="utf-8") for p in sorted((shared / "articles" / "gold").glob("*.txt"))]
+    texts = [
+        p.read_text(encoding="utf-8") for p in sorted((shared / "articles" / "gold").glob("*.txt"))
+    ]
     shingled = [dedup.shingles(dedup.normalise(t), dedup.SIGNATURE.ngram) for t in texts]
     perms = dedup.SIGNATURE.permutations
     results: dict[str, object] = {"texts": len(texts)}
@@ -374,11 +416,16 @@ def libraries(shared: Path) -> dict[str, object]:
     started = time.perf_counter()
     for text in texts:
         dedup.signature(text)
-    results["pipeline_signature_per_s_incl_shingling"] = round(len(texts) / (time.perf_counter() - started))
+    results["pipeline_signature_per_s_incl_shingling"] = round(
+        len(texts) / (time.perf_counter() - started)
+    )
     # Agreement: estimated Jaccard of the article pairs most alike under each library.
     pairs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))]
     diffs = [
-        abs(np.mean(sigs["rensa"][i] == sigs["rensa"][j]) - np.mean(sigs["datasketch"][i] == sigs["datasketch"][j]))
+        abs(
+            np.mean(sigs["rensa"][i] == sigs["rensa"][j])
+            - np.mean(sigs["datasketch"][i] == sigs["datasketch"][j])
+        )
         for i, j in pairs
     ]
     results["max_abs_jaccard_difference_between_libraries"] = round(float(max(diffs)), 3)
@@ -396,7 +443,9 @@ def no_space_scripts(shared: Path) -> dict[str, object]:
     rng = random.Random(3)
     results: dict[str, object] = {}
     for code in NO_SPACE_LANGUAGES:
-        lines = (shared / "language" / code / "sentences.txt").read_text(encoding="utf-8").splitlines()
+        lines = (
+            (shared / "language" / code / "sentences.txt").read_text(encoding="utf-8").splitlines()
+        )
         docs = ["".join(lines[k * 12 : (k + 1) * 12]) for k in range(10)]
 
         def est(a: str, b: str, by_units: bool) -> float:
@@ -431,12 +480,17 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=100_000, help="signatures for the cost run")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threshold", type=float, default=0.8)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "cost", "libraries", "scripts"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["accuracy", "cost", "libraries", "scripts"]
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if not (args.shared / "articles" / "gold").is_dir():
         raise SystemExit(f"{args.shared}: no articles/gold (pass --shared)")
-    report: dict[str, object] = {"signature": dedup.SIGNATURE.describe(), "threshold": args.threshold}
+    report: dict[str, object] = {
+        "signature": dedup.SIGNATURE.describe(),
+        "threshold": args.threshold,
+    }
     if "libraries" not in args.skip:
         report["libraries"] = libraries(args.shared)
         print(json.dumps({"libraries": report["libraries"]}, indent=2), flush=True)
@@ -448,7 +502,9 @@ def main() -> None:
         print(json.dumps({"cost": report["cost"]}, indent=2), flush=True)
     if "accuracy" not in args.skip:
         report["accuracy"] = accuracy(args.shared, args.workers, args.threshold)
-        print(json.dumps({"accuracy": report["accuracy"]}, indent=2, ensure_ascii=False), flush=True)
+        print(
+            json.dumps({"accuracy": report["accuracy"]}, indent=2, ensure_ascii=False), flush=True
+        )
 
 
 if __name__ == "__main__":

