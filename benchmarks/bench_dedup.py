@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 
 from flows.contracts import FACTS_SCHEMA, FactsRow, rows_table  # noqa: E402
