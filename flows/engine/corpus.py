@@ -71,7 +71,7 @@ def read_facts(release: Path, columns: Sequence[str]) -> pa.Table:
     """The named facts columns of every shard, and nothing else."""
     schema = pa.schema([FACTS_SCHEMA.field(c) for c in columns])
     parts = [
-        pq.ParquetFile(path).read(columns=list(columns)).cast(schema)
+        pq.ParquetFile(path).read(columns=list(columns), use_threads=False).cast(schema)
         for path in sorted((release / FACTS_DIR).glob("part-*.parquet"))
     ]
     return pa.concat_tables(parts) if parts else empty_table(schema)
@@ -217,7 +217,7 @@ def read_minhash(release: Path, permutations: int, head: np.ndarray | None = Non
         out[:leading] = head
     row = leading
     for path, count in zip(parts, counts, strict=True):
-        column = pq.ParquetFile(path).read(columns=["minhash"]).column("minhash")
+        column = pq.ParquetFile(path).read(columns=["minhash"], use_threads=False).column("minhash")
         out[row : row + count] = minhash_matrix(column, permutations)
         row += count
     return out
