@@ -251,10 +251,11 @@ class RunParameters(BaseModel):
         default=0.8,
         title="Near-duplicate similarity",
         description=(
-            "Estimated Jaccard similarity of the two texts' 5-gram sets from which the "
-            "later copy is rejected as near_duplicate (dedup = 'near')."
+            "Estimated Jaccard similarity of two texts' 5-gram sets from which the copy "
+            "not kept is rejected as near_duplicate (dedup = 'near'). Not below 0.7: "
+            "the 14 x 8 LSH bands rarely even compare pairs less similar than that."
         ),
-        ge=0.5,
+        ge=0.7,
         le=1.0,
     )
     dedup_against: list[str] = Field(
