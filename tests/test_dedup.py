@@ -311,3 +311,15 @@ def test_dedup_against_another_release(source: Path, tmp_path: Path) -> None:
     assert row["reason"] == "exact_duplicate"
     assert row["duplicate_of"] == _rows(other, "documents")["elsewhere.txt"]["id"]
     assert "dedup_against" in row["detail"]
+
+
+def test_the_corpus_step_benchmark_runs_on_synthetic_signatures(tmp_path: Path) -> None:
+    from benchmarks import bench_dedup
+
+    bench_dedup.write_synthetic(tmp_path, 3_000)
+    from flows.engine.corpus import checks_for, corpus_step
+
+    decisions = corpus_step(tmp_path, checks_for("near"))
+    # 10 % planted copies; a few of them changed past the threshold, a few copies of copies.
+    assert 200 < len(decisions) <= 300
+    assert {d.reason.value for d in decisions} == {"near_duplicate"}
