@@ -374,14 +374,18 @@ def write_synthetic(release: Path, docs: int, seed: int = 1) -> None:
         )
 
 
+# Peak RSS from VmHWM, not getrusage: ru_maxrss survives fork + exec, so it would report
+# this (parent) process's size when that is larger.
 _COST = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 started = time.perf_counter()
 from flows.engine.corpus import checks_for, corpus_step
 decisions = corpus_step(Path(sys.argv[1]), checks_for("near", threshold=0.8))
-print(json.dumps({"seconds": round(time.perf_counter() - started, 2),
-                  "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+seconds = time.perf_counter() - started
+status = Path("/proc/self/status").read_text().splitlines()
+hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": round(seconds, 2), "peak_rss_mb": round(hwm / 1024),
                   "decisions": len(decisions)}))
 """
 
