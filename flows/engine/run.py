@@ -188,7 +188,9 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         params.dedup,
         threshold=params.dedup_threshold,
         published_before=published_paths(previous.index) if previous else frozenset(),
-        against=against_facts(params.dedup_against, staging, params.dedup == "near"),
+        against=against_facts(params.dedup_against, staging, params.dedup == "near")
+        if params.dedup != "off"
+        else None,
     )
     decisions = runner.step("corpus-step", corpus_step, staging, checks)
     # Always: a copied or reused part may hold a ``duplicates`` count this run changes.
