@@ -62,6 +62,7 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
         else "None.",
         "",
     ]
+    parts += _duplicates(manifest)
     if summary.examples:
         parts += [
             "Examples:",
@@ -123,6 +124,27 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def _duplicates(manifest: Manifest) -> list[str]:
+    """How duplicates were decided and how many were folded (README: Duplicates)."""
+    method = manifest.dedup.get("method")
+    if not method:
+        return []
+    if method == "off":
+        return ["## Duplicates", "", "Not checked (`dedup = off`).", ""]
+    counts = {r: manifest.corpus.get(r, 0) for r in ("exact_duplicate", "near_duplicate")}
+    settings = [(k, v) for k, v in manifest.dedup.items() if k != "method" and v not in ([], None)]
+    return [
+        "## Duplicates",
+        "",
+        f"Method: {method}. {counts['exact_duplicate']} exact and {counts['near_duplicate']} "
+        "near copies were rejected (`rejected/`, stage `dedup`, with `duplicate_of`); each "
+        "published document counts the copies folded into it in `duplicates`.",
+        "",
+        _table(["parameter", "value"], settings),
+        "",
+    ]
 
 
 def counts_table(summary: Summary) -> list[dict[str, object]]:

@@ -22,10 +22,10 @@ import pyarrow as pa
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.types import Rejection
 
-DOCUMENT_SCHEMA_VERSION = 2
-REJECTED_SCHEMA_VERSION = 1
+DOCUMENT_SCHEMA_VERSION = 3
+REJECTED_SCHEMA_VERSION = 2
 INDEX_SCHEMA_VERSION = 1
-FACTS_SCHEMA_VERSION = 1
+FACTS_SCHEMA_VERSION = 2
 
 DOCUMENTS_DIR = "documents"
 REJECTED_DIR = "rejected"
@@ -80,6 +80,9 @@ class DocumentRow:
     source: str | None
     metadata_extra: str | None
     pipeline_version: str
+    # Copies of this document the corpus step folded into it (set by apply_decisions); last,
+    # with a default, so the stages that make rows need not know about the corpus step.
+    duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,8 @@ class RejectedRow:
     source_sha256: str | None
     source_bytes: int | None
     pipeline_version: str
+    # The id of the published document this one duplicates (stage dedup only).
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,8 @@ class FactsRow:
     id: str
     source_path: str
     text_sha256: str
+    norm_sha256: str  # of the normalised text (flows.stages.dedup): equal = exact duplicate
+    minhash: bytes  # the MinHash signature, little-endian uint32 values
     text_chars: int
     language: str
     has_metadata: bool
@@ -150,7 +157,7 @@ _DOCUMENT_TYPES: dict[str, pa.DataType] = {
     "removed": pa.list_(pa.field("item", _REMOVED_LINE, nullable=False)),
     "published": _UTC_MICROS,
 }
-_FACTS_TYPES: dict[str, pa.DataType] = {"published": _UTC_MICROS}
+_FACTS_TYPES: dict[str, pa.DataType] = {"published": _UTC_MICROS, "minhash": pa.binary()}
 
 _SCALARS: dict[Any, pa.DataType] = {
     str: pa.string(),

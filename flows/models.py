@@ -350,12 +350,33 @@ class RunParameters(BaseModel):
         title="Unknown metadata fields",
         description="'keep' publishes them as JSON in metadata_extra; 'reject' rejects the document.",
     )
-    dedup: Literal["off", "exact"] = Field(
-        default="off",
+    dedup: Literal["off", "exact", "near"] = Field(
+        default="near",
         title="Duplicates",
         description=(
-            "'exact' keeps one copy of documents whose cleaned text is identical and rejects "
-            "the others as exact_duplicate (decided across the corpus, after the shards)."
+            "'near' keeps one copy of each group of documents whose word 5-gram MinHash "
+            "similarity reaches dedup_threshold (near_duplicate) or whose normalised text is "
+            "identical (exact_duplicate); 'exact' only the latter; 'off' keeps every copy. "
+            "Decided across the corpus, after the shards (README: Duplicates)."
+        ),
+    )
+    dedup_threshold: float = Field(
+        default=0.8,
+        title="Near-duplicate similarity",
+        description=(
+            "Estimated Jaccard similarity of two texts' 5-gram sets from which the copy "
+            "not kept is rejected as near_duplicate (dedup = 'near'). Not below 0.7: "
+            "the 14 x 8 LSH bands rarely even compare pairs less similar than that."
+        ),
+        ge=0.7,
+        le=1.0,
+    )
+    dedup_against: list[str] = Field(
+        default_factory=list,
+        title="Deduplicate against releases",
+        description=(
+            "Other release folders (e.g. /data/news/current) whose published documents count "
+            "as already published: a copy of one of them is rejected here."
         ),
     )
     shard_size: int = Field(
@@ -439,6 +460,13 @@ class Manifest(BaseModel):
     corpus: dict[str, int] = Field(
         default_factory=dict,
         description="What the corpus step decided across documents (e.g. exact_duplicate).",
+    )
+    dedup: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "How duplicates were decided: method, normalisation, n-gram, permutations, "
+            "bands x rows, threshold, seed, library and version (counts are in corpus)."
+        ),
     )
     warnings: list[str] = Field(
         default_factory=list,

@@ -17,6 +17,7 @@ from flows.errors import ConfigError, RulesError
 from flows.models import RuleFile, RunParameters
 from flows.stages.boilerplate import HEURISTICS, RuleSet, compile_rule
 from flows.stages.compose import StageConfig
+from flows.stages.dedup import SIGNATURE
 from flows.stages.encoding import EncodingSettings
 from flows.stages.language import LanguageSettings, primary_subtag
 
@@ -153,7 +154,7 @@ def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
 
 # Parameters that only the corpus step reads: they change which rows are published, not how
 # a document's row is made, so they stay out of the per-document processing key.
-_CORPUS_ONLY = frozenset({"dedup"})
+_CORPUS_ONLY = frozenset({"dedup", "dedup_threshold", "dedup_against"})
 
 
 def config_fingerprint(
@@ -164,7 +165,14 @@ def config_fingerprint(
     excluded = set(_EXECUTION_ONLY) | (set(_CORPUS_ONLY) if per_document else set())
     relevant = params.model_dump(mode="json", exclude=excluded)
     payload = json.dumps(
-        {"parameters": relevant, "rules": rules_digest, "pipeline": PIPELINE_VERSION},
+        {
+            "parameters": relevant,
+            "rules": rules_digest,
+            "pipeline": PIPELINE_VERSION,
+            # Every document's facts hold its signature: a new n-gram, seed or library
+            # version makes every row again.
+            "signature": SIGNATURE.describe(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()

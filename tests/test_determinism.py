@@ -73,7 +73,9 @@ def test_same_input_same_rows_in_the_same_order(tmp_path: Path) -> None:
     docs_a, rejected_a, manifest_a = _release(first.path)
     docs_b, rejected_b, manifest_b = _release(second.path)
 
-    assert len(docs_a) > 200 and len(rejected_a) > 20  # a real mix, not a trivial corpus
+    # A real mix, not a trivial corpus (dedup = near now folds the copies among the hostile
+    # inputs and generated documents that share most of their sentences: 17 of 204).
+    assert len(docs_a) > 180 and len(rejected_a) > 20
     assert [r["source_path"] for r in docs_a] == sorted(r["source_path"] for r in docs_a)
     # Row by row, every column: ids, text, language and its confidence, removed lines, ...
     for row_a, row_b in zip(docs_a, docs_b, strict=True):

@@ -25,7 +25,15 @@ from flows.contracts import (
     REJECTED_SCHEMA,
     empty_table,
 )
-from flows.engine.corpus import Decision, apply_decisions, checks_for, corpus_step
+from flows.engine.corpus import (
+    Decision,
+    against_facts,
+    apply_decisions,
+    checks_for,
+    corpus_step,
+    dedup_description,
+    published_paths,
+)
 from flows.engine.plan import Plan
 from flows.engine.shard import (
     RunContext,
@@ -162,9 +170,19 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     if total == 0:
         runner.progress(0, 0)
     results.sort(key=lambda r: r.index)
-    decisions = runner.step("corpus-step", corpus_step, staging, checks_for(plan.params.dedup))
-    if decisions:
-        touched = apply_decisions(staging, decisions, PIPELINE_VERSION)
+    params = plan.params
+    checks = checks_for(
+        params.dedup,
+        threshold=params.dedup_threshold,
+        published_before=published_paths(previous.index) if previous else frozenset(),
+        against=against_facts(params.dedup_against, staging, params.dedup == "near")
+        if params.dedup != "off"
+        else None,
+    )
+    decisions = runner.step("corpus-step", corpus_step, staging, checks)
+    # Always: a copied or reused part may hold a ``duplicates`` count this run changes.
+    touched = apply_decisions(staging, decisions, PIPELINE_VERSION)
+    if touched:
         results = [_resummarize(r, staging, touched) for r in results]
     summary = merge_all(r.summary for r in results)
     if previous is not None:
@@ -218,6 +236,8 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
         config_fingerprint=plan.release_fingerprint,
     )
     manifest.corpus = dict(sorted(_count(d.reason.value for d in result.decisions).items()))
+    params = plan.params
+    manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)
     manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
     final = finalize(staging, manifest, dataset_card(manifest, result.summary), plan.out)

@@ -51,6 +51,7 @@ from flows.output.previous import (
 from flows.output.release import write_parts
 from flows.source.reading import read_input
 from flows.stages.compose import StageConfig, process_many
+from flows.stages.dedup import Signature, signature
 from flows.stages.types import Rejection
 
 logger = logging.getLogger(__name__)
@@ -149,6 +150,12 @@ def prepare_shard(
             if row is not None and sha is not None and row.processing_key == key:
                 reuse[path] = row
                 parts[row.file] = sha
+                # A reused document's facts (its signature) come from the previous facts
+                # part of its shard, so an unchanged document's text is not hashed again.
+                facts = _facts_part(row.file)
+                facts_sha = previous.sha256(facts) if facts else None
+                if facts and facts_sha:
+                    parts[facts] = facts_sha
         copied = _copy_whole(job.index, inputs, reuse, context, previous)
         if copied is not None:
             return copied
@@ -256,12 +263,15 @@ def work_shard(work: ShardWork) -> ShardResult:
         if path in work.keys
     ]
     with_metadata = {i.doc.source_path for i in work.inputs if i.doc.metadata is not None}
+    known, facts_warnings = _reused_signatures(work, reused_docs)
+    warnings += facts_warnings
+    facts = facts_table(documents, with_metadata, f"{DOCUMENTS_DIR}/{part}", known)
     write_parts(
         context.staging,
         work.index,
         [
             (INDEX_DIR, rows_table(sorted(index_rows, key=_index_order), INDEX_SCHEMA)),
-            (FACTS_DIR, facts_table(documents, with_metadata, f"{DOCUMENTS_DIR}/{part}")),
+            (FACTS_DIR, facts),
         ],
     )
     summary = summarize(documents, rejected, files)
@@ -274,33 +284,97 @@ def _index_order(row: IndexRow) -> tuple[str, str, str, str]:
     return (row.source_path, row.processing_key, row.table, row.file)
 
 
-def facts_table(documents: pa.Table, with_metadata: set[str], file: str) -> pa.Table:
-    """The per-document facts the corpus step reads instead of the texts."""
+def facts_table(
+    documents: pa.Table,
+    with_metadata: set[str],
+    file: str,
+    known: Mapping[str, Signature] | None = None,
+) -> pa.Table:
+    """The per-document facts the corpus step reads instead of the texts. A document's
+    duplicate signature is taken from ``known`` (source_path -> signature, the verified
+    facts of reused rows) or else computed from its text."""
+    known = known or {}
     columns = documents.select(
         ["id", "source_path", "text_sha256", "text_chars", "language", "published"]
     ).to_pydict()
+    paths = columns["source_path"]
+    todo = [i for i, path in enumerate(paths) if path not in known]
+    # Only the texts that need a signature are taken out of Arrow.
+    texts = documents.column("text").take(pa.array(todo, pa.int64())).to_pylist() if todo else []
+    made = {paths[i]: signature(text) for i, text in zip(todo, texts, strict=True)}
+    signatures = [known.get(path) or made[path] for path in paths]
     rows = [
         FactsRow(
             id=doc_id,
             source_path=path,
             text_sha256=sha,
+            norm_sha256=sig.norm_sha256,
+            minhash=sig.minhash,
             text_chars=chars,
             language=language,
             has_metadata=path in with_metadata,
             published=published,
             file=file,
         )
-        for doc_id, path, sha, chars, language, published in zip(
+        for doc_id, path, sha, chars, language, published, sig in zip(
             columns["id"],
-            columns["source_path"],
+            paths,
             columns["text_sha256"],
             columns["text_chars"],
             columns["language"],
             columns["published"],
+            signatures,
             strict=True,
         )
     ]
     return rows_table(rows, FACTS_SCHEMA)
+
+
+def _facts_part(file: str) -> str | None:
+    """The facts part of the shard whose documents part is ``file``."""
+    folder, _, name = file.partition("/")
+    return f"{FACTS_DIR}/{name}" if folder == DOCUMENTS_DIR else None
+
+
+_SIGNATURE_COLUMNS = ("source_path", "text_sha256", "norm_sha256", "minhash")
+
+
+def _reused_signatures(
+    work: ShardWork, reused_docs: pa.Table
+) -> tuple[dict[str, Signature], list[str]]:
+    """The stored signatures of reused documents, from the previous facts parts that verify
+    and only where the facts row is of the same text; the rest is computed again."""
+    if reused_docs.num_rows == 0 or work.context.previous is None:
+        return {}, []
+    release = Path(work.context.previous)
+    text_sha = dict(
+        zip(
+            reused_docs.column("source_path").to_pylist(),
+            reused_docs.column("text_sha256").to_pylist(),
+            strict=True,
+        )
+    )
+    names = {_facts_part(work.reuse[path].file) for path in text_sha}
+    schema = pa.schema([FACTS_SCHEMA.field(c) for c in _SIGNATURE_COLUMNS])
+    known: dict[str, Signature] = {}
+    warnings = []
+    for name in sorted(n for n in names if n is not None):
+        expected = work.parts.get(name)
+        try:
+            if expected is None:
+                raise PartMismatch(f"{name}: not in the previous manifest")
+            table = parquet_from_bytes(read_verified(release / name, expected), schema)
+        except (PartMismatch, pa.ArrowInvalid, OSError, KeyError) as error:
+            warnings.append(f"previous {name} not used ({error}): signatures computed again")
+            continue
+        for path, sha, norm, minhash in zip(
+            *(table.column(c).to_pylist() for c in _SIGNATURE_COLUMNS), strict=True
+        ):
+            if text_sha.get(path) == sha and path not in known:
+                known[path] = Signature(norm, minhash)
+    for warning in warnings:
+        logger.warning("shard %d: %s", work.index, warning)
+    return known, warnings
 
 
 def _reuse(work: ShardWork, digests: Mapping[str, str]) -> tuple[pa.Table, pa.Table, list[str]]:

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     METADATA_INVALID = "metadata_invalid"
     # dedup: decided by the corpus step across documents
     EXACT_DUPLICATE = "exact_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
     # pipeline: a bug met one document; the rest of its shard goes on
     INTERNAL_ERROR = "internal_error"
 
