@@ -4,6 +4,7 @@ and ``flows.publish``, and the tasks that wrap them in ``flows.tasks``."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -65,6 +66,7 @@ def _as_is(value: T) -> T:
 
 
 def _warm_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the CLI decides, and stops us
     # Each worker process loads langdetect's profiles once (~0.9 s), before its first shard.
     warm_up()
 
