@@ -716,9 +716,9 @@ def _describe(error: BaseException) -> tuple[int, str, bool]:
     if isinstance(signum, int):  # prefect.exceptions.TerminationSignal
         return EXIT_SIGNAL_BASE + signum, _signal_stop(signum)[0], False
     for cause in _chain(error):
-        if isinstance(cause, OSError) and cause.strerror:
+        if isinstance(cause, OSError):
             where = f": {cause.filename}" if cause.filename else ""
-            return EXIT_FAILURE, f"{cause.strerror}{where}", False
+            return EXIT_FAILURE, f"{cause.strerror or cause}{where}", False
         module = type(cause).__module__
         if module.startswith("pyarrow"):
             return EXIT_FAILURE, f"a Parquet file could not be read or written ({cause})", False
@@ -772,9 +772,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if guard is not None:
             guard.cleaning = True
             terminate_pool_workers()
-        code = _fail(error, guard)
-        if guard is not None:
             guard.remove_staging()
+        code = _fail(error, guard)
     finally:
         if guard is not None:
             guard.close()
@@ -796,6 +795,15 @@ def _leave(code: int) -> None:
     """
     if "prefect" not in sys.modules:
         return
+    # What the skipped exit hooks would have done for multiprocessing: close the pool's
+    # queues and release their semaphores (otherwise the resource tracker warns about
+    # "leaked semaphore objects" on stderr). Bounded: a queue's feeder thread may be stuck.
+    from multiprocessing import util
+
+    run_finalizers = util._run_finalizers  # type: ignore[attr-defined]  # private, stable since 2.6
+    finalizers = threading.Thread(target=run_finalizers, args=(0,), daemon=True)
+    finalizers.start()
+    finalizers.join(timeout=3)
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
         sys.stderr.flush()
