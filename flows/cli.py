@@ -740,7 +740,7 @@ def _fail(error: BaseException, guard: RunGuard | None) -> int:
     logging.getLogger(FAILURE_LOGGER).error("corpus: %s", message, exc_info=error)
     if log_path is None and not plain:
         log_path = _crash_log(error)
-    _say(message, None if plain and guard is None else log_path)
+    _say(message, None if plain else log_path)
     return code
 
 
