@@ -488,6 +488,7 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     out = ensure_output(params.out)
     _check_lock_file(out)
     guard.log_path = _start_log_file(out)
+    _start_resource_tracker(guard.log_path)
     load_rules(params)
     guard.watch_output(out)
     with prefect_api(guard):
@@ -674,6 +675,29 @@ def _start_log_file(out: Path) -> Path:
     logging.getLogger().addHandler(handler)
     _handlers["file"] = handler
     return path
+
+
+def _start_resource_tracker(log_path: Path) -> None:
+    """Start multiprocessing's resource tracker with its stderr on the run's log file.
+
+    The tracker outlives this process by a moment and reports the pool's semaphores that
+    an interrupted run could not release ("leaked semaphore objects", which it then
+    removes): worth a line in the log, not on the user's terminal.
+    """
+    from multiprocessing import resource_tracker
+
+    try:
+        with log_path.open("ab") as log:
+            saved = os.dup(2)
+            try:
+                sys.stderr.flush()
+                os.dup2(log.fileno(), 2)
+                resource_tracker.ensure_running()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+    except OSError:
+        logger.debug("resource tracker not redirected", exc_info=True)
 
 
 def _crash_log(error: BaseException) -> Path | None:
