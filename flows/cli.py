@@ -386,6 +386,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
     Prefect is imported, so its boot overlaps the CLI's imports.
     """
     server: TemporaryServer | None = None
+    stack = contextlib.ExitStack()
     if not os.environ.get("PREFECT_API_URL"):
         # Started on speculation: only Prefect's settings (profiles, prefect.toml) can say
         # whether an API is configured, and reading them imports Prefect (~3 s).
@@ -401,6 +402,15 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
         import flows.pipeline  # noqa: F401  # the expensive import, while the server boots
 
         _quiet_prefect_console()
+        if guard.log_path is not None and "PREFECT_LOGGING_CONFIG_PATH" not in os.environ:
+            from flows.console import worker_logging_config
+
+            # Read by the pool's worker processes when they start (they inherit it).
+            with contextlib.suppress(OSError):  # a full disk: workers keep Prefect's own
+                config = worker_logging_config(guard.log_path.parent)
+                if config is not None:
+                    os.environ["PREFECT_LOGGING_CONFIG_PATH"] = str(config)
+                    stack.callback(os.environ.pop, "PREFECT_LOGGING_CONFIG_PATH", None)
         configured = get_current_settings().api.url
         if server is None or configured:
             _stop_server(server)
@@ -436,6 +446,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
             _drain_prefect_workers(guard)
             refresh_global_settings_context()
     finally:
+        stack.close()
         _stop_server(server)
 
 
@@ -654,6 +665,12 @@ def _quiet_prefect_console() -> None:
                 log.propagate = True
 
 
+class _LogFile(logging.FileHandler):
+    def handleError(self, record: logging.LogRecord) -> None:
+        # A full disk must not turn every later record into a traceback on the terminal.
+        pass
+
+
 def _start_log_file(out: Path) -> Path:
     """``OUT/logs/corpus-<UTC time>-<pid>.log``: everything this run logs, with tracebacks."""
     folder = out / LOG_DIR
@@ -663,10 +680,10 @@ def _start_log_file(out: Path) -> Path:
         for old in sorted(folder.glob("corpus-*.log"))[:-KEEP_LOGS]:
             old.unlink(missing_ok=True)
         path = folder / f"corpus-{stamp}-{os.getpid()}.log"
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        handler: logging.Handler = _LogFile(path, encoding="utf-8", delay=True)
     except OSError:
         path = Path(tempfile.gettempdir()) / f"corpus-{stamp}-{os.getpid()}.log"
-        handler = logging.FileHandler(path, encoding="utf-8", delay=True)
+        handler = _LogFile(path, encoding="utf-8", delay=True)
     handler.setFormatter(
         logging.Formatter(
             "%(asctime)s %(levelname)s %(process)d %(threadName)s %(name)s: %(message)s"

@@ -363,7 +363,7 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("mount") is None, reason="tmpfs")
 def test_a_full_disk_is_one_line_and_exit_2(big_source: Path, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk", "400k") as disk:
+    with small_disk(tmp_path / "disk", "120k") as disk:
         out = disk / "out"
         previous = _previous_release(out)
         with corpus_run(big_source, out, _env(tmp_path / "home"), tmp_path / "logs") as run:
