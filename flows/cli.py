@@ -402,15 +402,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
         import flows.pipeline  # noqa: F401  # the expensive import, while the server boots
 
         _quiet_prefect_console()
-        if guard.log_path is not None and "PREFECT_LOGGING_CONFIG_PATH" not in os.environ:
-            from flows.console import worker_logging_config
-
-            # Read by the pool's worker processes when they start (they inherit it).
-            with contextlib.suppress(OSError):  # a full disk: workers keep Prefect's own
-                config = worker_logging_config(guard.log_path.parent)
-                if config is not None:
-                    os.environ["PREFECT_LOGGING_CONFIG_PATH"] = str(config)
-                    stack.callback(os.environ.pop, "PREFECT_LOGGING_CONFIG_PATH", None)
+        _quiet_workers(guard, stack)
         configured = get_current_settings().api.url
         if server is None or configured:
             _stop_server(server)
@@ -448,6 +440,20 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
     finally:
         stack.close()
         _stop_server(server)
+
+
+def _quiet_workers(guard: RunGuard, stack: contextlib.ExitStack) -> None:
+    """Point the pool's worker processes (they inherit the environment) at a logging
+    configuration that keeps errors off the terminal: see :mod:`flows.console`."""
+    if guard.log_path is None or "PREFECT_LOGGING_CONFIG_PATH" in os.environ:
+        return  # the user's own configuration wins
+    from flows.console import worker_logging_config
+
+    with contextlib.suppress(OSError):  # a full disk: the workers keep Prefect's
+        config = worker_logging_config(guard.log_path.parent)
+        if config is not None:
+            os.environ["PREFECT_LOGGING_CONFIG_PATH"] = str(config)
+            stack.callback(os.environ.pop, "PREFECT_LOGGING_CONFIG_PATH", None)
 
 
 def _check_api(api_url: str, timeout: float) -> None:
