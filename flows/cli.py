@@ -227,7 +227,9 @@ class RunGuard:
             while data := os.read(read_fd, 64):
                 for signum in data:
                     if signum in (signal.SIGINT, signal.SIGTERM):
-                        self.request_stop(*_signal_stop(signum))
+                        # The signal reaches the main thread by itself (our handler, or
+                        # Prefect's for SIGTERM while a flow runs): no second interrupt.
+                        self.request_stop(*_signal_stop(signum), interrupt_main=False)
         except OSError:
             pass
         finally:
@@ -236,7 +238,7 @@ class RunGuard:
 
     # -- stopping ------------------------------------------------------------------------
 
-    def request_stop(self, reason: str, exit_code: int) -> None:
+    def request_stop(self, reason: str, exit_code: int, interrupt_main: bool = True) -> None:
         """The first reason wins; later calls do nothing."""
         with self._lock:
             if self.reason is not None or self._closed.is_set():
@@ -247,7 +249,11 @@ class RunGuard:
             self._timer.start()
         logger.warning("stopping the run: %s", reason)
         terminate_pool_workers()
-        if threading.current_thread() is not threading.main_thread() and not self._interrupted:
+        if (
+            interrupt_main
+            and threading.current_thread() is not threading.main_thread()
+            and not self._interrupted
+        ):
             # A real signal to the main thread interrupts the lock wait it may be in; the
             # handler above turns it into a KeyboardInterrupt.
             with contextlib.suppress(OSError, ValueError):
