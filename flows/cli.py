@@ -764,7 +764,7 @@ def _describe(error: BaseException) -> tuple[int, str, bool]:
         if isinstance(cause, CorpusError):
             return cause.exit_code, str(cause), cause.__cause__ is None
     if isinstance(error, KeyboardInterrupt):
-        return EXIT_SIGNAL_BASE + signal.SIGINT, "interrupted (SIGINT)", False
+        return EXIT_SIGNAL_BASE + signal.SIGINT, "interrupted (SIGINT)", True
     signum = getattr(error, "signal", None)
     if isinstance(signum, int):  # prefect.exceptions.TerminationSignal
         return EXIT_SIGNAL_BASE + signum, _signal_stop(signum)[0], False
