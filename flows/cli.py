@@ -620,6 +620,7 @@ def _schemas(args: argparse.Namespace) -> int:
 
 
 FAILURE_LOGGER = "flows.cli.failure"
+_PREFECT_CONSOLE_HANDLERS = ("PrefectConsoleHandler", "_SafeStreamHandler")
 LOG_DIR = "logs"
 KEEP_LOGS = 20
 # The handlers this process installed, so Prefect's console handlers can be told apart.
@@ -660,19 +661,13 @@ def _configure_logging(verbose: bool) -> None:
 
 
 def _quiet_prefect_console() -> None:
-    """Prefect's loggers that print to stderr past the root handlers (``prefect._internal``
-    and anything Prefect's logging setup put on the root logger) go through ours instead:
-    the console filter above and the log file."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in _handlers.values() and isinstance(handler, logging.StreamHandler):
-            root.removeHandler(handler)
-    for name in list(logging.root.manager.loggerDict):
+    """Prefect's console handlers (on the root logger, and ``prefect._internal``'s, which
+    does not propagate) go: their records reach ours instead, the console filter above and
+    the log file."""
+    for name in ["", *logging.root.manager.loggerDict]:
         log = logging.getLogger(name)
-        if not name.startswith("prefect") or not log.handlers:
-            continue
         for handler in list(log.handlers):
-            if type(handler).__name__ in ("PrefectConsoleHandler", "_SafeStreamHandler"):
+            if type(handler).__name__ in _PREFECT_CONSOLE_HANDLERS:
                 log.removeHandler(handler)
                 log.propagate = True
 
