@@ -488,6 +488,12 @@ def _drain_prefect_workers(guard: RunGuard) -> None:
 def _stop_server(server: TemporaryServer | None) -> None:
     if server is None:
         return
+    if server.exited is not None:  # it died on its own: what it said goes to the run's log
+        logging.getLogger(FAILURE_LOGGER).error(
+            "the temporary Prefect server exited with %s; its log:\n%s",
+            server.exited,
+            server.log_tail(),
+        )
     server.stop()
     with contextlib.suppress(OSError):
         server.log_path.unlink()

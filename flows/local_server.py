@@ -276,7 +276,7 @@ class TemporaryServer:
                 if restarts == 0:
                     raise LocalServerError(
                         f"the temporary Prefect server exited with {self.process.returncode}: "
-                        f"{self._log_tail()}"
+                        f"{self.log_tail()}"
                     )
                 restarts -= 1
                 self.start()
@@ -285,8 +285,7 @@ class TemporaryServer:
                 return
             time.sleep(0.1)
         raise LocalServerError(
-            f"the temporary Prefect server was not healthy after {timeout:.0f} s: "
-            f"{self._log_tail()}"
+            f"the temporary Prefect server was not healthy after {timeout:.0f} s: {self.log_tail()}"
         )
 
     def stop(self, grace: float = 5.0) -> None:
@@ -301,7 +300,7 @@ class TemporaryServer:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
 
-    def _log_tail(self) -> str:
+    def log_tail(self) -> str:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:].strip()
         except OSError:
