@@ -53,6 +53,30 @@ def is_healthy(api_url: str) -> bool:
         return False
 
 
+def api_problem(api_url: str, timeout: float) -> str | None:
+    """Why the API at ``api_url`` is not usable, or None when it answers within ``timeout``.
+
+    Any HTTP answer below 500 counts as answering (a proxy or Prefect Cloud may want
+    credentials for ``/health``; the client reports those itself); what this catches is a
+    dead port, a host that never answers, and a server that is down behind a proxy.
+    """
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as answer:
+            status = int(answer.status)
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except urllib.error.URLError as error:
+        reason = error.reason
+        if isinstance(reason, OSError) and reason.strerror:
+            return str(reason.strerror).lower()
+        return str(reason)
+    except TimeoutError:
+        return f"no answer within {timeout:g} s"
+    except OSError as error:
+        return str(error.strerror or error).lower()
+    return None if status < 500 else f"HTTP {status}"
+
+
 @dataclass
 class LocalPrefect:
     """A running server and the processes started next to it."""
@@ -192,9 +216,11 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class TemporaryServer:
     """A throwaway Prefect API server for one ``corpus run`` without ``PREFECT_API_URL``.
 
-    The same uvicorn command Prefect's own ``SubprocessASGIServer`` runs, started without
-    importing ``prefect.server`` (8 s of imports on this machine's class of hardware), so the
-    server boots while the CLI imports the flow instead of after it.
+    ``prefect server start`` in the foreground: Prefect's supported command, configured by
+    its documented options only (no UI, scheduler, late-run service or analytics: a run of
+    this CLI needs none of them). It is spawned before the CLI imports Prefect, so its boot
+    overlaps the CLI's own imports. It runs in a session of its own, so a terminal's Ctrl-C
+    reaches only the CLI, which then stops it; on Linux it also dies with the CLI.
     """
 
     def __init__(self, log_path: Path) -> None:
@@ -208,44 +234,37 @@ class TemporaryServer:
 
     def start(self) -> None:
         """Spawn the server; returns at once (``wait_healthy`` waits for it)."""
-        import importlib.util
-
-        spec = importlib.util.find_spec("prefect")
-        if spec is None or spec.origin is None:
-            raise LocalServerError("prefect is not installed")
         self.port = free_port()
-        env = dict(os.environ)
-        env.update(
-            PREFECT_UI_ENABLED="0",
-            PREFECT__SERVER_EPHEMERAL="1",
-            PREFECT__SERVER_FINAL="1",
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--app-dir",
-                    str(Path(spec.origin).parent.parent),
-                    "--factory",
-                    "prefect.server.api.server:create_app",
+                    prefect_executable(),
+                    "server",
+                    "start",
                     "--host",
                     "127.0.0.1",
                     "--port",
                     str(self.port),
+                    "--no-ui",
+                    "--no-scheduler",
+                    "--no-late-runs",
+                    "--analytics-off",
                     "--log-level",
-                    "error",
-                    "--lifespan",
-                    "on",
+                    "WARNING",
                 ],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
             )
+
+    @property
+    def exited(self) -> int | None:
+        """The server's exit code once it has exited, else None."""
+        return None if self.process is None else self.process.poll()
 
     def wait_healthy(self, timeout: float) -> None:
         """Wait for ``/health``; a server that exits early (port taken) is restarted once."""
@@ -257,7 +276,7 @@ class TemporaryServer:
                 if restarts == 0:
                     raise LocalServerError(
                         f"the temporary Prefect server exited with {self.process.returncode}: "
-                        f"{self._log_tail()}"
+                        f"{self.log_tail()}"
                     )
                 restarts -= 1
                 self.start()
@@ -266,21 +285,22 @@ class TemporaryServer:
                 return
             time.sleep(0.1)
         raise LocalServerError(
-            f"the temporary Prefect server was not healthy after {timeout:.0f} s: "
-            f"{self._log_tail()}"
+            f"the temporary Prefect server was not healthy after {timeout:.0f} s: {self.log_tail()}"
         )
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM to the server's process group, SIGKILL after ``grace`` seconds."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=grace)
+        stop_process_group(self.process, grace=grace)
 
-    def _log_tail(self) -> str:
+    def kill(self) -> None:
+        """At once, for a stop that has run out of time."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def log_tail(self) -> str:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-2000:].strip()
         except OSError:
