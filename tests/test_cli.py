@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from flows.cli import build_parser, main, resolve_parameters
+from flows.cli import build_parser, main
 from flows.errors import ConfigError
 from flows.models import RunParameters
+from flows.options import resolve_parameters
 
 
 def test_every_parameter_is_an_option() -> None:
