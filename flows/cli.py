@@ -1,7 +1,7 @@
-"""``corpus``: the command line. Every CorpusError becomes one line and an exit code here.
+"""``corpus``: the command line -- its parser and one body per command.
 
-The options of ``run`` and ``validate`` are generated from :class:`RunParameters`, the same
-model the Prefect UI renders as a form, so the two can never disagree.
+The options of ``run`` and ``validate`` come from :mod:`flows.options`; every failure
+becomes one line and an exit code through :mod:`flows.failures`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,4 @@
-"""One line on the terminal, the whole story in the run's log file: the CLI's logging and
-the translation of every failure into a message and an exit code."""
+"""CLI failures: one line on the terminal, the traceback in the run's log file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Command-line options generated from RunParameters, the model the Prefect UI renders as a
-form, so the two cannot disagree; and their merge with a config file."""
+"""Command-line options generated from RunParameters (the Prefect UI's form model)."""
 
 from __future__ import annotations
 

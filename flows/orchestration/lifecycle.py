@@ -1,5 +1,4 @@
-"""A `corpus run`'s life around the flow: the Prefect API or a temporary server, the signals
-that stop it, and a bounded stop that leaves no process and no staging folder behind."""
+"""A `corpus run` around its flow: Prefect API or temporary server, signals, bounded stop."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Built-in boilerplate rule files (data, read with importlib.resources)."""

@@ -1,4 +1,4 @@
-"""Stage 1: detect the encoding of raw bytes, decode, and normalise the text.
+"""Detect the encoding of raw bytes, decode, and normalise the text.
 
 Order of evidence, most certain first:
 

@@ -1,4 +1,4 @@
-"""Stage 2: detect the document language with langdetect, reproducibly.
+"""Detect the document language with langdetect, reproducibly.
 
 langdetect draws random n-grams; it is deterministic only with a seed, so every detector
 here comes from a factory with ``seed`` set. Profiles take ~0.9 s to load, so one factory

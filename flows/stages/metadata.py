@@ -1,4 +1,4 @@
-"""Stage 4: validate supplied metadata and derive the fields every row has."""
+"""Validate supplied metadata and derive the fields every row has."""
 
 from __future__ import annotations
 
