@@ -276,4 +276,17 @@ def outside_main_content(
     for region in (candidates[:lo], candidates[hi + 1 :]):
         if len(region) > _EDGE_ALLOWANCE:
             outside.update(region)
+        else:
+            # Within the allowance, a short line with furniture a rule named on both sides
+            # ("Share", a site's own label, "Loading") is furniture too, not a headline.
+            outside.update(i for i in region if _between_named(i, order, named, words))
     return outside
+
+
+def _between_named(
+    i: int, order: Sequence[int], named: Container[int], words: Sequence[float]
+) -> bool:
+    k = order.index(i)
+    return (
+        words[i] == 0 and 0 < k < len(order) - 1 and order[k - 1] in named and order[k + 1] in named
+    )
