@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,13 +38,16 @@ import pyarrow.parquet as pq
 from flows.contracts import DOCUMENT_SCHEMA, FACTS_DIR, FACTS_SCHEMA
 from flows.learn import line_hash, normalise
 from flows.output.release import write_parquet
-from flows.stages.boilerplate import RemovedLine, tidy
+from flows.stages.boilerplate import REPEATED_LINE_RULE, RemovedLine, tidy
 from flows.stages.maincontent import prose_words
 from flows.stages.metadata import sha256_hex
 
+if TYPE_CHECKING:  # plan imports the shard pass, which imports this module
+    from flows.engine.plan import Plan
+
 logger = logging.getLogger(__name__)
 
-REPEATED_LINE = "repeated-line"
+REPEATED_LINE = REPEATED_LINE_RULE  # the name in ``removed`` and in ``disabled_rules``
 CORPUS_GROUP = ""  # documents whose metadata names no source are counted together
 
 
@@ -190,6 +194,15 @@ def learned_table(
     )
 
 
+def furniture_settings(plan: Plan) -> FurnitureSettings:
+    """The run's thresholds; off when ``disabled_rules`` names ``repeated-line``."""
+    return FurnitureSettings(
+        min_docs=plan.params.furniture_min_docs,
+        min_share=plan.params.furniture_min_share,
+        enabled=REPEATED_LINE in plan.config.rules.heuristics,
+    )
+
+
 # Where a release keeps the learned lines for review (one part, written only when a line
 # was removed).
 FURNITURE_FILE = "furniture/learned.parquet"
@@ -251,16 +264,19 @@ def _strip_part(
         if lines is None:
             continue
         stripped = remove_learned(row["text"], lines, settings)
-        if stripped is None:
-            continue
+        # A reused row lost its lines in an earlier run: they are listed all the same.
+        earlier = [str(r["text"]) for r in row["removed"] if r["rule"] == REPEATED_LINE]
+        now = [r.text for r in stripped.removed] if stripped is not None else []
         group = row["source"] or CORPUS_GROUP
         seen: dict[bytes, str] = {}
-        for entry in stripped.removed:
-            key = candidate(entry.text, settings)
-            assert key is not None  # only candidate lines are removed
-            seen.setdefault(line_hash(key), entry.text)
+        for text in [*earlier, *now]:
+            key = candidate(text, settings)
+            if key is not None and line_hash(key) in lines:
+                seen.setdefault(line_hash(key), text)
         for digest, text in seen.items():  # once per document
             spellings.setdefault((group, digest), Counter())[text] += 1
+        if stripped is None:
+            continue
         row["text"] = stripped.text
         row["text_sha256"] = sha256_hex(stripped.text.encode("utf-8"))
         row["text_chars"] = len(stripped.text)
@@ -293,6 +309,7 @@ __all__ = [
     "apply_furniture",
     "candidate",
     "document_facts",
+    "furniture_settings",
     "learn",
     "learned_table",
     "line_facts",

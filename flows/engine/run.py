@@ -26,6 +26,7 @@ from flows.contracts import (
     empty_table,
 )
 from flows.engine.corpus import Decision, apply_decisions, checks_for, corpus_step
+from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.plan import Plan
 from flows.engine.shard import (
     RunContext,
@@ -162,9 +163,12 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     if total == 0:
         runner.progress(0, 0)
     results.sort(key=lambda r: r.index)
+    # Learned furniture first: the duplicates check compares the texts as published.
+    touched = runner.step("furniture", apply_furniture, staging, furniture_settings(plan))
     decisions = runner.step("corpus-step", corpus_step, staging, checks_for(plan.params.dedup))
     if decisions:
-        touched = apply_decisions(staging, decisions, PIPELINE_VERSION)
+        touched |= apply_decisions(staging, decisions, PIPELINE_VERSION)
+    if touched:
         results = [_resummarize(r, staging, touched) for r in results]
     summary = merge_all(r.summary for r in results)
     if previous is not None:

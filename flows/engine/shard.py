@@ -40,6 +40,7 @@ from flows.contracts import (
     rejected_table,
     rows_table,
 )
+from flows.engine.furniture import document_facts
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
 from flows.output.previous import (
     PartMismatch,
@@ -276,9 +277,8 @@ def _index_order(row: IndexRow) -> tuple[str, str, str, str]:
 
 def facts_table(documents: pa.Table, with_metadata: set[str], file: str) -> pa.Table:
     """The per-document facts the corpus step reads instead of the texts."""
-    columns = documents.select(
-        ["id", "source_path", "text_sha256", "text_chars", "language", "published"]
-    ).to_pydict()
+    names = ["id", "source_path", "text_sha256", "text_chars", "language", "published"]
+    columns = documents.select([*names, "source", "text", "removed"]).to_pydict()
     rows = [
         FactsRow(
             id=doc_id,
@@ -289,14 +289,19 @@ def facts_table(documents: pa.Table, with_metadata: set[str], file: str) -> pa.T
             has_metadata=path in with_metadata,
             published=published,
             file=file,
+            source=source,
+            line_hashes=tuple(document_facts(text, removed)),
         )
-        for doc_id, path, sha, chars, language, published in zip(
+        for doc_id, path, sha, chars, language, published, source, text, removed in zip(
             columns["id"],
             columns["source_path"],
             columns["text_sha256"],
             columns["text_chars"],
             columns["language"],
             columns["published"],
+            columns["source"],
+            columns["text"],
+            columns["removed"],
             strict=True,
         )
     ]

@@ -77,7 +77,10 @@ class Rule:
 # punctuation, script and position). They are recorded in ``removed`` like rule names and
 # can be switched off by name with ``disabled_rules``.
 OUTSIDE_MAIN_CONTENT = "outside-main-content"
-HEURISTICS = frozenset({OUTSIDE_MAIN_CONTENT})
+# Lines learned from the corpus (flows/engine/furniture.py, on the engine's corpus step):
+# not applied by ``clean``, but named here so ``disabled_rules`` can switch it off.
+REPEATED_LINE_RULE = "repeated-line"
+HEURISTICS = frozenset({OUTSIDE_MAIN_CONTENT, REPEATED_LINE_RULE})
 
 
 @dataclass(frozen=True, slots=True)
