@@ -73,6 +73,9 @@ _LONG_WORDS = 20.0
 # menu is shorter) when at least this share of its visible characters is in its script.
 _UNPUNCTUATED_WORDS = 12.0
 _UNPUNCTUATED_SHARE = 0.8
+# ... and a short Thai or Lao sentence (about 24 characters and more) next to the main
+# content stays with it, as a short sentence with a mark does.
+_UNPUNCTUATED_SENTENCE_WORDS = 6.0
 # Commas and stops inside a line, in any script (Arabic, Armenian, Ethiopic commas too).
 _INNER_PUNCT = re.compile(
     "[.,;:!?、。，；：！？\u060c\u061b\u061f\u06d4\u0964\u0965\u0589\u055d"
@@ -114,10 +117,11 @@ def ends_sentence(line: str) -> bool:
     return bool(stripped) and stripped[-1] in _SENTENCE_END
 
 
-def _unpunctuated_prose(line: str, words: float) -> bool:
+def _unpunctuated_prose(line: str, words: float, least: float = _UNPUNCTUATED_WORDS) -> bool:
     """A Thai or Lao line (no sentence marks in those scripts) long enough to be a paragraph
-    and made mostly of letters in its script, not a menu of digits and symbols."""
-    if words < _UNPUNCTUATED_WORDS:
+    (``least`` words) and made mostly of letters in its script, not a menu of digits and
+    symbols."""
+    if words < least:
         return False
     script = len(_NO_SENTENCE_PUNCT.findall(line))
     visible = sum(1 for ch in line if not ch.isspace())
@@ -224,6 +228,7 @@ def _attached(line: str) -> bool:
         _LIST_ITEM.match(stripped) is not None
         or stripped.endswith((":", "："))
         or (ends_sentence(stripped) and line_words(stripped) >= _SENTENCE_WORDS)
+        or _unpunctuated_prose(stripped, line_words(stripped), _UNPUNCTUATED_SENTENCE_WORDS)
     )
 
 
