@@ -27,6 +27,12 @@ FURNITURE = {
     "Get the latest news delivered to your inbox.": "call-to-action",
     "Never miss a story: sign up for our daily briefing": "call-to-action",
     "Newsletter": "call-to-action",
+    "Stay informed. Subscribe to our newsletter.": "call-to-action",
+    "No spam, we promise. You can unsubscribe at any time.": "call-to-action",
+    "Use of this site constitutes acceptance of our User Agreement and Privacy Policy.": (
+        "copyright-footer"
+    ),
+    "Ad Choices": "advertisement",
     "Jetzt abonnieren und 30 Tage gratis lesen": "call-to-action",
     "Artikel drucken": "call-to-action",
     "Imprimer cet article": "call-to-action",
@@ -61,6 +67,7 @@ CONTENT = [
     "Follow the river north for two miles and you reach the village where the strike began.",
     "The app was downloaded more than a million times in its first week, the company said.",
     "Cookies were handed out to the picketers by neighbours who supported the strike.",
+    "She said she would sign up for the night classes once her shifts were settled again.",
 ]
 
 
