@@ -150,3 +150,10 @@ def test_a_right_to_left_article_keeps_its_paragraphs(default_config: StageConfi
     assert isinstance(result, Cleaned)
     assert all(p.strip() in result.text for p in paragraphs)
     assert {r.rule for r in result.removed} <= {OUTSIDE_MAIN_CONTENT, "share"}
+
+
+@pytest.mark.parametrize("name", ["bn-danda", "hi-danda", "ur-full-stop", "am-full-stop"])
+def test_a_first_sentence_is_not_taken_for_a_title(name: str) -> None:
+    from flows.stages.metadata import derive_title
+
+    assert derive_title(f"{SENTENCES[name]}\n{SENTENCES['en-quoted']}") is None
