@@ -14,6 +14,6 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 # Bumped whenever a change to the stages can change a published row; it is part of every row,
 # of the manifest, and of the cache key, so a new pipeline version reprocesses everything.
-PIPELINE_VERSION = f"{__version__}+stages.3"
+PIPELINE_VERSION = f"{__version__}+stages.4"
 
 __all__ = ["PIPELINE_VERSION", "__version__"]

@@ -125,6 +125,10 @@ class FactsRow:
     has_metadata: bool
     published: dt.datetime | None
     file: str  # the documents part holding its row
+    # Learned furniture (flows/engine/furniture.py): the metadata's source (the group its
+    # lines are counted in) and the 8-byte hashes of its short or non-prose lines.
+    source: str | None = None
+    line_hashes: tuple[bytes, ...] = ()
 
 
 @dataclass(slots=True)
@@ -157,7 +161,11 @@ _DOCUMENT_TYPES: dict[str, pa.DataType] = {
     "removed": pa.list_(pa.field("item", _REMOVED_LINE, nullable=False)),
     "published": _UTC_MICROS,
 }
-_FACTS_TYPES: dict[str, pa.DataType] = {"published": _UTC_MICROS, "minhash": pa.binary()}
+_FACTS_TYPES: dict[str, pa.DataType] = {
+    "published": _UTC_MICROS,
+    "minhash": pa.binary(),
+    "line_hashes": pa.list_(pa.field("item", pa.binary(), nullable=False)),
+}
 
 _SCALARS: dict[Any, pa.DataType] = {
     str: pa.string(),

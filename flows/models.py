@@ -379,6 +379,25 @@ class RunParameters(BaseModel):
             "as already published: a copy of one of them is rejected here."
         ),
     )
+    furniture_min_docs: int = Field(
+        default=5,
+        title="Learned furniture: documents",
+        description=(
+            "A short or non-prose line found in at least this many documents of one source "
+            "(metadata 'source'; else the whole corpus) is removed from them as "
+            "'repeated-line' (decided across the corpus, after the shards; switch off with "
+            "disabled_rules 'repeated-line'). A corpus smaller than this learns nothing."
+        ),
+        ge=2,
+        le=1_000_000,
+    )
+    furniture_min_share: float = Field(
+        default=0.02,
+        title="Learned furniture: share",
+        description="... and in at least this share of that source's documents.",
+        ge=0.0,
+        le=1.0,
+    )
     shard_size: int = Field(
         default=200,
         title="Documents per task",

@@ -154,7 +154,9 @@ def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
 
 # Parameters that only the corpus step reads: they change which rows are published, not how
 # a document's row is made, so they stay out of the per-document processing key.
-_CORPUS_ONLY = frozenset({"dedup", "dedup_threshold", "dedup_against"})
+_CORPUS_ONLY = frozenset(
+    {"dedup", "dedup_threshold", "dedup_against", "furniture_min_docs", "furniture_min_share"}
+)
 
 
 def config_fingerprint(

@@ -34,6 +34,7 @@ from flows.engine.corpus import (
     dedup_description,
     published_paths,
 )
+from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.plan import Plan
 from flows.engine.shard import (
     RunContext,
@@ -171,6 +172,8 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         runner.progress(0, 0)
     results.sort(key=lambda r: r.index)
     params = plan.params
+    # Learned furniture first: the duplicates check compares the texts as published.
+    touched = runner.step("furniture", apply_furniture, staging, furniture_settings(plan))
     checks = checks_for(
         params.dedup,
         threshold=params.dedup_threshold,
@@ -181,7 +184,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     )
     decisions = runner.step("corpus-step", corpus_step, staging, checks)
     # Always: a copied or reused part may hold a ``duplicates`` count this run changes.
-    touched = apply_decisions(staging, decisions, PIPELINE_VERSION)
+    touched |= apply_decisions(staging, decisions, PIPELINE_VERSION)
     if touched:
         results = [_resummarize(r, staging, touched) for r in results]
     summary = merge_all(r.summary for r in results)

@@ -40,6 +40,7 @@ from flows.contracts import (
     rejected_table,
     rows_table,
 )
+from flows.engine.furniture import document_facts
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
 from flows.output.previous import (
     PartMismatch,
@@ -106,6 +107,15 @@ class ShardResult:
     processed: int
     reused: int
     copied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KnownFacts:
+    """What the facts hold of one document beyond its row: computed from its text once,
+    then carried over from release to release while its text is unchanged."""
+
+    signature: Signature
+    line_hashes: tuple[bytes, ...]
 
 
 def part_name(index: int) -> str:
@@ -263,7 +273,7 @@ def work_shard(work: ShardWork) -> ShardResult:
         if path in work.keys
     ]
     with_metadata = {i.doc.source_path for i in work.inputs if i.doc.metadata is not None}
-    known, facts_warnings = _reused_signatures(work, reused_docs)
+    known, facts_warnings = _reused_facts(work, reused_docs)
     warnings += facts_warnings
     facts = facts_table(documents, with_metadata, f"{DOCUMENTS_DIR}/{part}", known)
     write_parts(
@@ -288,42 +298,53 @@ def facts_table(
     documents: pa.Table,
     with_metadata: set[str],
     file: str,
-    known: Mapping[str, Signature] | None = None,
+    known: Mapping[str, KnownFacts] | None = None,
 ) -> pa.Table:
     """The per-document facts the corpus step reads instead of the texts. A document's
-    duplicate signature is taken from ``known`` (source_path -> signature, the verified
-    facts of reused rows) or else computed from its text."""
+    duplicate signature and line hashes are taken from ``known`` (source_path -> the
+    verified facts of a reused row) or else computed from its text."""
     known = known or {}
     columns = documents.select(
-        ["id", "source_path", "text_sha256", "text_chars", "language", "published"]
+        ["id", "source_path", "text_sha256", "text_chars", "language", "published", "source"]
     ).to_pydict()
     paths = columns["source_path"]
     todo = [i for i, path in enumerate(paths) if path not in known]
-    # Only the texts that need a signature are taken out of Arrow.
-    texts = documents.column("text").take(pa.array(todo, pa.int64())).to_pylist() if todo else []
-    made = {paths[i]: signature(text) for i, text in zip(todo, texts, strict=True)}
-    signatures = [known.get(path) or made[path] for path in paths]
+    # Only the texts that need facts are taken out of Arrow.
+    picked = documents.select(["text", "removed"]).take(pa.array(todo, pa.int64()))
+    made = {
+        paths[i]: KnownFacts(signature(text), tuple(document_facts(text, removed)))
+        for i, text, removed in zip(
+            todo,
+            picked.column("text").to_pylist(),
+            picked.column("removed").to_pylist(),
+            strict=True,
+        )
+    }
+    facts = [known.get(path) or made[path] for path in paths]
     rows = [
         FactsRow(
             id=doc_id,
             source_path=path,
             text_sha256=sha,
-            norm_sha256=sig.norm_sha256,
-            minhash=sig.minhash,
+            norm_sha256=fact.signature.norm_sha256,
+            minhash=fact.signature.minhash,
             text_chars=chars,
             language=language,
             has_metadata=path in with_metadata,
             published=published,
             file=file,
+            source=source,
+            line_hashes=fact.line_hashes,
         )
-        for doc_id, path, sha, chars, language, published, sig in zip(
+        for doc_id, path, sha, chars, language, published, source, fact in zip(
             columns["id"],
             paths,
             columns["text_sha256"],
             columns["text_chars"],
             columns["language"],
             columns["published"],
-            signatures,
+            columns["source"],
+            facts,
             strict=True,
         )
     ]
@@ -336,14 +357,14 @@ def _facts_part(file: str) -> str | None:
     return f"{FACTS_DIR}/{name}" if folder == DOCUMENTS_DIR else None
 
 
-_SIGNATURE_COLUMNS = ("source_path", "text_sha256", "norm_sha256", "minhash")
+_KNOWN_COLUMNS = ("source_path", "text_sha256", "norm_sha256", "minhash", "line_hashes")
 
 
-def _reused_signatures(
+def _reused_facts(
     work: ShardWork, reused_docs: pa.Table
-) -> tuple[dict[str, Signature], list[str]]:
-    """The stored signatures of reused documents, from the previous facts parts that verify
-    and only where the facts row is of the same text; the rest is computed again."""
+) -> tuple[dict[str, KnownFacts], list[str]]:
+    """The stored facts of reused documents, from the previous facts parts that verify and
+    only where the facts row is of the same text; the rest is computed again."""
     if reused_docs.num_rows == 0 or work.context.previous is None:
         return {}, []
     release = Path(work.context.previous)
@@ -355,8 +376,8 @@ def _reused_signatures(
         )
     )
     names = {_facts_part(work.reuse[path].file) for path in text_sha}
-    schema = pa.schema([FACTS_SCHEMA.field(c) for c in _SIGNATURE_COLUMNS])
-    known: dict[str, Signature] = {}
+    schema = pa.schema([FACTS_SCHEMA.field(c) for c in _KNOWN_COLUMNS])
+    known: dict[str, KnownFacts] = {}
     warnings = []
     for name in sorted(n for n in names if n is not None):
         expected = work.parts.get(name)
@@ -365,13 +386,13 @@ def _reused_signatures(
                 raise PartMismatch(f"{name}: not in the previous manifest")
             table = parquet_from_bytes(read_verified(release / name, expected), schema)
         except (PartMismatch, pa.ArrowInvalid, OSError, KeyError) as error:
-            warnings.append(f"previous {name} not used ({error}): signatures computed again")
+            warnings.append(f"previous {name} not used ({error}): facts computed again")
             continue
-        for path, sha, norm, minhash in zip(
-            *(table.column(c).to_pylist() for c in _SIGNATURE_COLUMNS), strict=True
+        for path, sha, norm, minhash, lines in zip(
+            *(table.column(c).to_pylist() for c in _KNOWN_COLUMNS), strict=True
         ):
             if text_sha.get(path) == sha and path not in known:
-                known[path] = Signature(norm, minhash)
+                known[path] = KnownFacts(Signature(norm, minhash), tuple(lines))
     for warning in warnings:
         logger.warning("shard %d: %s", work.index, warning)
     return known, warnings

@@ -77,7 +77,10 @@ class Rule:
 # punctuation, script and position). They are recorded in ``removed`` like rule names and
 # can be switched off by name with ``disabled_rules``.
 OUTSIDE_MAIN_CONTENT = "outside-main-content"
-HEURISTICS = frozenset({OUTSIDE_MAIN_CONTENT})
+# Lines learned from the corpus (flows/engine/furniture.py, on the engine's corpus step):
+# not applied by ``clean``, but named here so ``disabled_rules`` can switch it off.
+REPEATED_LINE_RULE = "repeated-line"
+HEURISTICS = frozenset({OUTSIDE_MAIN_CONTENT, REPEATED_LINE_RULE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,20 +155,44 @@ def compile_rule(
     )
 
 
+# The edge run goes on past one unknown line this short (a site's own menu item or label
+# between "Home" and "Loading") when a known furniture line follows it; two unknown lines
+# in a row, or a longer or prose line, end it.
+_EDGE_UNKNOWN_CHARS = 60
+
+
 def _edge_lines(
     lines: Sequence[str], hits: Sequence[Rule | None], skip: Container[int] = ()
 ) -> set[int]:
-    """Indexes in the leading and trailing runs made only of blank, ``skip`` and matching
-    lines."""
+    """Indexes of the matching lines in the leading and trailing runs made of blank,
+    ``skip`` and matching lines, and at most one short unknown line between two matches."""
     edge: set[int] = set()
     for order in (range(len(lines)), range(len(lines) - 1, -1, -1)):
+        unknown = False
         for i in order:
             if not lines[i].strip() or i in skip:
                 continue
-            if hits[i] is None:
+            if hits[i] is not None:
+                edge.add(i)
+                unknown = False
+            elif unknown or not _short_unknown(lines[i]):
                 break
-            edge.add(i)
+            else:
+                unknown = True
     return edge
+
+
+def _short_unknown(line: str) -> bool:
+    stripped = line.strip()
+    return (
+        len(stripped) <= _EDGE_UNKNOWN_CHARS
+        and prose_words(stripped) == 0
+        and not (ends_sentence(stripped) and line_words(stripped) >= _EDGE_SENTENCE_WORDS)
+    )
+
+
+# A short line ending like a sentence of this many words is content, not a menu item.
+_EDGE_SENTENCE_WORDS = 3
 
 
 # --- The main-content block -------------------------------------------------------------

@@ -1,20 +1,62 @@
 """Find an article's main content: the densest run of prose lines, and what lies outside it.
 
 Every line is scored (prose scores its length in words, Japanese/Chinese counting two
-characters a word; short lines cost more the longer their run); the densest run is the
-article. Used by the boilerplate stage's ``outside-main-content`` heuristic. Pure.
+characters a word, Thai, Lao, Myanmar and Khmer four; short lines cost more the longer their
+run); the densest run is the article. A sentence ends with the sentence mark of any script
+we detect (the Latin full stop, the danda, the Arabic and Ethiopic full stops, the
+ideographic full stop, ...); Thai and Lao, which have none, are prose by
+length and letters. Used by the boilerplate stage's ``outside-main-content`` heuristic. Pure.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Container, Sequence
 
 _UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]")
-_WORD = re.compile(r"\w+")
-# What a sentence ends with, before closing quotes and brackets.
-_SENTENCE_END = frozenset(".!?;:…。！？；：")
-_CLOSERS = "\"'”’»«)]}」』）】"
+# Scripts that space phrases, not words (Thai, Lao, Myanmar, Khmer): about four characters,
+# marks included, carry one word.
+_PHRASE_SPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u19e0-\u19ff]")
+_PHRASE_SPACED_CHARS_PER_WORD = 4
+# Thai and Lao mark no sentence end at all: a line of them is prose by length and letters
+# (these ranges are their letters and marks, not their digits and symbols).
+_NO_SENTENCE_PUNCT = re.compile("[\u0e01-\u0e4e\u0e81-\u0ecd\u0edc-\u0edf]")
+# Combining marks belong to the word they sit in: Indic vowel signs are not ``\w``, and
+# without them a Bengali word of five letters counted as three words.
+_MARKS = "".join(
+    ch for ch in map(chr, range(0x300, 0x10000)) if unicodedata.category(ch) in {"Mn", "Mc", "Me"}
+)
+_WORD = re.compile(f"\\w[\\w{re.escape(_MARKS)}]*")
+# What a sentence ends with, before closing quotes and brackets, in every script we detect:
+# Latin/Cyrillic/Greek ". ! ? ; : ..." (Greek's question mark is ";" after NFC); the danda
+# and double danda of Devanagari, Bengali, Gurmukhi and others; the Arabic full stop (Urdu),
+# question mark, semicolon and triple dot; the Armenian full stop, question and exclamation
+# marks; Hebrew sof pasuq; the CJK ideographic and full-width marks; the Ethiopic, Myanmar,
+# Khmer, Tibetan, Thai (rare), Sinhala, Mongolian, Syriac, N'Ko and Vai stops; the double
+# marks (U+203C, U+2047-2049).
+_SENTENCE_END = frozenset(
+    ".!?;:…"
+    "\u0964\u0965"
+    "\u06d4\u061f\u061b\u061e"
+    "\u0589\u055e\u055c"
+    "\u05c3"
+    "。！？；：｡．"
+    "\u1362\u1367\u1368"
+    "\u104a\u104b"
+    "\u17d4\u17d5"
+    "\u0f0d\u0f0e"
+    "\u0e5a\u0e5b"
+    "\u0df4"
+    "\u1803\u1809"
+    "\u0700\u0701\u0702"
+    "\u07f9"
+    "\ua60e\ua60f"
+    "\u203c\u2047\u2048\u2049"
+)
+_CLOSERS = "\"'”’»«)]}」』）】„“‘‚‹›》〉〕］｝〗〙〛*"
+# Direction marks and isolates are invisible: an RTL line often ends with one after its stop.
+_BIDI = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 # A list item or a numbered point keeps its place next to the main content.
 _LIST_ITEM = re.compile(r"(?:[-–—*•·▪●◦‣]|\d{1,3}[.)]|[a-z][.)])\s+\S", re.IGNORECASE)
 
@@ -27,7 +69,18 @@ _UNMARKED_ITEMS = 12
 # long enough that it is prose whatever it ends with (paragraphs cut by the scraper).
 _PROSE_WORDS = 8.0
 _LONG_WORDS = 20.0
-_INNER_PUNCT = re.compile("[.,;:!?、。，；：！？]")
+# A Thai or Lao line is prose from this many words (about 48 characters: a headline or a
+# menu is shorter) when at least this share of its visible characters is in its script.
+_UNPUNCTUATED_WORDS = 12.0
+_UNPUNCTUATED_SHARE = 0.8
+# ... and a short Thai or Lao sentence (about 24 characters and more) next to the main
+# content stays with it, as a short sentence with a mark does.
+_UNPUNCTUATED_SENTENCE_WORDS = 6.0
+# Commas and stops inside a line, in any script (Arabic, Armenian, Ethiopic commas too).
+_INNER_PUNCT = re.compile(
+    "[.,;:!?、。，；：！？\u060c\u061b\u061f\u06d4\u0964\u0965\u0589\u055d"
+    "\u1361\u1362\u1363\u1364\u104a\u104b\u17d4\u17d5\u17d6\u0f0d]"
+)
 _WORDS_PER_PUNCT = 30
 # What a non-prose line costs the block: a gap of a few short lines (a subheading, a
 # caption, an inline ad label) is bridged by the prose around it; a menu of dozens is not.
@@ -46,22 +99,39 @@ _EDGE_ALLOWANCE = 2
 
 
 def line_words(line: str) -> float:
-    """Length in words; unspaced scripts count half a word per character."""
+    """Length in words; unspaced scripts count half a word per character (Han, kana) or a
+    quarter (Thai, Lao, Myanmar, Khmer, which space phrases only)."""
     wide = len(_UNSPACED.findall(line))
     if wide:
         line = _UNSPACED.sub(" ", line)
-    return len(_WORD.findall(line)) + wide / 2
+    phrased = len(_PHRASE_SPACED.findall(line))
+    if phrased:
+        line = _PHRASE_SPACED.sub(" ", line)
+    return len(_WORD.findall(line)) + wide / 2 + phrased / _PHRASE_SPACED_CHARS_PER_WORD
 
 
 def ends_sentence(line: str) -> bool:
-    stripped = line.rstrip().rstrip(_CLOSERS)
+    """Ends with a sentence mark of any script (closing quotes, brackets and direction
+    marks after it ignored)."""
+    stripped = line.rstrip().rstrip(_BIDI + _CLOSERS + " ")
     return bool(stripped) and stripped[-1] in _SENTENCE_END
+
+
+def _unpunctuated_prose(line: str, words: float, least: float = _UNPUNCTUATED_WORDS) -> bool:
+    """A Thai or Lao line (no sentence marks in those scripts) long enough to be a paragraph
+    (``least`` words) and made mostly of letters in its script, not a menu of digits and
+    symbols."""
+    if words < least:
+        return False
+    script = len(_NO_SENTENCE_PUNCT.findall(line))
+    visible = sum(1 for ch in line if not ch.isspace())
+    return script >= _UNPUNCTUATED_SHARE * visible
 
 
 def prose_words(line: str) -> float:
     """The line's length in words when it reads as prose, else 0."""
     words = line_words(line)
-    if words >= _PROSE_WORDS and ends_sentence(line):
+    if words >= _PROSE_WORDS and (ends_sentence(line) or _unpunctuated_prose(line, words)):
         return words
     # A long line without sentence punctuation inside is a tag cloud or a menu flattened
     # into one line, not a paragraph the scraper cut short.
@@ -158,6 +228,7 @@ def _attached(line: str) -> bool:
         _LIST_ITEM.match(stripped) is not None
         or stripped.endswith((":", "："))
         or (ends_sentence(stripped) and line_words(stripped) >= _SENTENCE_WORDS)
+        or _unpunctuated_prose(stripped, line_words(stripped), _UNPUNCTUATED_SENTENCE_WORDS)
     )
 
 
@@ -210,4 +281,17 @@ def outside_main_content(
     for region in (candidates[:lo], candidates[hi + 1 :]):
         if len(region) > _EDGE_ALLOWANCE:
             outside.update(region)
+        else:
+            # Within the allowance, a short line with furniture a rule named on both sides
+            # ("Share", a site's own label, "Loading") is furniture too, not a headline.
+            outside.update(i for i in region if _between_named(i, order, named, words))
     return outside
+
+
+def _between_named(
+    i: int, order: Sequence[int], named: Container[int], words: Sequence[float]
+) -> bool:
+    k = order.index(i)
+    return (
+        words[i] == 0 and 0 < k < len(order) - 1 and order[k - 1] in named and order[k + 1] in named
+    )

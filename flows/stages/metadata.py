@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from flows.models import BIDI_CONTROLS, DocumentId, DocumentMetadata
+from flows.stages.maincontent import ends_sentence
 from flows.stages.types import Reason, Rejection, Stage
 
 # A first line is a title when it is short, has no sentence-final punctuation and more
@@ -111,6 +112,7 @@ def derive_title(text: str) -> str | None:
         len(first) > _TITLE_MAX_CHARS
         or len(first.split()) > _TITLE_MAX_WORDS
         or first.endswith(_SENTENCE_END)
+        or ends_sentence(first)  # the sentence marks of every script (danda, Urdu stop, ...)
         or not any(ch.isalpha() for ch in first)
     ):
         return None
