@@ -85,3 +85,11 @@ def test_when_the_kept_document_goes_its_copy_is_published(tmp_path: Path) -> No
         "zz-copy.txt",
     ]
     assert _table(out, "rejected") == []
+
+
+def test_a_corpus_with_nothing_published_runs_the_corpus_step(tmp_path: Path) -> None:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    (source / "empty.txt").write_bytes(b"")
+    result = _run(source, out, dedup="near")
+    assert result.summary.published == 0 and result.summary.rejected == 1

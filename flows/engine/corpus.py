@@ -202,7 +202,9 @@ class Duplicates:
 
 def _codes(column: pa.ChunkedArray) -> np.ndarray:
     """A small integer per distinct value, equal for equal values."""
-    encoded = pc.dictionary_encode(column.combine_chunks() if column.num_chunks else column)
+    if len(column) == 0:  # no published document at all: a facts table without chunks
+        return np.zeros(0, dtype=np.int64)
+    encoded = pc.dictionary_encode(column.combine_chunks())
     return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
