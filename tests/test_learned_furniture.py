@@ -164,9 +164,10 @@ def test_repeated_lines_are_learned_removed_recorded_and_listed(tmp_path: Path) 
     facts = read_facts(out / "current", ["source_path", "text_sha256"]).to_pylist()
     assert {f["text_sha256"] for f in facts} == {d["text_sha256"] for d in docs}
 
-    # An unchanged corpus decides the same, with its rows reused.
+    # An unchanged corpus decides the same. A row the step changed is not reused (the step
+    # decides anew from the document's own text), so those documents are processed again.
     again = _run(source, out, shard_size=3)
-    assert again.processed == 0
+    assert again.processed == len(TOPICS)
     assert _documents(out) == docs
     assert pq.read_table(out / "current" / FURNITURE_FILE).to_pylist() == listed
 
@@ -188,3 +189,27 @@ def test_lines_are_counted_per_source(tmp_path: Path) -> None:
     assert all(LABELS[0] not in d["text"] for d in _documents(tmp_path / "out"))
     _run(source, tmp_path / "out2", furniture_min_docs=6)
     assert all(LABELS[0] in d["text"] for d in _documents(tmp_path / "out2"))
+
+
+def test_a_line_no_longer_learned_comes_back_as_from_scratch(tmp_path: Path) -> None:
+    source, out = _source(tmp_path, TOPICS), tmp_path / "out"
+    _run(source, out, shard_size=3)
+    assert all(LABELS[0] not in d["text"] for d in _documents(out))
+    for topic in TOPICS[4:]:  # four documents left: under furniture_min_docs, nothing learned
+        (source / f"{topic}.txt").unlink()
+    _run(source, out, shard_size=3)
+    incremental = _documents(out)
+    assert all(LABELS[0] in d["text"] for d in incremental)
+    _run(source, tmp_path / "cold", shard_size=3)
+    assert incremental == _documents(tmp_path / "cold")
+
+
+def test_copies_of_one_article_do_not_make_its_lines_furniture(tmp_path: Path) -> None:
+    source = _source(tmp_path, TOPICS[:1])
+    original = (source / f"{TOPICS[0]}.txt").read_text(encoding="utf-8")
+    for i in range(6):
+        (source / f"copy-{i}.txt").write_text(original, encoding="utf-8")
+    _run(source, tmp_path / "out")
+    (kept,) = _documents(tmp_path / "out")
+    assert all(r["rule"] != REPEATED_LINE for r in kept["removed"])
+    assert LABELS[0] in kept["text"]

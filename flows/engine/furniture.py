@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.contracts import DOCUMENT_SCHEMA, FACTS_DIR, FACTS_SCHEMA
+from flows.contracts import DOCUMENT_SCHEMA, FACTS_DIR, FACTS_SCHEMA, INDEX_DIR, INDEX_SCHEMA
 from flows.learn import line_hash, normalise
 from flows.output.release import write_parquet
 from flows.stages.boilerplate import REPEATED_LINE_RULE, RemovedLine, tidy
@@ -209,16 +209,23 @@ FURNITURE_FILE = "furniture/learned.parquet"
 FACTS_COLUMNS = ("source_path", "source", "line_hashes", "file")
 
 
-def apply_furniture(release: Path, settings: FurnitureSettings) -> set[str]:
+def apply_furniture(
+    release: Path, settings: FurnitureSettings, excluded: frozenset[str] = frozenset()
+) -> set[str]:
     """Learn from the staged release's facts, take the learned lines out of its documents
-    parts, update those documents' facts (text hash and length: the duplicates check that
-    follows compares the texts as published), and write :data:`FURNITURE_FILE`. Returns the
+    parts, update those documents' facts (text hash and length) and mark their index
+    entries unreusable, and write :data:`FURNITURE_FILE`. Returns the
     parts rewritten."""
     if not settings.enabled:
         return set()
     from flows.engine.corpus import read_facts  # the corpus step's reader, not a cycle
 
-    facts = read_facts(release, FACTS_COLUMNS).to_pylist()
+    # ``excluded``: documents the corpus step took out (duplicates) neither count nor change.
+    facts = [
+        row
+        for row in read_facts(release, FACTS_COLUMNS).to_pylist()
+        if row["source_path"] not in excluded
+    ]
     learned = learn(((row["source"], row["line_hashes"]) for row in facts), settings)
     if not learned:
         return set()
@@ -237,7 +244,8 @@ def apply_furniture(release: Path, settings: FurnitureSettings) -> set[str]:
         changed += len(updates)
         part = file.split("/", 1)[1]
         _update_facts(release / FACTS_DIR / part, updates)
-        touched.update({file, f"{FACTS_DIR}/{part}"})
+        _mark_unreusable(release / INDEX_DIR / part, set(updates))
+        touched.update({file, f"{FACTS_DIR}/{part}", f"{INDEX_DIR}/{part}"})
     if spellings:
         write_parquet(learned_table(spellings), release / FURNITURE_FILE)
         touched.add(FURNITURE_FILE)
@@ -288,6 +296,19 @@ def _strip_part(
     if updates:
         write_parquet(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), path)
     return updates
+
+
+def _mark_unreusable(path: Path, paths: set[str]) -> None:
+    """A row this step changed is not reused by the next run: the document is processed
+    again and the step decides anew from its own text, so a line that is no longer learned
+    comes back exactly as a run from scratch would publish it."""
+    from flows.engine.corpus import UNREUSABLE_KEY
+
+    rows = pq.ParquetFile(path).read(columns=INDEX_SCHEMA.names).cast(INDEX_SCHEMA).to_pylist()
+    for row in rows:
+        if row["source_path"] in paths:
+            row["processing_key"] = UNREUSABLE_KEY
+    write_parquet(pa.Table.from_pylist(rows, schema=INDEX_SCHEMA), path)
 
 
 def _update_facts(path: Path, updates: Mapping[str, tuple[str, int]]) -> None:

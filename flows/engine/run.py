@@ -172,8 +172,6 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         runner.progress(0, 0)
     results.sort(key=lambda r: r.index)
     params = plan.params
-    # Learned furniture first: the duplicates check compares the texts as published.
-    touched = runner.step("furniture", apply_furniture, staging, furniture_settings(plan))
     checks = checks_for(
         params.dedup,
         threshold=params.dedup_threshold,
@@ -184,7 +182,11 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     )
     decisions = runner.step("corpus-step", corpus_step, staging, checks)
     # Always: a copied or reused part may hold a ``duplicates`` count this run changes.
-    touched |= apply_decisions(staging, decisions, PIPELINE_VERSION)
+    touched = apply_decisions(staging, decisions, PIPELINE_VERSION)
+    # Furniture is learned from the documents that stay: five copies of one article must
+    # not make its short lines "repeated across the corpus".
+    copies = frozenset(decision.source_path for decision in decisions)
+    touched |= runner.step("furniture", apply_furniture, staging, furniture_settings(plan), copies)
     if touched:
         results = [_resummarize(r, staging, touched) for r in results]
     summary = merge_all(r.summary for r in results)
