@@ -3,14 +3,17 @@ and while it publishes. ``current`` must stay on a complete release whose manife
 checksums verify, no partial release may be visible, and the next run must succeed and
 clean up. The subprocesses report to the session's test Prefect server (a real server,
 started once) instead of starting their own; each is its own process group, and the whole
-group (CLI and its ProcessPool workers) is killed, so no test leaves a process behind."""
+group (CLI and its ProcessPool workers) is killed, so no test leaves a process behind.
+
+Every kill lands at a known point, so each has one definite outcome: the processing kill is
+sent as soon as the first part file exists (a dozen shards are left to process), and the
+publishing kills come from inside the run (a SIGKILL of its own group at an exact step of
+finalize: before the rename of the staging folder, and before the switch of ``current``)."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -30,11 +33,9 @@ from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
-DOCS = 300
-SHARD_SIZE = 25
+DOCS = 240
+SHARD_SIZE = 20
 SHARDS = DOCS // SHARD_SIZE
-# CORPUS_CRASH_SEED replays a failing run's kill points; otherwise they are random.
-SEED = int(os.environ.get("CORPUS_CRASH_SEED", str(time.time_ns() % 1_000_000)))
 
 _TOPICS = [
     "The workers at the {n} plant voted to continue the strike for a {k} week.",
@@ -208,53 +209,71 @@ def visible_releases(out: Path) -> set[str]:
     return {p.name for p in (out / RELEASES).iterdir() if not p.name.startswith(".")}
 
 
+# ``corpus run`` that SIGKILLs its own process group at one step of finalize (argv[1]):
+# "rename" (the staging folder's rename into releases/) or "switch" (the replace of
+# ``current``). The rest of argv is corpus's.
+_KILLED_AT = """
+import os, signal, sys
+
+point = sys.argv[1]
+real_rename, real_replace = os.rename, os.replace
+
+def die():
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+def rename(src, dst, *args, **kwargs):
+    name, target = os.path.basename(os.fspath(src)), os.path.basename(os.fspath(dst))
+    if point == "rename" and name.startswith(".staging-") and not target.startswith("."):
+        die()
+    return real_rename(src, dst, *args, **kwargs)
+
+def replace(src, dst, *args, **kwargs):
+    switch = os.path.basename(os.fspath(dst)) == "current"
+    if point == "switch" and switch:
+        die()
+    return real_replace(src, dst, *args, **kwargs)
+
+os.rename, os.replace = rename, replace
+from flows.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def killed_at(point: str, command: list[str]) -> list[str]:
+    """``command`` (a :func:`corpus_command`) run so that it kills itself at ``point``."""
+    assert command[1:3] == ["-m", "flows.cli"]
+    return [sys.executable, "-c", _KILLED_AT, point, *command[3:]]
+
+
 @dataclass
-class Kill:
-    phase: str
-    delay: float
-    landed: str  # where the kill landed, read off the output folder afterwards
+class Killed:
+    """The output folder right after a killed run."""
+
+    previous: Path  # current before the run
+    current: Path  # current after it
+    new_releases: set[str]  # visible releases the run added
+    new_staging: list[Path]  # staging folders it left
+    current_links: list[Path]  # temporary links to be renamed onto current
 
 
-def _landed(out: Path, before: set[str], previous: Path) -> str:
-    if current_release(out) != previous:
-        return "after the switch of current"
-    if visible_releases(out) - before:
-        return "after the rename, before the switch"
-    if any((s / "manifest.json").exists() for s in staging_dirs(out)):
-        return "while finalizing the staging folder"
-    return "before finalize"
-
-
-def kill_once(
-    command: list[str],
-    out: Path,
-    logs: Path,
-    phase: str,
-    trigger: Callable[[], bool],
-    delay: float,
-) -> Kill:
+def run_killed(command: list[str], out: Path, logs: Path) -> Killed:
+    """Run ``command`` to its own SIGKILL; what any reader may rely on must still hold."""
     previous = current_release(out)
-    before = visible_releases(out)
+    releases, staging = visible_releases(out), set(staging_dirs(out))
     with corpus_run(command, logs) as proc:
-        reached = wait_for(trigger, proc, timeout=300)
-        if reached and delay:
-            time.sleep(delay)
-        finished = proc.poll() is not None
-        kill_group(proc)
-        proc.wait(timeout=30)
-    if finished:  # the run outran the kill: still a valid outcome, but say so
-        landed = f"run had finished (exit {proc.returncode})"
-    else:
-        assert proc.returncode == -signal.SIGKILL
-        landed = _landed(out, before, previous)
-    now = assert_consistent(out)
-    if landed != "after the switch of current" and not landed.startswith("run had"):
-        assert now == previous, landed  # killed before the switch: the previous release
-    return Kill(phase, delay, landed)
+        code = proc.wait(timeout=300)
+    stderr = (logs / "stderr").read_text()[-3000:]
+    assert code == -signal.SIGKILL, f"the kill point was never reached (exit {code}): {stderr}"
+    return Killed(
+        previous=previous,
+        current=assert_consistent(out),
+        new_releases=visible_releases(out) - releases,
+        new_staging=sorted(set(staging_dirs(out)) - staging),
+        current_links=sorted(out.glob(".current-*")),
+    )
 
 
 def test_sigkill_during_processing_and_publishing_never_breaks_current(tmp_path: Path) -> None:
-    rng = random.Random(SEED)
     source = generate_source(tmp_path)
     out = tmp_path / "out"
     baseline = corpus_release(
@@ -263,39 +282,48 @@ def test_sigkill_during_processing_and_publishing_never_breaks_current(tmp_path:
     baseline_rows = documents_of(Path(baseline.path))
     assert len(baseline_rows) == DOCS - DOCS // 10
 
-    def processing_started() -> bool:
-        return part_files(out) >= 1
-
-    def finalizing() -> bool:
-        return any((s / "manifest.json").exists() for s in staging_dirs(out)) or bool(
-            visible_releases(out) - {baseline.release_id}
-        )
-
-    # The process runner once, to prove its pool workers die with the run; then threads,
-    # because each spawned worker costs seconds of imports and the kill points are the same.
+    # 1. Processing, with the process runner (its pool workers must die with the run).
     # Another language seed changes the configuration: with the baseline's, every shard is
-    # unchanged and copied in a blink, and there would be no processing to kill.
+    # unchanged and copied in a blink, and there would be no processing to kill. Killed as
+    # soon as the first part file exists, with 11 of 12 shards still to process.
     process_run = corpus_command(source, out, "--language-seed", "1")
+    with corpus_run(process_run, tmp_path / "k1") as proc:
+        assert wait_for(lambda: part_files(out) >= 1, proc, timeout=300), "run ended first"
+        kill_group(proc)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert current_release(out) == Path(baseline.path)
+    assert assert_consistent(out) == Path(baseline.path)
+    assert visible_releases(out) == {baseline.release_id}
+    (processing_staging,) = staging_dirs(out)
+    assert not (processing_staging / "manifest.json").exists()
+    assert part_files(out) < 2 * SHARDS
+
+    # The publishing kills run with the baseline's configuration: the shards are copied
+    # from the previous release and the run reaches finalize quickly.
     thread_run = corpus_command(source, out, "--task-runner", "thread")
-    # A kill before finalize leaves a staging folder without a manifest wherever it lands
-    # (in a shard, in the checksums of publish): one kill stands for that whole window. The
-    # second lands in finalize: manifest written, release renamed, current switched.
-    kills = [
-        kill_once(
-            process_run, out, tmp_path / "k1", "processing", processing_started, rng.uniform(0, 0.3)
-        ),
-        kill_once(
-            thread_run, out, tmp_path / "k2", "publishing", finalizing, rng.uniform(0, 0.005)
-        ),
-    ]
-    report = f"seed {SEED}: " + "; ".join(f"{k.phase}+{k.delay:.3f}s: {k.landed}" for k in kills)
-    assert kills[0].landed == "before finalize", report
-    (tmp_path / "kills.json").write_text(json.dumps([k.__dict__ for k in kills]))
+
+    # 2. Manifest and card written, staging folder not yet renamed: nothing visible changed.
+    before_rename = run_killed(killed_at("rename", thread_run), out, tmp_path / "k2")
+    assert before_rename.current == before_rename.previous == Path(baseline.path)
+    assert before_rename.new_releases == set()
+    (staging,) = before_rename.new_staging
+    assert (staging / "manifest.json").is_file() and (staging / "README.md").is_file()
+    assert before_rename.current_links == []
+
+    # 3. Release renamed into place (complete, verified by run_killed), current not switched.
+    before_switch = run_killed(killed_at("switch", thread_run), out, tmp_path / "k3")
+    assert before_switch.current == before_switch.previous == Path(baseline.path)
+    (renamed,) = before_switch.new_releases
+    assert before_switch.new_staging == []
+    (link,) = before_switch.current_links
+    assert os.readlink(link) == f"{RELEASES}/{renamed}"
+    assert documents_of(out / RELEASES / renamed) == baseline_rows
 
     # The next run succeeds, removes what the killed runs left, and publishes the same rows.
     with corpus_run(thread_run, tmp_path / "final") as proc:
         assert proc.wait(timeout=300) == 0, (tmp_path / "final" / "stderr").read_text()[-3000:]
     final = assert_consistent(out)
-    assert staging_dirs(out) == [], report
+    assert final not in (Path(baseline.path), out / RELEASES / renamed)
+    assert staging_dirs(out) == []
     assert not list(out.glob(".current-*"))
-    assert documents_of(final) == baseline_rows, report
+    assert documents_of(final) == baseline_rows
