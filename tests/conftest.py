@@ -1,11 +1,20 @@
 """Shared fixtures. Unit tests call stage functions directly; only the end-to-end tests
-start Prefect (one session-scoped test harness)."""
+start Prefect (one session-scoped test harness).
+
+The harness's server takes 10-15 s to start (a subprocess that imports Prefect's server and
+migrates a fresh database). When the session will need it, that subprocess is started as
+soon as collection is over, and the tests that need it run last: the unit tests run while
+it starts."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from tempfile import mkdtemp
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -13,9 +22,16 @@ from flows.models import RunParameters
 from flows.process import StageConfig
 from flows.settings import load_rules, stage_config
 
+if TYPE_CHECKING:
+    from prefect.server.api.server import SubprocessASGIServer
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SHARED_BENCHMARKS = REPO.parent / "shared" / "benchmarks"
+
+HARNESS = "prefect_harness"
+# Marks of tests that start Prefect, a server or subprocesses: run after the unit tests.
+_LATE_MARKS = ("slow", "server")
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +48,99 @@ def seed_source(tmp_path: Path) -> Path:
     return source
 
 
+# --- the harness's server, started early --------------------------------------------------
+
+
+@dataclass
+class _EarlyServer:
+    """A test server started in the background; the harness adopts it (same port)."""
+
+    server: SubprocessASGIServer
+    thread: threading.Thread
+    errors: list[BaseException] = field(default_factory=list)
+    adopted: bool = False
+
+
+_early: list[_EarlyServer] = []
+
+
+def _start_server_early() -> None:
+    import httpx
+    import prefect.settings
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.testing import utilities
+
+    port = utilities._find_available_port()
+    server = SubprocessASGIServer(port=port)
+    database = Path(mkdtemp(prefix="prefect-test-")) / "prefect-test.db"
+    url = f"sqlite+aiosqlite:///{database}"
+
+    def start() -> None:
+        # This thread's own settings context: the server subprocess gets the database URL
+        # from it, and nothing else in the session sees it.
+        try:
+            with prefect.settings.temporary_settings(
+                {prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL: url}
+            ):
+                server.start(timeout=120)
+        except (RuntimeError, OSError, httpx.HTTPError) as error:
+            # The fixture then starts a server of its own, as the harness always did.
+            early.errors.append(error)
+
+    early = _EarlyServer(server, threading.Thread(target=start, name="early-server", daemon=True))
+    early.thread.start()
+    _early.append(early)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Unit tests first, then every module that starts Prefect, a server or subprocesses
+    (whole modules, in their order, so module-scoped fixtures are set up once)."""
+    late_modules = {
+        item.module.__name__
+        for item in items
+        if isinstance(item, pytest.Function)
+        and (HARNESS in item.fixturenames or any(item.get_closest_marker(m) for m in _LATE_MARKS))
+    }
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(
+        key=lambda item: (
+            isinstance(item, pytest.Function) and item.module.__name__ in late_modules,
+            order[id(item)],
+        )
+    )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if session.config.option.collectonly:
+        return
+    if any(HARNESS in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_server_early()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for early in _early:  # started, but no test took it
+        if not early.adopted:
+            early.thread.join(timeout=130)
+            early.server.stop()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     # Imported here: only the end-to-end tests pay for Prefect's import and server.
-    from prefect.testing.utilities import prefect_test_harness
+    from prefect.testing import utilities
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with pytest.MonkeyPatch.context() as patch:
+        if _early:
+            early = _early[0]
+            early.thread.join(timeout=130)
+            if not early.errors and early.server.running:
+                # The harness asks for a free port, gets this server's (one instance per
+                # port), and its start() returns at once: the server is up.
+                early.adopted = True
+                patch.setattr(utilities, "_find_available_port", lambda: early.server.port)
+        harness = utilities.prefect_test_harness(server_startup_timeout=120)
+        harness.__enter__()
+    try:
         yield
+    finally:
+        harness.__exit__(None, None, None)
