@@ -25,6 +25,8 @@ from flows.settings import load_rules, stage_config
 if TYPE_CHECKING:
     from prefect.server.api.server import SubprocessASGIServer
 
+    from tests.test_hostile import Battery
+
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
 SHARED_BENCHMARKS = REPO.parent / "shared" / "benchmarks"
@@ -46,6 +48,15 @@ def seed_source(tmp_path: Path) -> Path:
     source = tmp_path / "source"
     shutil.copytree(SEEDS, source)
     return source
+
+
+@pytest.fixture(scope="session")
+def hostile_battery(prefect_harness: None, tmp_path_factory: pytest.TempPathFactory) -> Battery:
+    """One flow run over the hostile battery, read by test_hostile.py and
+    test_determinism.py."""
+    from tests.test_hostile import run_battery
+
+    return run_battery(tmp_path_factory.mktemp("hostile"))
 
 
 # --- the harness's server, started early --------------------------------------------------
