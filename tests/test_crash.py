@@ -8,7 +8,8 @@ group (CLI and its ProcessPool workers) is killed, so no test leaves a process b
 Every kill lands at a known point, so each has one definite outcome: the processing kill is
 sent as soon as the first part file exists (a dozen shards are left to process), and the
 publishing kills come from inside the run (a SIGKILL of its own group at an exact step of
-finalize: before the rename of the staging folder, and before the switch of ``current``)."""
+finalize: before the rename of the staging folder, and before the switch of ``current``).
+The runs are started ahead of their turn (:func:`staged`): their imports overlap."""
 
 from __future__ import annotations
 
@@ -209,13 +210,15 @@ def visible_releases(out: Path) -> set[str]:
     return {p.name for p in (out / RELEASES).iterdir() if not p.name.startswith(".")}
 
 
-# ``corpus run`` that SIGKILLs its own process group at one step of finalize (argv[1]):
-# "rename" (the staging folder's rename into releases/) or "switch" (the replace of
-# ``current``). The rest of argv is corpus's.
-_KILLED_AT = """
-import os, signal, sys
+# ``corpus run`` (argv[3:]) started ahead of its turn: it imports what ``corpus run``
+# imports, then waits for the file argv[1] to exist, so that its start-up overlaps the test's
+# other work. argv[2] is "-", or a step of finalize at which it SIGKILLs its own process
+# group: "rename" (the staging folder's rename into releases/) or "switch" (the replace of
+# ``current``).
+_STAGED = """
+import logging, os, signal, sys, time
 
-point = sys.argv[1]
+go, point, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
 real_rename, real_replace = os.rename, os.replace
 
 def die():
@@ -228,21 +231,27 @@ def rename(src, dst, *args, **kwargs):
     return real_rename(src, dst, *args, **kwargs)
 
 def replace(src, dst, *args, **kwargs):
-    switch = os.path.basename(os.fspath(dst)) == "current"
-    if point == "switch" and switch:
+    if point == "switch" and os.path.basename(os.fspath(dst)) == "current":
         die()
     return real_replace(src, dst, *args, **kwargs)
 
-os.rename, os.replace = rename, replace
+if point != "-":
+    os.rename, os.replace = rename, replace
 from flows.cli import main
-sys.exit(main(sys.argv[2:]))
+
+# What main() does first, then what `corpus run` imports; then wait for the turn.
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+import flows.pipeline
+while not os.path.exists(go):
+    time.sleep(0.002)
+sys.exit(main(argv))
 """
 
 
-def killed_at(point: str, command: list[str]) -> list[str]:
-    """``command`` (a :func:`corpus_command`) run so that it kills itself at ``point``."""
+def staged(command: list[str], go: Path, kill_at: str = "-") -> list[str]:
+    """``command`` (a :func:`corpus_command`) started now, run once ``go`` exists."""
     assert command[1:3] == ["-m", "flows.cli"]
-    return [sys.executable, "-c", _KILLED_AT, point, *command[3:]]
+    return [sys.executable, "-c", _STAGED, str(go), kill_at, *command[3:]]
 
 
 @dataclass
@@ -256,12 +265,12 @@ class Killed:
     current_links: list[Path]  # temporary links to be renamed onto current
 
 
-def run_killed(command: list[str], out: Path, logs: Path) -> Killed:
-    """Run ``command`` to its own SIGKILL; what any reader may rely on must still hold."""
+def run_killed(proc: subprocess.Popen[bytes], go: Path, out: Path, logs: Path) -> Killed:
+    """Let a staged run that kills itself go; what any reader may rely on must still hold."""
     previous = current_release(out)
     releases, staging = visible_releases(out), set(staging_dirs(out))
-    with corpus_run(command, logs) as proc:
-        code = proc.wait(timeout=300)
+    go.touch()
+    code = proc.wait(timeout=300)
     stderr = (logs / "stderr").read_text()[-3000:]
     assert code == -signal.SIGKILL, f"the kill point was never reached (exit {code}): {stderr}"
     return Killed(
@@ -276,54 +285,67 @@ def run_killed(command: list[str], out: Path, logs: Path) -> Killed:
 def test_sigkill_during_processing_and_publishing_never_breaks_current(tmp_path: Path) -> None:
     source = generate_source(tmp_path)
     out = tmp_path / "out"
-    baseline = corpus_release(
-        RunParameters(source=str(source), out=str(out), task_runner="thread", shard_size=SHARD_SIZE)
-    )
-    baseline_rows = documents_of(Path(baseline.path))
-    assert len(baseline_rows) == DOCS - DOCS // 10
-
-    # 1. Processing, with the process runner (its pool workers must die with the run).
-    # Another language seed changes the configuration: with the baseline's, every shard is
-    # unchanged and copied in a blink, and there would be no processing to kill. Killed as
-    # soon as the first part file exists, with 11 of 12 shards still to process.
+    # The process runner once (its pool workers must die with the run). Another language
+    # seed changes the configuration: with the baseline's, every shard is unchanged and
+    # copied in a blink, and there would be no processing to kill. The publishing kills and
+    # the final run use the baseline's configuration: shards are copied, finalize comes fast.
     process_run = corpus_command(source, out, "--language-seed", "1")
-    with corpus_run(process_run, tmp_path / "k1") as proc:
-        assert wait_for(lambda: part_files(out) >= 1, proc, timeout=300), "run ended first"
-        kill_group(proc)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    assert current_release(out) == Path(baseline.path)
-    assert assert_consistent(out) == Path(baseline.path)
-    assert visible_releases(out) == {baseline.release_id}
-    (processing_staging,) = staging_dirs(out)
-    assert not (processing_staging / "manifest.json").exists()
-    assert part_files(out) < 2 * SHARDS
-
-    # The publishing kills run with the baseline's configuration: the shards are copied
-    # from the previous release and the run reaches finalize quickly.
     thread_run = corpus_command(source, out, "--task-runner", "thread")
+    go = {name: tmp_path / f"go-{name}" for name in ("k1", "k2", "k3", "final")}
+    with contextlib.ExitStack() as runs:
+        # All four start now and import while the baseline runs; each runs on its "go".
+        k1 = runs.enter_context(corpus_run(staged(process_run, go["k1"]), tmp_path / "k1"))
+        k2 = runs.enter_context(corpus_run(staged(thread_run, go["k2"], "rename"), tmp_path / "k2"))
+        k3 = runs.enter_context(corpus_run(staged(thread_run, go["k3"], "switch"), tmp_path / "k3"))
+        final = runs.enter_context(corpus_run(staged(thread_run, go["final"]), tmp_path / "final"))
 
-    # 2. Manifest and card written, staging folder not yet renamed: nothing visible changed.
-    before_rename = run_killed(killed_at("rename", thread_run), out, tmp_path / "k2")
-    assert before_rename.current == before_rename.previous == Path(baseline.path)
-    assert before_rename.new_releases == set()
-    (staging,) = before_rename.new_staging
-    assert (staging / "manifest.json").is_file() and (staging / "README.md").is_file()
-    assert before_rename.current_links == []
+        baseline = corpus_release(
+            RunParameters(
+                source=str(source), out=str(out), task_runner="thread", shard_size=SHARD_SIZE
+            )
+        )
+        baseline_rows = documents_of(Path(baseline.path))
+        assert len(baseline_rows) == DOCS - DOCS // 10
 
-    # 3. Release renamed into place (complete, verified by run_killed), current not switched.
-    before_switch = run_killed(killed_at("switch", thread_run), out, tmp_path / "k3")
-    assert before_switch.current == before_switch.previous == Path(baseline.path)
-    (renamed,) = before_switch.new_releases
-    assert before_switch.new_staging == []
-    (link,) = before_switch.current_links
-    assert os.readlink(link) == f"{RELEASES}/{renamed}"
-    assert documents_of(out / RELEASES / renamed) == baseline_rows
+        # 1. Processing: killed from outside as soon as the first part file exists, with
+        # 11 of 12 shards still to process.
+        go["k1"].touch()
+        assert wait_for(lambda: part_files(out) >= 1, k1, timeout=300), "run ended first"
+        kill_group(k1)
+        assert k1.wait(timeout=30) == -signal.SIGKILL
+        assert_group_gone(k1.pid)
+        assert current_release(out) == Path(baseline.path)
+        assert assert_consistent(out) == Path(baseline.path)
+        assert visible_releases(out) == {baseline.release_id}
+        (processing_staging,) = staging_dirs(out)
+        assert not (processing_staging / "manifest.json").exists()
+        assert part_files(out) < 2 * SHARDS
 
-    # The next run succeeds, removes what the killed runs left, and publishes the same rows.
-    with corpus_run(thread_run, tmp_path / "final") as proc:
-        assert proc.wait(timeout=300) == 0, (tmp_path / "final" / "stderr").read_text()[-3000:]
-    final = assert_consistent(out)
-    assert final not in (Path(baseline.path), out / RELEASES / renamed)
+        # 2. Manifest and card written, staging folder not yet renamed: nothing visible
+        # changed.
+        before_rename = run_killed(k2, go["k2"], out, tmp_path / "k2")
+        assert before_rename.current == before_rename.previous == Path(baseline.path)
+        assert before_rename.new_releases == set()
+        (staging,) = before_rename.new_staging
+        assert (staging / "manifest.json").is_file() and (staging / "README.md").is_file()
+        assert before_rename.current_links == []
+
+        # 3. Release renamed into place (complete, verified by run_killed), current not
+        # switched.
+        before_switch = run_killed(k3, go["k3"], out, tmp_path / "k3")
+        assert before_switch.current == before_switch.previous == Path(baseline.path)
+        (renamed,) = before_switch.new_releases
+        assert before_switch.new_staging == []
+        (link,) = before_switch.current_links
+        assert os.readlink(link) == f"{RELEASES}/{renamed}"
+        assert documents_of(out / RELEASES / renamed) == baseline_rows
+
+        # The next run succeeds, removes what the killed runs left, and publishes the same
+        # rows.
+        go["final"].touch()
+        assert final.wait(timeout=300) == 0, (tmp_path / "final" / "stderr").read_text()[-3000:]
+    final_release = assert_consistent(out)
+    assert final_release not in (Path(baseline.path), out / RELEASES / renamed)
     assert staging_dirs(out) == []
     assert not list(out.glob(".current-*"))
-    assert documents_of(final) == baseline_rows
+    assert documents_of(final_release) == baseline_rows
