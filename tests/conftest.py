@@ -4,10 +4,11 @@ start Prefect (one session-scoped test harness).
 The harness's server takes 10-15 s to start (a subprocess that imports Prefect's server and
 migrates a fresh database). When the session will need it, that subprocess is started as
 soon as collection is over, and the tests that need it run last: the unit tests run while
-it starts."""
+it starts. test_dask.py's cluster of worker processes is started early the same way."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from flows.process import StageConfig
 from flows.settings import load_rules, stage_config
 
 if TYPE_CHECKING:
+    from distributed import LocalCluster
     from prefect.server.api.server import SubprocessASGIServer
 
     from tests.test_hostile import Battery
@@ -121,11 +123,57 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     )
 
 
+# --- test_dask.py's cluster, started early -----------------------------------------------
+
+DASK_CLUSTER = "dask_cluster"
+_early_clusters: list[tuple[threading.Thread, list[LocalCluster]]] = []
+
+
+def new_dask_cluster() -> LocalCluster:
+    """A local Dask cluster of two worker processes, which import the flow's tasks (and so
+    Prefect) as they start rather than at their first task."""
+    from distributed import LocalCluster
+
+    return LocalCluster(  # type: ignore[no-untyped-call]
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        preload=["flows.tasks"],
+    )
+
+
+def _start_cluster_early() -> None:
+    made: list[LocalCluster] = []
+
+    def start() -> None:
+        # On failure, take_dask_cluster() makes one in the test's own time.
+        with contextlib.suppress(OSError, RuntimeError, TimeoutError):
+            made.append(new_dask_cluster())
+
+    thread = threading.Thread(target=start, name="early-dask-cluster", daemon=True)
+    thread.start()
+    _early_clusters.append((thread, made))
+
+
+def take_dask_cluster() -> LocalCluster:
+    """The cluster started early if there is one, else a new one. The caller closes it."""
+    while _early_clusters:
+        thread, made = _early_clusters.pop()
+        thread.join(timeout=120)
+        if made:
+            return made[0]
+    return new_dask_cluster()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
     if any(HARNESS in getattr(item, "fixturenames", ()) for item in session.items):
         _start_server_early()
+    if any(DASK_CLUSTER in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_cluster_early()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -133,6 +181,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if not early.adopted:
             early.thread.join(timeout=130)
             early.server.stop()
+    while _early_clusters:
+        thread, made = _early_clusters.pop()
+        thread.join(timeout=120)
+        for cluster in made:
+            cluster.close()
 
 
 @pytest.fixture(scope="session")
