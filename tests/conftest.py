@@ -114,13 +114,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if isinstance(item, pytest.Function)
         and (HARNESS in item.fixturenames or any(item.get_closest_marker(m) for m in _LATE_MARKS))
     }
+    # Among those, the one that takes the early Dask cluster first: it is closed right after.
+    dask_modules = {
+        item.module.__name__
+        for item in items
+        if isinstance(item, pytest.Function) and DASK_CLUSTER in item.fixturenames
+    }
     order = {id(item): i for i, item in enumerate(items)}
-    items.sort(
-        key=lambda item: (
-            isinstance(item, pytest.Function) and item.module.__name__ in late_modules,
-            order[id(item)],
-        )
-    )
+
+    def key(item: pytest.Item) -> tuple[bool, bool, int]:
+        module = item.module.__name__ if isinstance(item, pytest.Function) else ""
+        return module in late_modules, module not in dask_modules, order[id(item)]
+
+    items.sort(key=key)
 
 
 # --- test_dask.py's cluster, started early -----------------------------------------------

@@ -164,7 +164,7 @@ def test_accepted_documents_round_trip_through_parquet(
 ) -> None:
     reached: Counter[str] = Counter()
 
-    @settings(max_examples=40, deadline=None)
+    @settings(max_examples=25, deadline=None)
     @given(_TEXTS)
     def check(text: str) -> None:
         doc = SourceDocument(source_path="p/ä b\n.txt", doc_id="id-1", size=0)
@@ -346,7 +346,7 @@ def test_every_column_of_an_accepted_row_round_trips(
 ) -> None:
     reached: Counter[str] = Counter()
 
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=45, deadline=None)
     @given(
         name=_NAMES,
         text=_TEXTS,
