@@ -4,8 +4,8 @@ the manifest's fingerprints say so.
 
 The first run is the hostile battery's (tests/test_hostile.py: threads, two workers, shards
 of 5); this module publishes the same inputs, built again under another path, with the
-process runner (spawned workers: other hash seeds, their own language profiles) and shards
-of 40, and compares."""
+process runner (a spawned worker: another hash seed, its own language profiles), one worker
+and shards of 40, and compares."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def _release(release: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
 def test_same_input_same_rows_in_the_same_order(hostile_battery: Battery, tmp_path: Path) -> None:
     source, _, _ = build_battery_source(tmp_path / "elsewhere")  # same content, another path
     assert source != hostile_battery.source
-    params = run_parameters(source, tmp_path / "out", task_runner="process", shard_size=40)
+    params = run_parameters(
+        source, tmp_path / "out", task_runner="process", workers=1, shard_size=40
+    )
     assert params.shard_size != BATTERY_PARAMETERS["shard_size"]
     assert BATTERY_PARAMETERS["task_runner"] == "thread"
     second = corpus_release(params)
