@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.errors import RulesError
@@ -321,18 +322,25 @@ _LINES = st.sampled_from(
 )
 
 
-@settings(
-    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(st.lists(_LINES, max_size=40))
-def test_cleaning_pages_is_idempotent(default_config: StageConfig, lines: list[str]) -> None:
-    first = clean("\n".join(lines), default_config.rules)
-    if isinstance(first, Rejection):
-        return
-    second = clean(first.text, default_config.rules)
-    assert isinstance(second, Cleaned)
-    assert second.text == first.text
-    assert second.removed == ()
+def test_cleaning_pages_is_idempotent(default_config: StageConfig) -> None:
+    reached: Counter[str] = Counter()
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(_LINES, max_size=40))
+    def check(lines: list[str]) -> None:
+        first = clean("\n".join(lines), default_config.rules)
+        reached[type(first).__name__] += 1
+        if isinstance(first, Rejection):
+            assert first.reason == Reason.ONLY_BOILERPLATE
+            assert not set(lines) & set(PARAGRAPHS)  # prose is never all boilerplate
+            return
+        second = clean(first.text, default_config.rules)
+        assert isinstance(second, Cleaned)
+        assert second.text == first.text
+        assert second.removed == ()
+
+    check()
+    assert reached["Cleaned"] >= 0.8 * reached.total(), reached
 
 
 ARTICLES = SHARED_BENCHMARKS / "articles"

@@ -3,14 +3,18 @@ and while it publishes. ``current`` must stay on a complete release whose manife
 checksums verify, no partial release may be visible, and the next run must succeed and
 clean up. The subprocesses report to the session's test Prefect server (a real server,
 started once) instead of starting their own; each is its own process group, and the whole
-group (CLI and its ProcessPool workers) is killed, so no test leaves a process behind."""
+group (CLI and its ProcessPool workers) is killed, so no test leaves a process behind.
+
+Every kill lands at a known point, so each has one definite outcome: the processing kill is
+sent as soon as the first part file exists (a dozen shards are left to process), and the
+publishing kills come from inside the run (a SIGKILL of its own group at an exact step of
+finalize: before the rename of the staging folder, and before the switch of ``current``).
+The runs are started ahead of their turn (:func:`staged`): their imports overlap."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -30,11 +34,9 @@ from tests.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
-DOCS = 300
-SHARD_SIZE = 25
+DOCS = 120
+SHARD_SIZE = 10
 SHARDS = DOCS // SHARD_SIZE
-# CORPUS_CRASH_SEED replays a failing run's kill points; otherwise they are random.
-SEED = int(os.environ.get("CORPUS_CRASH_SEED", str(time.time_ns() % 1_000_000)))
 
 _TOPICS = [
     "The workers at the {n} plant voted to continue the strike for a {k} week.",
@@ -180,14 +182,15 @@ def corpus_run(command: list[str], logs: Path) -> Iterator[subprocess.Popen[byte
 
 
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Poll every millisecond until ``condition`` holds; False if the run ended first."""
+    """Poll every 5 ms until ``condition`` holds; False if the run ended first. (Polling
+    faster takes CPU from the run it waits for.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return True
         if proc.poll() is not None:
             return condition()
-        time.sleep(0.001)
+        time.sleep(0.005)
     raise AssertionError(f"condition not reached within {timeout} s")
 
 
@@ -208,94 +211,143 @@ def visible_releases(out: Path) -> set[str]:
     return {p.name for p in (out / RELEASES).iterdir() if not p.name.startswith(".")}
 
 
+# ``corpus run`` (argv[3:]) started ahead of its turn: it imports what ``corpus run``
+# imports, then waits for the file argv[1] to exist, so that its start-up overlaps the test's
+# other work. argv[2] is "-", or a step of finalize at which it SIGKILLs its own process
+# group: "rename" (the staging folder's rename into releases/) or "switch" (the replace of
+# ``current``).
+_STAGED = """
+import logging, os, signal, sys, time
+
+go, point, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+real_rename, real_replace = os.rename, os.replace
+
+def die():
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+def rename(src, dst, *args, **kwargs):
+    name, target = os.path.basename(os.fspath(src)), os.path.basename(os.fspath(dst))
+    if point == "rename" and name.startswith(".staging-") and not target.startswith("."):
+        die()
+    return real_rename(src, dst, *args, **kwargs)
+
+def replace(src, dst, *args, **kwargs):
+    if point == "switch" and os.path.basename(os.fspath(dst)) == "current":
+        die()
+    return real_replace(src, dst, *args, **kwargs)
+
+if point != "-":
+    os.rename, os.replace = rename, replace
+from flows.cli import main
+
+# What main() does first, then what `corpus run` imports; then wait for the turn.
+logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+import flows.orchestration.flow
+while not os.path.exists(go):
+    time.sleep(0.002)
+sys.exit(main(argv))
+"""
+
+
+def staged(command: list[str], go: Path, kill_at: str = "-") -> list[str]:
+    """``command`` (a :func:`corpus_command`) started now, run once ``go`` exists."""
+    assert command[1:3] == ["-m", "flows.cli"]
+    return [sys.executable, "-c", _STAGED, str(go), kill_at, *command[3:]]
+
+
 @dataclass
-class Kill:
-    phase: str
-    delay: float
-    landed: str  # where the kill landed, read off the output folder afterwards
+class Killed:
+    """The output folder right after a killed run."""
+
+    previous: Path  # current before the run
+    current: Path  # current after it
+    new_releases: set[str]  # visible releases the run added
+    new_staging: list[Path]  # staging folders it left
+    current_links: list[Path]  # temporary links to be renamed onto current
 
 
-def _landed(out: Path, before: set[str], previous: Path) -> str:
-    if current_release(out) != previous:
-        return "after the switch of current"
-    if visible_releases(out) - before:
-        return "after the rename, before the switch"
-    if any((s / "manifest.json").exists() for s in staging_dirs(out)):
-        return "while finalizing the staging folder"
-    return "before finalize"
-
-
-def kill_once(
-    command: list[str],
-    out: Path,
-    logs: Path,
-    phase: str,
-    trigger: Callable[[], bool],
-    delay: float,
-) -> Kill:
+def run_killed(proc: subprocess.Popen[bytes], go: Path, out: Path, logs: Path) -> Killed:
+    """Let a staged run that kills itself go; what any reader may rely on must still hold."""
     previous = current_release(out)
-    before = visible_releases(out)
-    with corpus_run(command, logs) as proc:
-        reached = wait_for(trigger, proc, timeout=300)
-        if reached and delay:
-            time.sleep(delay)
-        finished = proc.poll() is not None
-        kill_group(proc)
-        proc.wait(timeout=30)
-    if finished:  # the run outran the kill: still a valid outcome, but say so
-        landed = f"run had finished (exit {proc.returncode})"
-    else:
-        assert proc.returncode == -signal.SIGKILL
-        landed = _landed(out, before, previous)
-    now = assert_consistent(out)
-    if landed != "after the switch of current" and not landed.startswith("run had"):
-        assert now == previous, landed  # killed before the switch: the previous release
-    return Kill(phase, delay, landed)
+    releases, staging = visible_releases(out), set(staging_dirs(out))
+    go.touch()
+    code = proc.wait(timeout=300)
+    stderr = (logs / "stderr").read_text()[-3000:]
+    assert code == -signal.SIGKILL, f"the kill point was never reached (exit {code}): {stderr}"
+    return Killed(
+        previous=previous,
+        current=assert_consistent(out),
+        new_releases=visible_releases(out) - releases,
+        new_staging=sorted(set(staging_dirs(out)) - staging),
+        current_links=sorted(out.glob(".current-*")),
+    )
 
 
 def test_sigkill_during_processing_and_publishing_never_breaks_current(tmp_path: Path) -> None:
-    rng = random.Random(SEED)
     source = generate_source(tmp_path)
     out = tmp_path / "out"
-    baseline = corpus_release(
-        RunParameters(source=str(source), out=str(out), task_runner="thread", shard_size=SHARD_SIZE)
-    )
-    baseline_rows = documents_of(Path(baseline.path))
-    assert len(baseline_rows) == DOCS - DOCS // 10
-
-    def processing_started() -> bool:
-        return part_files(out) >= 1
-
-    def finalizing() -> bool:
-        return any((s / "manifest.json").exists() for s in staging_dirs(out)) or bool(
-            visible_releases(out) - {baseline.release_id}
-        )
-
-    # The process runner once, to prove its pool workers die with the run; then threads,
-    # because each spawned worker costs seconds of imports and the kill points are the same.
-    # Another language seed changes the configuration: with the baseline's, every shard is
-    # unchanged and copied in a blink, and there would be no processing to kill.
-    process_run = corpus_command(source, out, "--language-seed", "1")
+    # The process runner once (its pool workers must die with the run). Another language
+    # seed changes the configuration: with the baseline's, every shard is unchanged and
+    # copied in a blink, and there would be no processing to kill. The publishing kills and
+    # the final run use the baseline's configuration: shards are copied, finalize comes fast.
+    # One pool worker is enough to show that the group's kill reaches it.
+    process_run = corpus_command(source, out, "--language-seed", "1", "--workers", "1")
     thread_run = corpus_command(source, out, "--task-runner", "thread")
-    # A kill before finalize leaves a staging folder without a manifest wherever it lands
-    # (in a shard, in the checksums of publish): one kill stands for that whole window. The
-    # second lands in finalize: manifest written, release renamed, current switched.
-    kills = [
-        kill_once(
-            process_run, out, tmp_path / "k1", "processing", processing_started, rng.uniform(0, 0.3)
-        ),
-        kill_once(
-            thread_run, out, tmp_path / "k2", "publishing", finalizing, rng.uniform(0, 0.005)
-        ),
-    ]
-    report = f"seed {SEED}: " + "; ".join(f"{k.phase}+{k.delay:.3f}s: {k.landed}" for k in kills)
-    assert kills[0].landed == "before finalize", report
-    (tmp_path / "kills.json").write_text(json.dumps([k.__dict__ for k in kills]))
+    go = {name: tmp_path / f"go-{name}" for name in ("k1", "k2", "k3", "final")}
+    with contextlib.ExitStack() as runs:
+        # All four start now and import while the baseline runs; each runs on its "go".
+        k1 = runs.enter_context(corpus_run(staged(process_run, go["k1"]), tmp_path / "k1"))
+        k2 = runs.enter_context(corpus_run(staged(thread_run, go["k2"], "rename"), tmp_path / "k2"))
+        k3 = runs.enter_context(corpus_run(staged(thread_run, go["k3"], "switch"), tmp_path / "k3"))
+        final = runs.enter_context(corpus_run(staged(thread_run, go["final"]), tmp_path / "final"))
 
-    # The next run succeeds, removes what the killed runs left, and publishes the same rows.
-    with corpus_run(thread_run, tmp_path / "final") as proc:
-        assert proc.wait(timeout=300) == 0, (tmp_path / "final" / "stderr").read_text()[-3000:]
-    final = assert_consistent(out)
-    assert staging_dirs(out) == [], report
+        baseline = corpus_release(
+            RunParameters(
+                source=str(source), out=str(out), task_runner="thread", shard_size=SHARD_SIZE
+            )
+        )
+        baseline_rows = documents_of(Path(baseline.path))
+        assert len(baseline_rows) == DOCS - DOCS // 10
+
+        # 1. Processing: killed from outside as soon as the first part file exists, with
+        # 11 of 12 shards still to process.
+        go["k1"].touch()
+        assert wait_for(lambda: part_files(out) >= 1, k1, timeout=300), "run ended first"
+        kill_group(k1)
+        assert k1.wait(timeout=30) == -signal.SIGKILL
+        assert_group_gone(k1.pid)
+        assert current_release(out) == Path(baseline.path)
+        assert assert_consistent(out) == Path(baseline.path)
+        assert visible_releases(out) == {baseline.release_id}
+        (processing_staging,) = staging_dirs(out)
+        assert not (processing_staging / "manifest.json").exists()
+        assert part_files(out) < 2 * SHARDS
+
+        # 2. Manifest and card written, staging folder not yet renamed: nothing visible
+        # changed.
+        before_rename = run_killed(k2, go["k2"], out, tmp_path / "k2")
+        assert before_rename.current == before_rename.previous == Path(baseline.path)
+        assert before_rename.new_releases == set()
+        (staging,) = before_rename.new_staging
+        assert (staging / "manifest.json").is_file() and (staging / "README.md").is_file()
+        assert before_rename.current_links == []
+
+        # 3. Release renamed into place (complete, verified by run_killed), current not
+        # switched.
+        before_switch = run_killed(k3, go["k3"], out, tmp_path / "k3")
+        assert before_switch.current == before_switch.previous == Path(baseline.path)
+        (renamed,) = before_switch.new_releases
+        assert before_switch.new_staging == []
+        (link,) = before_switch.current_links
+        assert os.readlink(link) == f"{RELEASES}/{renamed}"
+        assert documents_of(out / RELEASES / renamed) == baseline_rows
+
+        # The next run succeeds, removes what the killed runs left, and publishes the same
+        # rows.
+        go["final"].touch()
+        assert final.wait(timeout=300) == 0, (tmp_path / "final" / "stderr").read_text()[-3000:]
+    final_release = assert_consistent(out)
+    assert final_release not in (Path(baseline.path), out / RELEASES / renamed)
+    assert staging_dirs(out) == []
     assert not list(out.glob(".current-*"))
-    assert documents_of(final) == baseline_rows, report
+    assert documents_of(final_release) == baseline_rows

@@ -11,20 +11,20 @@ from distributed import LocalCluster
 
 from flows.models import RunParameters
 from flows.orchestration.flow import corpus_release
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, take_dask_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    with LocalCluster(  # type: ignore[no-untyped-call]
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as running:
+def dask_cluster() -> Iterator[LocalCluster]:
+    # Started while the unit tests run, if the session collected this module (conftest.py).
+    with take_dask_cluster() as running:
         yield running
 
 
-def test_flow_on_a_dask_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
+def test_flow_on_a_dask_cluster(dask_cluster: LocalCluster, tmp_path: Path) -> None:
+    cluster = dask_cluster
     out = tmp_path / "out"
     params = RunParameters(
         source=str(SEEDS),

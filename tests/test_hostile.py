@@ -1,12 +1,14 @@
 """A battery of hostile inputs through the real flow: each one ends as a published row or a
 rejected row with a stable reason, nothing is read outside the source, nothing is written
-inside it. One flow run covers the whole battery (each run costs seconds)."""
+inside it. One flow run covers the whole battery (each run costs seconds); it also serves
+tests/test_determinism.py, which publishes the same inputs again in another way."""
 
 from __future__ import annotations
 
 import codecs
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -208,6 +210,44 @@ def build_hostile_source(root: Path) -> tuple[Path, Path, dict[str, Expect]]:  #
     return source, outside, expect
 
 
+GENERATED = 80  # plain multilingual documents beside the hostile ones: a real mix
+
+
+def build_battery_source(root: Path) -> tuple[Path, Path, dict[str, Expect]]:
+    """The hostile inputs plus :data:`GENERATED` generated documents under ``generated/``
+    (every tenth empty), under ``root``."""
+    from tests.test_crash import generate_source
+
+    root.mkdir(parents=True, exist_ok=True)
+    source, outside, expect = build_hostile_source(root)
+    (root / "gen").mkdir()
+    shutil.move(generate_source(root / "gen", docs=GENERATED), source / "generated")
+    for path in sorted((source / "generated").rglob("*.txt")):
+        name = path.relative_to(source).as_posix()
+        empty = path.stat().st_size == 0
+        expect[name] = Expect("generated", "encoding/empty" if empty else "published")
+    return source, outside, expect
+
+
+# The battery's run: threads, two workers, small shards (test_determinism.py publishes the
+# same inputs with the process runner and other shards, and compares).
+BATTERY_PARAMETERS: dict[str, Any] = {
+    "max_file_bytes": MAX_FILE_BYTES,
+    "task_runner": "thread",
+    "workers": 2,
+    "shard_size": 5,
+    # The battery is one text in many encodings and under many names: each input's own
+    # fate is checked here, so duplicates are not folded (tests/test_dedup.py does that).
+    "dedup": "off",
+}
+
+
+def run_parameters(source: Path, out: Path, **changes: Any) -> RunParameters:
+    """The battery's parameters for ``source`` and ``out``, with ``changes``."""
+    values = {**BATTERY_PARAMETERS, "source": str(source), "out": str(out), **changes}
+    return RunParameters.model_validate(values)
+
+
 EXPECTED_METADATA_ISSUES = {
     (2, "not_json"),
     (4, "no_such_document"),
@@ -249,33 +289,22 @@ class Battery:
     source_after: list[tuple[str, int, int, int]]
     outside_atime_moved: bool
     atime_works: bool
+    release: Path  # out/current, resolved
 
 
-@pytest.fixture(scope="module")
-def battery(tmp_path_factory: pytest.TempPathFactory) -> Battery:
-    root = tmp_path_factory.mktemp("hostile")
-    source, outside, expect = build_hostile_source(root)
+def run_battery(root: Path) -> Battery:
+    """Build the battery under ``root``, publish it once, and record what tests look at."""
+    source, outside, expect = build_battery_source(root)
     control = root / "control.txt"
     control.write_text("read me")
     control_atime = _age_atime(control)
     secret_atime = _age_atime(outside / "secret.txt")
     inner_atime = _age_atime(outside / "folder" / "inner.txt")
     before = snapshot(source)
-    params = RunParameters(
-        source=str(source),
-        out=str(root / "out"),
-        max_file_bytes=MAX_FILE_BYTES,
-        task_runner="thread",
-        workers=2,
-        shard_size=5,
-        # The battery is one text in many encodings and under many names: each input's own
-        # fate is checked here, so duplicates are not folded (tests/test_dedup.py does that).
-        dedup="off",
-    )
-    result = corpus_release(params)
+    result = corpus_release(run_parameters(source, root / "out"))
     after = snapshot(source)
     control.read_bytes()
-    current = root / "out" / "current"
+    current = (root / "out" / "current").resolve()
     documents = ds.dataset(current / "documents").to_table().to_pylist()
     rejected = ds.dataset(current / "rejected").to_table().to_pylist()
     return Battery(
@@ -293,7 +322,14 @@ def battery(tmp_path_factory: pytest.TempPathFactory) -> Battery:
             or os.stat(outside / "folder" / "inner.txt").st_atime != inner_atime
         ),
         atime_works=os.stat(control).st_atime != control_atime,
+        release=current,
     )
+
+
+@pytest.fixture
+def battery(hostile_battery: Battery) -> Battery:
+    """The session's one run of the battery (tests/conftest.py)."""
+    return hostile_battery
 
 
 def outcome_of(battery: Battery, path: str) -> str:
@@ -329,7 +365,6 @@ def test_rejections_say_why(battery: Battery) -> None:
         assert row["detail"].strip(), path
         if row["stage"] == "discover":
             assert row["source_sha256"] is None, f"{path} was read at discovery"
-    assert "64 MiB" in battery.expect["too-large.txt"].kind
     assert battery.rejected["too-large.txt"]["source_bytes"] == 64 * 1024 * 1024
     assert "line 3" in battery.rejected["meta-types.txt"]["detail"]
     assert "same-id" in battery.rejected["meta-dup-b.txt"]["detail"]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from flows.cli import main
+from flows.models import PUBLISHED_MODELS
 from flows.schemas import check_schemas, render, write_schemas
 from tests.conftest import REPO
 
@@ -26,8 +30,27 @@ def test_drift_is_detected(tmp_path: Path) -> None:
     assert main(["schemas", "--check", "--dir", str(tmp_path)]) == 1
 
 
-def test_rendering_is_deterministic() -> None:
-    text = render("document_metadata")
-    assert text == render("document_metadata")
-    assert text.endswith("}\n")
-    assert json.loads(text)["title"] == "DocumentMetadata"
+def test_rendering_is_deterministic_across_processes(tmp_path: Path) -> None:
+    """Two fresh processes with different hash seeds write byte-identical files, equal to
+    the committed ones: no set or dict order leaks into the text."""
+    runs = []
+    for hash_seed in ("1", "2"):
+        folder = tmp_path / f"hash-{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        command = [sys.executable, "-m", "flows.cli", "schemas", "--dir", str(folder)]
+        runs.append((folder, subprocess.Popen(command, cwd=REPO, env=env)))
+    committed = {p.name: p.read_bytes() for p in (REPO / "schemas").glob("*.schema.json")}
+    assert len(committed) == len(PUBLISHED_MODELS)
+    for folder, proc in runs:
+        assert proc.wait(timeout=120) == 0
+        written = {p.name: p.read_bytes() for p in folder.glob("*.schema.json")}
+        assert written == committed, folder.name
+
+
+def test_rendered_text_is_sorted_indented_and_titled() -> None:
+    for name in PUBLISHED_MODELS:
+        text = render(name)
+        schema = json.loads(text)
+        assert schema["type"] == "object" and schema["properties"], name
+        assert text == json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    assert json.loads(render("document_metadata"))["title"] == "DocumentMetadata"
