@@ -28,7 +28,7 @@ import pytest
 
 from flows.orchestration.server import is_healthy
 from flows.output.release import CURRENT, RELEASES
-from tests.conftest import REPO
+from tests.conftest import REPO, tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -347,25 +347,9 @@ def test_a_fifo_lock_file_is_one_line_and_exit_2(seed_source: Path, tmp_path: Pa
     )
 
 
-@contextlib.contextmanager
-def small_disk(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("mount") is None, reason="tmpfs")
 def test_a_full_disk_is_one_line_and_exit_2(big_source: Path, tmp_path: Path) -> None:
-    with small_disk(tmp_path / "disk", "120k") as disk:
+    with tmpfs(tmp_path / "disk", "120k") as disk:
         out = disk / "out"
         previous = _previous_release(out)
         with corpus_run(big_source, out, _env(tmp_path / "home"), tmp_path / "logs") as run:

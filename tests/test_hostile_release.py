@@ -31,7 +31,7 @@ from flows.output.release import (
     output_lock,
     staging_folder,
 )
-from tests.conftest import REPO
+from tests.conftest import REPO, tmpfs
 from tests.test_crash import current_release, documents_of, verify_release
 from tests.test_publish import fake_manifest
 
@@ -257,23 +257,6 @@ def test_the_lock_itself_never_follows_blocks_on_or_truncates_what_it_did_not_ma
 
 
 # --- check 5b and defect 4: a full disk ---
-
-
-@contextlib.contextmanager
-def tmpfs(path: Path, size: str) -> Iterator[Path]:
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def fill(folder: Path) -> None:

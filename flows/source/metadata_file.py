@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 import logging
 import os
@@ -13,7 +12,7 @@ from typing import Any
 from flows.errors import SourceError
 from flows.models import MetadataIssue
 from flows.source.reading import is_inside, os_detail, read_bounded
-from flows.stages.encoding import decode
+from flows.stages.encoding import BOMS, decode
 from flows.stages.types import Reason, Rejection
 
 logger = logging.getLogger(__name__)
@@ -33,13 +32,6 @@ MAX_UNPARSED_SHARE = 0.5
 MIN_UNPARSED_LINES = 2
 
 # UTF-32 BOMs first: the UTF-32-LE BOM begins with the UTF-16-LE one.
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
 
 
 def _read_metadata_bytes(root: Path) -> bytes | MetadataIssue | None:
@@ -93,7 +85,7 @@ def decode_metadata(data: bytes) -> str:
     bytes are decoded here with the codec found, not taken from the stage's normalised
     text: normalising turns U+2028 inside a JSON string into a line break.
     """
-    for bom, codec in _BOMS:
+    for bom, codec in BOMS:
         if data.startswith(bom):
             try:
                 return data[len(bom) :].decode(codec)

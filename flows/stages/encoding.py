@@ -36,7 +36,7 @@ from flows.models import parameter_default
 from flows.stages.types import Reason, Rejection, Stage
 
 # UTF-32 BOMs first: the UTF-32-LE BOM begins with the UTF-16-LE one.
-_BOMS: tuple[tuple[bytes, str], ...] = (
+BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
     (codecs.BOM_UTF32_BE, "utf-32-be"),
     (codecs.BOM_UTF8, "utf-8"),
@@ -140,7 +140,7 @@ def codec_name(label: str) -> str:
 
 
 def _from_bom(data: bytes) -> tuple[str, bytes] | None:
-    for bom, encoding in _BOMS:
+    for bom, encoding in BOMS:
         if data.startswith(bom):
             return encoding, data[len(bom) :]
     return None
