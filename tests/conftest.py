@@ -84,6 +84,8 @@ def _start_server_early() -> None:
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.testing import utilities
 
+    if not hasattr(utilities, "_find_available_port"):  # Prefect changed: no early start
+        return
     port = utilities._find_available_port()
     server = SubprocessASGIServer(port=port)
     database = Path(mkdtemp(prefix="prefect-test-")) / "prefect-test.db"
