@@ -85,6 +85,11 @@ class _LogFile(logging.FileHandler):
         # A full disk must not turn every later record into a traceback on the terminal.
         pass
 
+    def close(self) -> None:
+        # Closing flushes: on a full disk that fails too, and the log is only the details.
+        with contextlib.suppress(OSError):
+            super().close()
+
 
 def start_log_file(out: Path) -> Path:
     """``OUT/logs/corpus-<UTC time>-<pid>.log``: everything this run logs, with tracebacks."""

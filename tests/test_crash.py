@@ -195,7 +195,8 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes], timeo
 
 
 def staging_dirs(out: Path) -> list[Path]:
-    return list((out / RELEASES).glob(".staging-*"))
+    # Folders only: ``.staging-<uuid>.published`` is the marker finalize writes beside one.
+    return [path for path in (out / RELEASES).glob(".staging-*") if path.is_dir()]
 
 
 def part_files(out: Path) -> int:
