@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -241,3 +242,30 @@ def test_a_damaged_previous_release_never_blocks_a_new_one(tmp_path: Path, damag
     result = _run(source, out, shard_size=2)
     assert _rows(out) == expected
     assert result.processed == (4 if damage == "no manifest" else 2)
+
+
+@pytest.mark.parametrize("swap", ["folder", "fifo", "deleted"])
+def test_an_input_swapped_after_discovery_is_rejected_not_lost(tmp_path: Path, swap: str) -> None:
+    """Hostile battery: between discovery and the single read the file becomes a folder, a
+    FIFO (opening it must not block), or vanishes; the input still ends as one row."""
+    source = tmp_path / "src"
+    shutil.copytree(SEEDS, source)
+    victim = source / "000_f191ddaece1908f0.txt"
+    plan = prepare(RunParameters(source=str(source), out=str(tmp_path / "out")))
+    victim.unlink()
+    if swap == "folder":
+        victim.mkdir()
+    elif swap == "fifo":
+        os.mkfifo(victim)
+    execute(plan, InlineRunner())
+    (row,) = _rows(tmp_path / "out", "rejected")
+    assert row["source_path"] == victim.name
+    expected = {
+        "folder": "not_a_regular_file",
+        "fifo": "not_a_regular_file",
+        "deleted": "unreadable",
+    }
+    assert (row["stage"], row["reason"]) == ("discover", expected[swap])
+    if swap == "folder":
+        assert "IsADirectoryError" in row["detail"]
+    assert len(_rows(tmp_path / "out")) == 1
