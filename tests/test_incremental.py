@@ -261,7 +261,7 @@ def test_an_input_swapped_after_discovery_is_rejected_not_lost(tmp_path: Path, s
     (row,) = _rows(tmp_path / "out", "rejected")
     assert row["source_path"] == victim.name
     expected = {
-        "folder": "not_a_regular_file",
+        "folder": "unreadable",
         "fifo": "not_a_regular_file",
         "deleted": "unreadable",
     }
