@@ -55,6 +55,7 @@ class RunGuard:
         self.reason: str | None = None
         self.exit_code = EXIT_FAILURE
         self.server: TemporaryServer | None = None
+        self._api_done = threading.Event()
         self.api_url: str | None = None
         self.out: Path | None = None
         self.log_path: Path | None = None
@@ -147,14 +148,20 @@ class RunGuard:
         ``api_timeout`` seconds, stops the run (Prefect's client would retry for minutes)."""
         threading.Thread(target=self._watch_api, name="corpus-api-watch", daemon=True).start()
 
+    def unwatch_api(self) -> None:
+        """The run is over: the server stops now because this process stops it."""
+        self._api_done.set()
+
     def _watch_api(self) -> None:
         failing_since: float | None = None
         while not self._closed.wait(1.0 if self.server else 5.0):
-            if self.reason is not None:
+            if self.reason is not None or self._api_done.is_set():
                 return
             if self.server is not None:
                 code = self.server.exited
-                if code is not None:
+                # Read after the exit code: unwatch_api() comes before the server's stop,
+                # so a stop of our own is never taken for a death during the run.
+                if code is not None and not self._api_done.is_set():
                     self.request_stop(
                         f"the temporary Prefect server exited (code {code}) during the run",
                         EXIT_FAILURE,
@@ -168,7 +175,7 @@ class RunGuard:
                 failing_since = None
                 continue
             failing_since = failing_since or time.monotonic()
-            if time.monotonic() - failing_since >= self.api_timeout:
+            if time.monotonic() - failing_since >= self.api_timeout and not self._api_done.is_set():
                 self.request_stop(
                     f"the Prefect API at {self.api_url} stopped answering during the run "
                     f"({problem})",
@@ -283,6 +290,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
             try:
                 yield
             finally:
+                guard.unwatch_api()
                 _drain_prefect_workers(guard)
             return
         logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
@@ -303,6 +311,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
         try:
             yield
         finally:
+            guard.unwatch_api()
             os.environ.pop("PREFECT_API_URL", None)
             _drain_prefect_workers(guard)
             refresh_global_settings_context()
