@@ -267,5 +267,5 @@ def test_an_input_swapped_after_discovery_is_rejected_not_lost(tmp_path: Path, s
     }
     assert (row["stage"], row["reason"]) == ("discover", expected[swap])
     if swap == "folder":
-        assert "IsADirectoryError" in row["detail"]
+        assert "IsADirectoryError" in str(row["detail"])
     assert len(_rows(tmp_path / "out")) == 1
