@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from tempfile import mkdtemp
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from distributed import LocalCluster
     from prefect.server.api.server import SubprocessASGIServer
 
+    from flows.engine.run import RunResult
     from tests.test_hostile import Battery
 
 REPO = Path(__file__).resolve().parent.parent
@@ -236,3 +237,13 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def run_release(source: Path, out: Path, **changes: Any) -> RunResult:
+    """A whole release through the engine, in this process and without Prefect: what the
+    flow does, for tests that need real runs by the dozen."""
+    from flows.engine.plan import prepare
+    from flows.engine.run import InlineRunner, execute
+
+    params = RunParameters(source=str(source), out=str(out), **changes)
+    return execute(prepare(params), InlineRunner())

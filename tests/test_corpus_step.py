@@ -10,17 +10,10 @@ from typing import Any
 import pyarrow.dataset as ds
 
 from flows.engine.corpus import read_facts
-from flows.engine.plan import prepare
-from flows.engine.run import InlineRunner, RunResult, execute
-from flows.models import Manifest, RunParameters
-from tests.conftest import SEEDS
+from flows.models import Manifest
+from tests.conftest import SEEDS, run_release
 
 ORIGINAL = "001_f6e449bcd0ea5a8d.txt"
-
-
-def _run(source: Path, out: Path, **changes: Any) -> RunResult:
-    params = RunParameters(source=str(source), out=str(out), **changes)
-    return execute(prepare(params), InlineRunner())
 
 
 def _table(out: Path, name: str) -> list[dict[str, Any]]:
@@ -38,7 +31,7 @@ def _source_with_a_utf16_copy(tmp_path: Path) -> Path:
 
 def test_an_exact_copy_is_rejected_and_names_the_kept_document(tmp_path: Path) -> None:
     source, out = _source_with_a_utf16_copy(tmp_path), tmp_path / "out"
-    result = _run(source, out, dedup="exact", shard_size=2)
+    result = run_release(source, out, dedup="exact", shard_size=2)
     published = [r["source_path"] for r in _table(out, "documents")]
     assert published == ["000_f191ddaece1908f0.txt", ORIGINAL]
     (rejected,) = _table(out, "rejected")
@@ -60,26 +53,26 @@ def test_an_exact_copy_is_rejected_and_names_the_kept_document(tmp_path: Path) -
 
 def test_translations_and_distinct_texts_are_not_duplicates(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    _run(SEEDS, out, dedup="exact")
+    run_release(SEEDS, out, dedup="exact")
     assert len(_table(out, "documents")) == 2
 
 
 def test_dedup_off_publishes_every_copy(tmp_path: Path) -> None:
     source, out = _source_with_a_utf16_copy(tmp_path), tmp_path / "out"
-    _run(source, out, dedup="off")
+    run_release(source, out, dedup="off")
     assert len(_table(out, "documents")) == 3 and _table(out, "rejected") == []
 
 
 def test_when_the_kept_document_goes_its_copy_is_published(tmp_path: Path) -> None:
     source, out = _source_with_a_utf16_copy(tmp_path), tmp_path / "out"
-    _run(source, out, dedup="exact", shard_size=2)
+    run_release(source, out, dedup="exact", shard_size=2)
     # Unchanged rerun: the decided copy is read and processed again (its row was taken
     # out of documents), everything else is reused, and the decision is the same.
-    again = _run(source, out, dedup="exact", shard_size=2)
+    again = run_release(source, out, dedup="exact", shard_size=2)
     assert again.processed == 1
     assert [r["reason"] for r in _table(out, "rejected")] == ["exact_duplicate"]
     (source / ORIGINAL).unlink()
-    _run(source, out, dedup="exact", shard_size=2)
+    run_release(source, out, dedup="exact", shard_size=2)
     assert [r["source_path"] for r in _table(out, "documents")] == [
         "000_f191ddaece1908f0.txt",
         "zz-copy.txt",
@@ -91,5 +84,5 @@ def test_a_corpus_with_nothing_published_runs_the_corpus_step(tmp_path: Path) ->
     source, out = tmp_path / "src", tmp_path / "out"
     source.mkdir()
     (source / "empty.txt").write_bytes(b"")
-    result = _run(source, out, dedup="near")
+    result = run_release(source, out, dedup="near")
     assert result.summary.published == 0 and result.summary.rejected == 1

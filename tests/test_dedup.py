@@ -14,12 +14,11 @@ import pytest
 
 import flows.engine.shard as shard_module
 from flows.engine.corpus import UnionFind, candidate_pairs, similarity
-from flows.engine.plan import prepare
-from flows.engine.run import InlineRunner, RunResult, execute
-from flows.models import Manifest, RunParameters
+from flows.engine.run import RunResult
+from flows.models import Manifest
 from flows.stages import dedup
 from flows.stages.dedup import normalise, shingles, signature, units
-from tests.conftest import SEEDS
+from tests.conftest import SEEDS, run_release
 
 ENGLISH = SEEDS / "001_f6e449bcd0ea5a8d.txt"
 GERMAN = SEEDS / "000_f191ddaece1908f0.txt"
@@ -42,8 +41,7 @@ CHINESE_A_UPDATED = CHINESE_A + "\n\n更新：图书馆宣布从下个月起延�
 
 
 def _run(source: Path, out: Path | None = None, **changes: Any) -> RunResult:
-    params = RunParameters(source=str(source), out=str(out or source.parent / "out"), **changes)
-    return execute(prepare(params), InlineRunner())
+    return run_release(source, out or source.parent / "out", **changes)
 
 
 def _rows(out: Path, table: str) -> dict[str, dict[str, Any]]:

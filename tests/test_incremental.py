@@ -11,7 +11,6 @@ import os
 import shutil
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -25,12 +24,7 @@ from flows.engine.run import InlineRunner, RunResult, execute
 from flows.models import Manifest, RunParameters
 from flows.output.previous import processing_key
 from flows.source.reading import read_input
-from tests.conftest import SEEDS
-
-
-def _run(source: Path, out: Path, **changes: Any) -> RunResult:
-    params = RunParameters(source=str(source), out=str(out), **changes)
-    return execute(prepare(params), InlineRunner())
+from tests.conftest import SEEDS, run_release
 
 
 def _counts(result: RunResult) -> tuple[int, int, int]:
@@ -60,10 +54,10 @@ def corpus(tmp_path: Path) -> Path:
 
 def test_unchanged_inputs_are_reused_changed_ones_processed(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert _counts(_run(corpus, out, shard_size=3)) == (8, 0, 0)
+    assert _counts(run_release(corpus, out, shard_size=3)) == (8, 0, 0)
     first_docs, first_rejected = _rows(out), _rows(out, "rejected")
     # Nothing changed: all three shards are copied whole (the empty input's rejected row too).
-    assert _counts(_run(corpus, out, shard_size=3)) == (0, 8, 3)
+    assert _counts(run_release(corpus, out, shard_size=3)) == (0, 8, 3)
     assert _rows(out) == first_docs
     assert _rows(out, "rejected") == first_rejected
 
@@ -72,7 +66,7 @@ def test_unchanged_inputs_are_reused_changed_ones_processed(corpus: Path, tmp_pa
     )
     # Shards [seeds, empty], [extra-0..2], [extra-3, extra-4]: the last one is redone, with
     # extra-4 reused row by row; the other two are copied.
-    assert _counts(_run(corpus, out, shard_size=3)) == (1, 7, 2)
+    assert _counts(run_release(corpus, out, shard_size=3)) == (1, 7, 2)
     changed = {str(r["source_path"]): str(r["text"]) for r in _rows(out)}
     assert changed["extra-3.txt"].startswith("A changed document")
 
@@ -80,7 +74,7 @@ def test_unchanged_inputs_are_reused_changed_ones_processed(corpus: Path, tmp_pa
     (corpus / "aaa-new.txt").write_text(
         "A brand new document at the start of the sort order, in English.\n"
     )
-    assert _counts(_run(corpus, out, shard_size=3)) == (1, 8, 0)
+    assert _counts(run_release(corpus, out, shard_size=3)) == (1, 8, 0)
 
 
 def test_a_deleted_input_is_not_copied_back_with_its_shard(tmp_path: Path) -> None:
@@ -89,10 +83,10 @@ def test_a_deleted_input_is_not_copied_back_with_its_shard(tmp_path: Path) -> No
     for i in range(4):
         (source / f"doc-{i}.txt").write_text(f"Document {i} is a short English text about work.\n")
     out = tmp_path / "out"
-    assert _counts(_run(source, out, shard_size=2)) == (4, 0, 0)
+    assert _counts(run_release(source, out, shard_size=2)) == (4, 0, 0)
     (source / "doc-3.txt").unlink()
     # Shard 1 is now [doc-2] alone while its old parts also hold doc-3: rebuilt, not copied.
-    assert _counts(_run(source, out, shard_size=2)) == (0, 3, 1)
+    assert _counts(run_release(source, out, shard_size=2)) == (0, 3, 1)
     assert [r["source_path"] for r in _rows(out)] == ["doc-0.txt", "doc-1.txt", "doc-2.txt"]
     index = ds.dataset(out / "current" / "index").to_table().column("source_path").to_pylist()
     assert sorted(index) == ["doc-0.txt", "doc-1.txt", "doc-2.txt"]
@@ -100,13 +94,13 @@ def test_a_deleted_input_is_not_copied_back_with_its_shard(tmp_path: Path) -> No
 
 def test_configuration_change_reprocesses_everything(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert _counts(_run(SEEDS, out)) == (2, 0, 0)
-    assert _counts(_run(SEEDS, out, language_min_confidence=0.9)) == (2, 0, 0)
+    assert _counts(run_release(SEEDS, out)) == (2, 0, 0)
+    assert _counts(run_release(SEEDS, out, language_min_confidence=0.9)) == (2, 0, 0)
     # Execution-only parameters (shards, workers, output) do not invalidate anything; with
     # other shard boundaries the rows are reused one by one.
-    assert _counts(_run(SEEDS, out, language_min_confidence=0.9, shard_size=1)) == (0, 2, 0)
+    assert _counts(run_release(SEEDS, out, language_min_confidence=0.9, shard_size=1)) == (0, 2, 0)
     # What only the corpus step reads does not change a document's row either.
-    assert _counts(_run(SEEDS, out, language_min_confidence=0.9, dedup="exact")) == (0, 2, 0)
+    assert _counts(run_release(SEEDS, out, language_min_confidence=0.9, dedup="exact")) == (0, 2, 0)
 
 
 def test_key_covers_bytes_metadata_id_and_config() -> None:
@@ -126,7 +120,7 @@ def test_key_covers_bytes_metadata_id_and_config() -> None:
     )
 
 
-def test_each_input_is_read_once_and_hashed_once_per_run(
+def test_each_input_is_read_once_and_hashed_once_perrun_release(
     corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     reads: Counter[str] = Counter()
@@ -151,7 +145,7 @@ def test_each_input_is_read_once_and_hashed_once_per_run(
             (corpus / change).write_text("Changed again: a sentence long enough for a language.\n")
         reads.clear()
         hashes.clear()
-        _run(corpus, out, shard_size=3)
+        run_release(corpus, out, shard_size=3)
         assert len(reads) == inputs
         assert set(reads.values()) == {1}
         assert set(hashes.values()) == {1}
@@ -182,7 +176,7 @@ def _two_shards(tmp_path: Path) -> tuple[Path, Path, list[dict[str, object]]]:
             f"Document {i} is a short English text about the workers and their strike.\n"
         )
     out = tmp_path / "out"
-    _run(source, out, shard_size=2)
+    run_release(source, out, shard_size=2)
     return source, out, _rows(out)
 
 
@@ -192,7 +186,7 @@ def test_flipped_bytes_in_a_part_are_not_copied_forward(tmp_path: Path) -> None:
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
-    result = _run(source, out, shard_size=2)
+    result = run_release(source, out, shard_size=2)
     assert result.processed == 2 and result.copied_shards == 1
     assert _rows(out) == expected
     assert any("documents/part-00000.parquet" in w for w in _manifest(out).warnings)
@@ -209,11 +203,11 @@ def test_injected_text_is_never_published(tmp_path: Path) -> None:
     )
     # Manifest left alone: the part no longer hashes to it.
     _rewrite_part(out, name, forged, update_manifest=False)
-    _run(source, out, shard_size=2)
+    run_release(source, out, shard_size=2)
     assert _rows(out) == expected
     # Manifest forged too: the rows' own text_sha256 gives them away.
     _rewrite_part(out, name, forged, update_manifest=True)
-    result = _run(source, out, shard_size=2)
+    result = run_release(source, out, shard_size=2)
     assert _rows(out) == expected and result.processed == 2
     for row in _rows(out):
         assert row["text_sha256"] == hashlib.sha256(str(row["text"]).encode()).hexdigest()
@@ -224,7 +218,7 @@ def test_a_deleted_row_does_not_make_its_input_vanish(tmp_path: Path) -> None:
     name = "documents/part-00001.parquet"
     table = pq.read_table((out / "current").resolve() / name)
     _rewrite_part(out, name, table.slice(0, 1), update_manifest=True)
-    result = _run(source, out, shard_size=2)
+    result = run_release(source, out, shard_size=2)
     assert _rows(out) == expected
     assert result.summary.published == 4 and result.processed == 1
 
@@ -239,7 +233,7 @@ def test_a_damaged_previous_release_never_blocks_a_new_one(tmp_path: Path, damag
         folder = "documents" if damage == "truncated part" else "index"
         part = release / folder / "part-00001.parquet"
         part.write_bytes(part.read_bytes()[:100])
-    result = _run(source, out, shard_size=2)
+    result = run_release(source, out, shard_size=2)
     assert _rows(out) == expected
     assert result.processed == (4 if damage == "no manifest" else 2)
 

@@ -21,10 +21,8 @@ from flows.engine.furniture import (
     line_facts,
     remove_learned,
 )
-from flows.engine.plan import prepare
-from flows.engine.run import InlineRunner, RunResult, execute
 from flows.learn import line_hash, normalise
-from flows.models import RunParameters
+from tests.conftest import run_release
 
 # Articles that share nothing but a site's own labels, which no built-in rule knows.
 TOPICS = [
@@ -115,11 +113,6 @@ def test_removal_is_recorded_and_never_empties_a_document() -> None:
 # --- On the engine's corpus step -----------------------------------------------------------
 
 
-def _run(source: Path, out: Path, **changes: Any) -> RunResult:
-    params = RunParameters(source=str(source), out=str(out), **changes)
-    return execute(prepare(params), InlineRunner())
-
-
 def _documents(out: Path) -> list[dict[str, Any]]:
     rows = ds.dataset(out / "current" / "documents").to_table().to_pylist()
     return sorted(rows, key=lambda r: str(r["source_path"]))
@@ -138,7 +131,7 @@ def _source(tmp_path: Path, topics: list[str], metadata: dict[str, str] | None =
 
 def test_a_one_document_corpus_loses_nothing(tmp_path: Path) -> None:
     source = _source(tmp_path, ["harbour"])
-    _run(source, tmp_path / "out")
+    run_release(source, tmp_path / "out")
     (doc,) = _documents(tmp_path / "out")
     assert all(r["rule"] != REPEATED_LINE for r in doc["removed"])
     assert LABELS[0] in doc["text"]
@@ -147,7 +140,7 @@ def test_a_one_document_corpus_loses_nothing(tmp_path: Path) -> None:
 
 def test_repeated_lines_are_learned_removed_recorded_and_listed(tmp_path: Path) -> None:
     source, out = _source(tmp_path, TOPICS), tmp_path / "out"
-    result = _run(source, out, shard_size=3)
+    result = run_release(source, out, shard_size=3)
     docs = _documents(out)
     assert len(docs) == len(TOPICS) == result.summary.published
     for doc in docs:
@@ -166,7 +159,7 @@ def test_repeated_lines_are_learned_removed_recorded_and_listed(tmp_path: Path) 
 
     # An unchanged corpus decides the same. A row the step changed is not reused (the step
     # decides anew from the document's own text), so those documents are processed again.
-    again = _run(source, out, shard_size=3)
+    again = run_release(source, out, shard_size=3)
     assert again.processed == len(TOPICS)
     assert _documents(out) == docs
     assert pq.read_table(out / "current" / FURNITURE_FILE).to_pylist() == listed
@@ -174,7 +167,7 @@ def test_repeated_lines_are_learned_removed_recorded_and_listed(tmp_path: Path) 
 
 def test_switched_off_by_name(tmp_path: Path) -> None:
     source = _source(tmp_path, TOPICS)
-    _run(source, tmp_path / "out", disabled_rules=[REPEATED_LINE])
+    run_release(source, tmp_path / "out", disabled_rules=[REPEATED_LINE])
     for doc in _documents(tmp_path / "out"):
         assert LABELS[0] in doc["text"]
 
@@ -185,22 +178,22 @@ def test_lines_are_counted_per_source(tmp_path: Path) -> None:
     # as a whole has ten documents with the labels.
     metadata = {t: ("a.example" if i < 5 else "b.example") for i, t in enumerate(TOPICS)}
     source = _source(tmp_path, TOPICS, metadata)
-    _run(source, tmp_path / "out")
+    run_release(source, tmp_path / "out")
     assert all(LABELS[0] not in d["text"] for d in _documents(tmp_path / "out"))
-    _run(source, tmp_path / "out2", furniture_min_docs=6)
+    run_release(source, tmp_path / "out2", furniture_min_docs=6)
     assert all(LABELS[0] in d["text"] for d in _documents(tmp_path / "out2"))
 
 
 def test_a_line_no_longer_learned_comes_back_as_from_scratch(tmp_path: Path) -> None:
     source, out = _source(tmp_path, TOPICS), tmp_path / "out"
-    _run(source, out, shard_size=3)
+    run_release(source, out, shard_size=3)
     assert all(LABELS[0] not in d["text"] for d in _documents(out))
     for topic in TOPICS[4:]:  # four documents left: under furniture_min_docs, nothing learned
         (source / f"{topic}.txt").unlink()
-    _run(source, out, shard_size=3)
+    run_release(source, out, shard_size=3)
     incremental = _documents(out)
     assert all(LABELS[0] in d["text"] for d in incremental)
-    _run(source, tmp_path / "cold", shard_size=3)
+    run_release(source, tmp_path / "cold", shard_size=3)
     assert incremental == _documents(tmp_path / "cold")
 
 
@@ -209,7 +202,7 @@ def test_copies_of_one_article_do_not_make_its_lines_furniture(tmp_path: Path) -
     original = (source / f"{TOPICS[0]}.txt").read_text(encoding="utf-8")
     for i in range(6):
         (source / f"copy-{i}.txt").write_text(original, encoding="utf-8")
-    _run(source, tmp_path / "out")
+    run_release(source, tmp_path / "out")
     (kept,) = _documents(tmp_path / "out")
     assert all(r["rule"] != REPEATED_LINE for r in kept["removed"])
     assert LABELS[0] in kept["text"]
