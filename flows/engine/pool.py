@@ -61,8 +61,8 @@ class PoolRunner:
     def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
-    def progress(self, done: int, total: int) -> None:
-        logger.debug("progress: %d/%d shards done", done, total)
+    def progress(self, done: int, total: int, news: str) -> None:
+        logger.info("progress: %d/%d shards done; %s", done, total, news)
 
 
 __all__ = ["PoolRunner", "init_worker", "window"]

@@ -74,8 +74,8 @@ class Runner(Protocol):
         """Run one step of the run (corpus step, publish) and return its result."""
         ...
 
-    def progress(self, done: int, total: int) -> None:
-        """Shards done so far."""
+    def progress(self, done: int, total: int, news: str) -> None:
+        """Shards done so far, and what the last one did (said once, by the runner)."""
         ...
 
 
@@ -88,8 +88,8 @@ class InlineRunner:
     def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
-    def progress(self, done: int, total: int) -> None:
-        logger.debug("progress: %d/%d shards done", done, total)
+    def progress(self, done: int, total: int, news: str) -> None:
+        logger.info("progress: %d/%d shards done; %s", done, total, news)
 
 
 @dataclass(slots=True)
@@ -155,21 +155,18 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     def _done(result: ShardResult) -> None:
         results.append(result)
         how = "copied" if result.copied else f"{result.processed} processed"
-        logger.info(
-            "shard %d: %d published, %d rejected (%s, %d unchanged and reused)",
-            result.index,
-            result.summary.published,
-            result.summary.rejected,
-            how,
-            result.reused,
+        runner.progress(
+            len(results),
+            total,
+            f"shard {result.index}: {result.summary.published} published, "
+            f"{result.summary.rejected} rejected ({how}, {result.reused} unchanged and reused)",
         )
-        runner.progress(len(results), total)
 
     logger.info("%d inputs in %d shards of up to %d", plan.inputs, total, plan.params.shard_size)
     for result in runner.shards(works()):
         _done(result)
     if total == 0:
-        runner.progress(0, 0)
+        runner.progress(0, 0, "no inputs")
     results.sort(key=lambda r: r.index)
     params = plan.params
     checks = checks_for(

@@ -83,16 +83,8 @@ def prepare_task(params: RunParameters) -> Plan:
     cache_policy=NO_CACHE,
 )
 def process_shard_task(work: ShardWork) -> ShardResult:
-    result = work_shard(work)
-    get_run_logger().info(
-        "shard %d: %d published, %d rejected (%d processed, %d unchanged and reused)",
-        work.index,
-        result.summary.published,
-        result.summary.rejected,
-        result.processed,
-        result.reused,
-    )
-    return result
+    # What the shard did is said once, by the flow as it collects the result (progress).
+    return work_shard(work)
 
 
 @task(name="report", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
@@ -157,7 +149,7 @@ class PrefectRunner:
         )(fn)
         return wrapped(*[self.wrap(arg) for arg in args])
 
-    def progress(self, done: int, total: int) -> None:
+    def progress(self, done: int, total: int, news: str) -> None:
         # Prefect's helpers are sync/async hybrids; called from a sync flow they return the id.
         percent = 100.0 * done / total if total else 100.0
         if self._artifact is None:
@@ -166,4 +158,5 @@ class PrefectRunner:
             )
         else:
             update_progress_artifact(self._artifact, percent)
-        get_run_logger().info("progress: %d/%d shards done", done, total)
+        # The run's logger: the line reaches the terminal and the Prefect UI alike.
+        get_run_logger().info("progress: %d/%d shards done; %s", done, total, news)
