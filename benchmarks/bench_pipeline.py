@@ -593,7 +593,7 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     staging.mkdir(parents=True)
     profiler = Profiler(interval=0.001)
     profiler.start()
-    execute(sampled, InlineRunner(), keep=staging)
+    execute(sampled, InlineRunner(), scratch=staging)
     profiler.stop()
     shutil.rmtree(staging, ignore_errors=True)
     text: str = profiler.output_text(unicode=True, color=False)

@@ -49,7 +49,7 @@ def validate(params: RunParameters, runner: Runner) -> Report:
     published: the shards are written to a scratch folder, read back, and removed."""
     plan = prepare(params, publish=False)
     with tempfile.TemporaryDirectory(prefix="corpus-validate-") as scratch:
-        result = execute(plan, runner, keep=Path(scratch))
+        result = execute(plan, runner, scratch=Path(scratch))
         rejected = _rejected_rows(Path(scratch))
     summary = result.summary
     return Report(

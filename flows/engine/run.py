@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,15 +109,14 @@ class RunResult:
         return self.manifest.release_id if self.manifest else None
 
 
-def execute(plan: Plan, runner: Runner, keep: Path | None = None) -> RunResult:
+def execute(plan: Plan, runner: Runner, scratch: Path | None = None) -> RunResult:
     """Run the plan. With ``plan.out`` it publishes a release under the output's lock;
-    without, the shards are written to a temporary folder that is removed afterwards
-    (or to ``keep``, which the caller owns), so ``validate`` runs the same code."""
+    without, the shards are written to ``scratch``, a folder the caller owns and reads
+    (``validate`` runs the same code and reports from it)."""
     if plan.out is None:
-        if keep is not None:
-            return _run(plan, runner, keep, previous=None)
-        with tempfile.TemporaryDirectory(prefix="corpus-validate-") as scratch:
-            return _run(plan, runner, Path(scratch), previous=None)
+        if scratch is None:
+            raise ValueError("a plan that publishes nothing needs a scratch folder")
+        return _run(plan, runner, scratch, previous=None)
     with output_lock(plan.out), staging_folder(plan.out) as staging:
         result = _run(plan, runner, staging, previous=open_previous(plan.out))
         result.release, result.manifest = runner.step("publish", publish, plan, staging, result)
@@ -237,20 +236,13 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
         parameters=plan.params.model_dump(mode="json"),
         config_fingerprint=plan.release_fingerprint,
     )
-    manifest.corpus = dict(sorted(_count(d.reason.value for d in result.decisions).items()))
+    manifest.corpus = dict(sorted(Counter(d.reason.value for d in result.decisions).items()))
     params = plan.params
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)
     manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
     final = finalize(staging, manifest, dataset_card(manifest, result.summary), plan.out)
     return final, manifest
-
-
-def _count(values: Iterable[str]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return counts
 
 
 __all__ = ["InlineRunner", "RunResult", "Runner", "execute", "publish"]
