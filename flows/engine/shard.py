@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from flows.output.previous import (
     processing_key,
     read_verified,
 )
-from flows.output.release import write_parts
+from flows.output.release import write_bytes, write_parts
 from flows.source.reading import read_input
 from flows.stages.compose import StageConfig, process_many
 from flows.stages.dedup import Signature, signature
@@ -225,7 +224,7 @@ def _copy_whole(
         )
         return None
     for name, data in payloads.items():
-        _write_durable(Path(context.staging, name), data)
+        write_bytes(data, Path(context.staging, name))
     data_parts = [n for n in names if n.split("/")[0] in (DOCUMENTS_DIR, REJECTED_DIR)]
     summary = summarize(read[DOCUMENTS_DIR], read[REJECTED_DIR], data_parts)
     summary.reused = len(inputs)
@@ -236,15 +235,6 @@ _CHECKED_COLUMNS = {
     DOCUMENTS_DIR: ("source_path", "source_sha256", "text", "text_sha256"),
     REJECTED_DIR: ("source_path", "source_sha256"),
 }
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    """Write then fsync: a release is renamed into place only after its bytes are on disk."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def work_shard(work: ShardWork) -> ShardResult:

@@ -93,13 +93,16 @@ def write_parquet(table: pa.Table, path: Path) -> None:
             raise
 
 
-def copy_file(source: Path, target: Path) -> None:
-    """Copy then fsync, like :func:`write_parquet`: staged bytes are durable before the rename."""
+def write_bytes(data: bytes, target: Path) -> None:
+    """Write then fsync, like :func:`write_parquet` (a verified part of the previous release,
+    copied): staged bytes are durable before the rename."""
     with _writing(target):
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            shutil.copyfile(source, target)
-            _fsync_file(target)
+            with target.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
         except OSError:
             with contextlib.suppress(OSError):
                 target.unlink(missing_ok=True)
