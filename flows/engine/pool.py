@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
 
+from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import ShardResult, ShardWork, work_shard
 from flows.stages.language import warm_up
+from flows.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,14 @@ def window(workers: int) -> int:
     return 2 * workers + 1
 
 
+def starting_workers(where: str) -> str:
+    """What a run does between planning and its first finished shard (seconds of quiet)."""
+    return (
+        f"processing shards on {where} (starting them; each loads the language profiles "
+        "once); progress follows as shards finish"
+    )
+
+
 class PoolRunner:
     """Shards on a process pool (started only when a shard needs processing); steps inline."""
 
@@ -44,6 +54,7 @@ class PoolRunner:
             # One shard or none: a pool would cost more to start than it saves.
             yield from (work_shard(work) for work in (first,) if work is not None)
             return
+        logger.info(starting_workers(plural(self.workers, "worker process", "worker processes")))
         with ProcessPoolExecutor(max_workers=self.workers, initializer=init_worker) as pool:
             pending: set[Future[ShardResult]] = {
                 pool.submit(work_shard, first),
@@ -61,8 +72,8 @@ class PoolRunner:
     def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
-    def progress(self, done: int, total: int, news: str) -> None:
-        logger.info("progress: %d/%d shards done; %s", done, total, news)
+    def progress(self, progress: Progress, news: str) -> None:
+        log_progress(logger, progress, news)
 
 
-__all__ = ["PoolRunner", "init_worker", "window"]
+__all__ = ["PoolRunner", "init_worker", "starting_workers", "window"]

@@ -36,6 +36,7 @@ from flows.engine.corpus import (
 )
 from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.plan import Plan
+from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
     RunContext,
     ShardResult,
@@ -57,6 +58,7 @@ from flows.output.release import (
     release_id,
     staging_folder,
 )
+from flows.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +76,9 @@ class Runner(Protocol):
         """Run one step of the run (corpus step, publish) and return its result."""
         ...
 
-    def progress(self, done: int, total: int, news: str) -> None:
-        """Shards done so far, and what the last one did (said once, by the runner)."""
+    def progress(self, progress: Progress, news: str) -> None:
+        """Shards and documents done so far, and what the last shard did (said once, by
+        the runner: :func:`flows.engine.progress.log_progress`)."""
         ...
 
 
@@ -88,8 +91,8 @@ class InlineRunner:
     def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
-    def progress(self, done: int, total: int, news: str) -> None:
-        logger.info("progress: %d/%d shards done; %s", done, total, news)
+    def progress(self, progress: Progress, news: str) -> None:
+        log_progress(logger, progress, news)
 
 
 @dataclass(slots=True)
@@ -151,21 +154,29 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
                 continue
             yield prepared
 
+    documents = 0
+
     def _done(result: ShardResult) -> None:
+        nonlocal documents
         results.append(result)
+        documents += len(plan.shards[result.index].docs)
         how = "copied" if result.copied else f"{result.processed} processed"
         runner.progress(
-            len(results),
-            total,
+            Progress(len(results), total, documents, plan.inputs),
             f"shard {result.index}: {result.summary.published} published, "
             f"{result.summary.rejected} rejected ({how}, {result.reused} unchanged and reused)",
         )
 
-    logger.info("%d inputs in %d shards of up to %d", plan.inputs, total, plan.params.shard_size)
+    logger.info(
+        "%s in %s of up to %d",
+        plural(plan.inputs, "input"),
+        plural(total, "shard"),
+        plan.params.shard_size,
+    )
     for result in runner.shards(works()):
         _done(result)
     if total == 0:
-        runner.progress(0, 0, "no inputs")
+        runner.progress(Progress(0, 0), "no inputs")
     results.sort(key=lambda r: r.index)
     params = plan.params
     checks = checks_for(

@@ -13,7 +13,14 @@ from flows.engine.pool import init_worker
 from flows.engine.run import execute
 from flows.errors import ConfigError
 from flows.models import RunParameters
-from flows.orchestration.tasks import PrefectRunner, opaque, prepare_task, report_task
+from flows.orchestration.tasks import (
+    PrefectRunner,
+    declare_release_task,
+    opaque,
+    prepare_task,
+    report_task,
+)
+from flows.words import plural
 
 
 class ReleaseResult(BaseModel):
@@ -44,18 +51,28 @@ def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
     return runner
 
 
+def workers_description(params: RunParameters, workers: int) -> str:
+    if params.task_runner == "dask":
+        return f"the Dask cluster at {params.dask_address}"
+    if params.task_runner == "thread":
+        return plural(workers, "worker thread")
+    return plural(workers, "worker process", "worker processes")
+
+
 @flow(name="build-release")
 def build_release(params: RunParameters) -> ReleaseResult:
     """Plan -> shards in parallel -> corpus step -> publish atomically -> report."""
     plan = prepare_task(params)
+    workers = params.workers or os.cpu_count() or 1
     runner = PrefectRunner(
-        workers=params.workers or os.cpu_count() or 1,
+        workers=workers,
+        where=workers_description(params, workers),
         quote_arguments=params.task_runner != "dask",
     )
     result = execute(plan, runner)
     assert result.release is not None and result.manifest is not None
     summary = result.summary
-    report_task(opaque(result.manifest), opaque(summary), str(result.release))
+    report_task(opaque(result.manifest), opaque(summary), str(result.release), runner.story)
     return ReleaseResult(
         release_id=result.manifest.release_id,
         path=str(result.release),
@@ -75,9 +92,11 @@ def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  #
     The task runner is part of the parameters, so the work runs in a subflow configured
     with it: the Prefect UI form and ``corpus run`` choose it the same way.
     """
-    return build_release.with_options(
+    result = build_release.with_options(
         task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
     )(params)
+    declare_release_task(params.out, result.model_dump())
+    return result
 
 
 __all__ = ["ReleaseResult", "build_release", "corpus_release"]

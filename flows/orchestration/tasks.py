@@ -9,23 +9,25 @@ from uuid import UUID
 
 from prefect import get_run_logger, task
 from prefect.artifacts import (
-    create_link_artifact,
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
+    MarkdownArtifact,
+    ProgressArtifact,
+    TableArtifact,
     update_progress_artifact,
 )
+from prefect.assets import Asset, AssetProperties, add_asset_metadata, materialize
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
 from flows.card import counts_table, run_report
 from flows.engine.plan import Plan, prepare
-from flows.engine.pool import window
+from flows.engine.pool import starting_workers, window
+from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import ShardResult, ShardWork, work_shard
 from flows.engine.summary import Summary
 from flows.errors import CorpusError
 from flows.models import Manifest, RunParameters
+from flows.words import plural
 
 T = TypeVar("T")
 
@@ -65,11 +67,11 @@ def prepare_task(params: RunParameters) -> Plan:
     plan = prepare(params)
     found = plan.discovery
     get_run_logger().info(
-        "%d inputs (%d rejected before reading), %d files skipped, %d metadata issues",
-        found.inputs,
+        "%s (%d rejected before reading), %s skipped, %s",
+        plural(found.inputs, "input"),
         len(found.rejected),
-        found.skipped,
-        len(found.metadata_issues),
+        plural(found.skipped, "file"),
+        plural(len(found.metadata_issues), "metadata issue"),
     )
     return plan
 
@@ -87,41 +89,97 @@ def process_shard_task(work: ShardWork) -> ShardResult:
     return work_shard(work)
 
 
+def story_run_id() -> UUID | None:
+    """The flow run a user opens: the top of this run's tree (``corpus-release``, whose
+    URL the CLI prints and which a deployment starts), or this run when it has no parent.
+    The artifacts go there: the UI does not show a subflow's artifacts on its parent."""
+    from prefect.runtime import flow_run
+
+    return UUID(flow_run.root_flow_run_id) if flow_run.id else None
+
+
 @task(name="report", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
-def report_task(manifest: Manifest, summary: Summary, path: str) -> None:
-    """Artifacts for the Prefect UI; keyed, so each run adds a version to the same artifact."""
-    create_table_artifact(
-        counts_table(summary),
+def report_task(manifest: Manifest, summary: Summary, path: str, story: UUID | None) -> None:
+    """Artifacts for the Prefect UI, on the run the user opens (``story``); keyed, so each
+    run adds a version to the same artifact. No link: the release is a local folder, and a
+    ``file://`` link does not open from a web page; the summary names its path."""
+    TableArtifact(
+        table=counts_table(summary),
         key="corpus-release-counts",
         description="Inputs per outcome, stage, rejection reason, language, encoding and rule",
-    )
-    create_markdown_artifact(
-        run_report(manifest, summary, path),
+        flow_run_id=story,
+    ).create()
+    MarkdownArtifact(
+        markdown=run_report(manifest, summary, path),
         key="corpus-release-summary",
         description=f"Release {manifest.release_id}",
+        flow_run_id=story,
+    ).create()
+
+
+# Characters Prefect refuses in an asset key (prefect.types.names); a path holding one
+# is still one asset, under a key with "_" in their place.
+_NOT_IN_ASSET_KEYS = frozenset("\n\r\t\0 #?&%\"'<>[]{}|\\^`")
+
+
+def release_asset(out: str) -> Asset:
+    """The output folder as a Prefect asset: each run that publishes materialises it."""
+    path = Path(out).resolve().as_posix()
+    key = "file://" + "".join("_" if c in _NOT_IN_ASSET_KEYS else c for c in path)
+    return Asset(
+        key=key,
+        properties=AssetProperties(
+            name=f"corpus {Path(path).name}",
+            description=f"Parquet releases of a validated document corpus in `{path}`; "
+            "`current` points to the latest.",
+        ),
     )
-    create_link_artifact(
-        Path(path).resolve().as_uri(),
-        link_text=f"release {manifest.release_id}",
-        key="corpus-release-link",
-        description="The published release folder",
+
+
+def _declare(result: dict[str, Any], asset: str) -> None:
+    add_asset_metadata(asset, result)
+    # The run the user opens shows the outcome in its own log, not only its subflow's.
+    get_run_logger().info(
+        "release %s: %d of %s published, %d rejected, %d unchanged and reused -> %s "
+        "(per-shard logs: the subflow build-release)",
+        result["release_id"],
+        result["published"],
+        plural(result["inputs"], "input"),
+        result["rejected"],
+        result["reused"],
+        result["path"],
     )
+
+
+def declare_release_task(out: str, result: dict[str, Any]) -> None:
+    """Tell Prefect's asset graph that this run materialised the output folder, with the
+    release's id and counts as the materialisation's metadata (the event feed lists them
+    per run). Runs in the flow the user started, so the asset links to that run."""
+    asset = release_asset(out)
+    materialize(asset, name="declare-release", cache_policy=NO_CACHE)(_declare)(result, asset.key)
 
 
 class PrefectRunner:
     """Maps the engine's shard work over the flow's task runner, a bounded number in
     flight, and runs the engine's other steps as tasks of their own."""
 
-    def __init__(self, workers: int, quote_arguments: bool = True) -> None:
+    def __init__(self, workers: int, where: str, quote_arguments: bool = True) -> None:
         self.workers = workers
+        self.where = where  # for the log: "2 worker processes", "the Dask cluster at ..."
         # Dask would take quote()'s tuple for a task graph of its own: no quote there.
         self.wrap: Callable[[Any], Any] = opaque if quote_arguments else (lambda value: value)
         self._artifact: UUID | None = None
+        self.story = story_run_id()
 
     def shards(self, works: Iterable[ShardWork]) -> Iterator[ShardResult]:
         pending: list[PrefectFuture[ShardResult]] = []
+        started = False
         try:
             for work in works:
+                if not started:
+                    started = True
+                    # The first result is a pool start and a whole shard away: say so.
+                    get_run_logger().info(starting_workers(self.where))
                 pending.append(process_shard_task.submit(self.wrap(work)))
                 if len(pending) >= window(self.workers):
                     done = next(as_completed(pending))
@@ -149,14 +207,19 @@ class PrefectRunner:
         )(fn)
         return wrapped(*[self.wrap(arg) for arg in args])
 
-    def progress(self, done: int, total: int, news: str) -> None:
-        # Prefect's helpers are sync/async hybrids; called from a sync flow they return the id.
-        percent = 100.0 * done / total if total else 100.0
+    def progress(self, progress: Progress, news: str) -> None:
         if self._artifact is None:
-            self._artifact = cast(
-                UUID, create_progress_artifact(percent, description=f"{total} shards")
-            )
+            artifact = ProgressArtifact(
+                progress=progress.percent,
+                key="corpus-release-progress",
+                description=progress.describe(),
+                flow_run_id=self.story,
+            ).create()
+            self._artifact = cast(Any, artifact).id
         else:
-            update_progress_artifact(self._artifact, percent)
+            # Prefect's helpers are sync/async hybrids: called from a sync flow, they run.
+            update_progress_artifact(
+                self._artifact, progress.percent, description=progress.describe()
+            )
         # The run's logger: the line reaches the terminal and the Prefect UI alike.
-        get_run_logger().info("progress: %d/%d shards done; %s", done, total, news)
+        log_progress(get_run_logger(), progress, news)
