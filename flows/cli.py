@@ -11,11 +11,15 @@ import contextlib
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from flows.errors import (
     EXIT_OK,
@@ -183,23 +187,87 @@ def _serve(args: argparse.Namespace) -> int:
     project = Path(args.project).resolve()
     if not (project / "prefect.yaml").is_file():
         raise CorpusError(f"no prefect.yaml in {project}")
-    with local_prefect(Path(args.home), port=args.port) as stack:
-        stack.create_pool()
-        stack.deploy_all(project)
-        if not args.no_worker:
-            stack.start_worker(project)
-        sys.stdout.write(
-            f"Prefect UI and API: http://127.0.0.1:{args.port} (logs: {args.home}/corpus-server.log)\n"
-            f"In another shell:   export PREFECT_API_URL={stack.api_url}\n"
-            "Run now:            prefect deployment run corpus-release/manual "
-            '--params \'{"params": {"source": "seeds", "out": "dist"}}\'\n'
-            "The nightly deployment runs at 02:00 UTC. Ctrl-C stops the worker and the server.\n"
+    home = Path(args.home).resolve()
+    with _StopOnSignal() as stop:
+        try:
+            with local_prefect(home, port=args.port) as stack:
+                stack.create_pool()
+                stack.deploy_all(project)
+                if not args.no_worker:
+                    stack.start_worker(project)
+                sys.stdout.write(serve_hints(args.port, stack.api_url, home, project))
+                sys.stdout.flush()
+                while all(process.poll() is None for process in stack.processes):
+                    time.sleep(1)
+                failed = [
+                    f"the {'Prefect server' if i == 0 else 'worker'} (exit {p.returncode})"
+                    for i, p in enumerate(stack.processes)
+                    if p.poll() is not None
+                ]
+                raise CorpusError(
+                    f"{', '.join(failed)} stopped; its log: {home / 'corpus-server.log'}"
+                )
+        except KeyboardInterrupt:
+            # local_prefect has stopped the worker and the server on the way out.
+            sys.stderr.write(
+                f"corpus serve: stopped ({stop.name}); the worker and the Prefect server "
+                "are stopped\n"
+            )
+            return EXIT_OK
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM (a terminal's Ctrl-C; systemd, Docker and most supervisors) stop
+    ``corpus serve`` the same way: one KeyboardInterrupt, so the stack is stopped on the way
+    out; a second signal while it stops is only acknowledged, so the stop is not cut short
+    and leaves nothing behind."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum or signal.SIGINT).name
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
+        if self.signum is not None:
+            sys.stderr.write("corpus serve: already stopping\n")
+            return
+        self.signum = signum
+        sys.stderr.write(
+            f"corpus serve: {signal.Signals(signum).name}: stopping the worker and the "
+            "Prefect server\n"
         )
-        sys.stdout.flush()
-        while all(process.poll() is None for process in stack.processes):
-            time.sleep(1)
-        failed = [p.args for p in stack.processes if p.poll() is not None]
-        raise CorpusError(f"a Prefect process exited: {failed}")
+        raise KeyboardInterrupt
+
+
+def serve_hints(port: int, api_url: str, home: Path, project: Path) -> str:
+    """What to do next, as commands that work pasted into a fresh shell: the API URL on
+    the command, and the project's own environment (``uv run --project``), not a
+    ``prefect`` that only an activated virtual environment has."""
+    params = shlex.quote(json.dumps({"params": {"source": "seeds", "out": "dist"}}))
+    run = (
+        f"PREFECT_API_URL={api_url} uv run --project {shlex.quote(str(project))} "
+        f"prefect deployment run corpus-release/manual --params {params}"
+    )
+    return (
+        f"Prefect UI:  http://127.0.0.1:{port}  (server and worker log: "
+        f"{home / 'corpus-server.log'})\n"
+        f"Run now, from any shell (or in the UI: Deployments, manual, Run):\n  {run}\n"
+        "The nightly deployment runs at 02:00 UTC. Ctrl-C or SIGTERM stops the worker "
+        "and the server.\n"
+    )
 
 
 def _schemas(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]  # no stubs in the locked environment
+import psutil
 import pytest
 
 from flows.orchestration.server import is_healthy

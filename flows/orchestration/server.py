@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 POOL = "corpus-pool"
 
+# How long a stopping process may take before it is killed. A Prefect worker turns SIGTERM
+# into a SIGINT to itself and then waits for tens of seconds with nothing to finish.
+STOP_GRACE_SECONDS = 5.0
+
 
 class LocalServerError(CorpusError):
     """The local Prefect server, a deployment step or the worker failed."""
@@ -123,14 +127,17 @@ class LocalPrefect:
         return result
 
     def spawn(self, args: Sequence[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
-        # A session of its own, so stop() can end the process and everything it started.
+        # A session of its own, so a terminal's Ctrl-C reaches only us and stop() can end the
+        # process and everything it started; on Linux it also dies with us, even by SIGKILL.
         process = subprocess.Popen(
             [prefect_executable(), *args],
             env=self.env,
             cwd=cwd,
+            stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
         self.processes.append(process)
         return process
@@ -166,11 +173,48 @@ class LocalPrefect:
         args = ["worker", "start", "--pool", pool, "--type", "process"]
         return self.spawn([*args, "--run-once"] if run_once else args, cwd=project)
 
-    def stop(self) -> None:
-        """Stop every process this object started (workers first, the server last)."""
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop every process this object started and everything they started (workers
+        first, while the server still takes their last reports; the server last)."""
         for process in reversed(self.processes):
-            stop_process_group(process)
+            stop_process_tree(process, grace)
         self.processes.clear()
+
+
+def stop_process_tree(process: subprocess.Popen[bytes], grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to ``process``, its process group and every process below it -- also those
+    in sessions of their own, like the flow runs a worker starts --, SIGKILL to whatever is
+    left after ``grace`` seconds. Nothing it started outlives it."""
+    import psutil
+
+    try:
+        root = psutil.Process(process.pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        tree = []
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGTERM)
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    if alive:
+        logger.info(
+            "killing %s after %.0f s: %s",
+            "process" if len(alive) == 1 else "processes",
+            grace,
+            ", ".join(str(member.pid) for member in alive),
+        )
+    if alive or process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    for member in alive:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    psutil.wait_procs(alive, timeout=grace)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace)  # reaped: no zombie left in the process table
 
 
 def stop_process_group(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
