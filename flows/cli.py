@@ -36,6 +36,7 @@ from flows.failures import (
 from flows.models import RunParameters
 from flows.options import add_run_options, resolve_parameters
 from flows.orchestration.lifecycle import RunGuard, env_seconds, prefect_api, terminate_pool_workers
+from flows.terminal import stop_progress
 
 logger = logging.getLogger("flows.cli")
 
@@ -119,6 +120,7 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
         result = corpus_release(params)
     if guard.reason is not None:  # a stop that landed as the flow finished
         raise KeyboardInterrupt
+    stop_progress()
     sys.stdout.write(
         f"published {result.published} of {result.inputs} inputs "
         f"({result.rejected} rejected, {result.skipped} skipped, {result.reused} unchanged and reused, "
@@ -133,6 +135,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     params = resolve_parameters(args)
     report = validate(params, PoolRunner(params.workers))
+    stop_progress()
     sys.stdout.write(
         json.dumps(report.as_dict(), indent=2) + "\n" if args.json else render_report(report)
     )
@@ -290,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``corpus`` command. Returns the exit code; run as the script, it also leaves the
     process at once after a bounded cleanup (see :func:`_leave`)."""
     args = build_parser().parse_args(argv)
+    # No usage data sent from a data pipeline's machine (often without a route out), and no
+    # first-run telemetry notice in the middle of a run's output; the user's own setting wins.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     configure_logging(args.verbose)
     guard: RunGuard | None = None
     try:
@@ -317,6 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             guard.remove_staging()
         code = fail(error, guard)
     finally:
+        stop_progress()
         if guard is not None:
             guard.close()
         close_log_file()

@@ -20,6 +20,7 @@ from flows.errors import (
     EXIT_SOFTWARE,
     CorpusError,
 )
+from flows.terminal import console_handler, stop_progress
 
 if TYPE_CHECKING:
     from flows.orchestration.lifecycle import RunGuard
@@ -35,18 +36,6 @@ KEEP_LOGS = 20
 _handlers: dict[str, logging.Handler] = {}
 
 
-class _NoTraceback(logging.Formatter):
-    """One line per record on the console: tracebacks go to the log file only."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        saved = record.exc_info, record.exc_text, record.stack_info
-        record.exc_info, record.exc_text, record.stack_info = None, None, None
-        try:
-            return super().format(record)
-        finally:
-            record.exc_info, record.exc_text, record.stack_info = saved
-
-
 def _console_filter(record: logging.LogRecord) -> bool:
     # Prefect's errors restate the failure that the one `corpus:` line reports (with a
     # traceback each); they are kept in the log file.
@@ -59,8 +48,9 @@ def configure_logging(verbose: bool) -> None:
     root = logging.getLogger()
     # Like basicConfig: only where nobody (pytest, an embedding program) configured logging.
     if not root.handlers:
-        console = _handlers["console"] = logging.StreamHandler()
-        console.setFormatter(_NoTraceback("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        # One line format for ours, Prefect's and the pool workers' records; a progress
+        # bar when stderr is a terminal (flows.terminal).
+        console = _handlers["console"] = console_handler(sys.stderr)
         console.addFilter(_console_filter)
         root.addHandler(console)
         # Third-party loggers (httpx logs every API call) at WARNING; ours below at INFO.
@@ -151,6 +141,7 @@ def _crash_log(error: BaseException) -> Path | None:
 
 def say(message: str, log_path: Path | None) -> None:
     details = f" (details: {log_path})" if log_path is not None else ""
+    stop_progress()  # the line goes below the bar, not through it
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(f"corpus: {message}{details}\n")
         sys.stderr.flush()

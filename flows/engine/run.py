@@ -173,6 +173,8 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         plural(total, "shard"),
         plan.params.shard_size,
     )
+    if total:  # the bar and the UI's progress artifact from the start, at 0 %
+        runner.progress(Progress(0, total, 0, plan.inputs), "reading the inputs")
     for result in runner.shards(works()):
         _done(result)
     if total == 0:

@@ -1,0 +1,213 @@
+"""The terminal's view of a run's log: one line format, and a progress bar on a terminal.
+
+Every line the CLI prints about a run is a log record (ours, Prefect's, a pool worker's);
+they all go through :class:`RunFormatter`, which names the task or flow a Prefect record
+comes from ("task publish: Finished in state Completed()"). The runners' progress records
+carry a :class:`~flows.engine.progress.Progress`: attached to a terminal, the
+:class:`TerminalHandler` draws them as one bar with documents per second and the time
+left; otherwise (a pipe, a file, CI) they stay the plain "progress: N/M shards done" lines
+that scripts and the benchmarks read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from typing import IO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as Bar
+from rich.text import Text
+
+from flows.engine.progress import PROGRESS_EXTRA, Progress
+from flows.words import plural
+
+CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(where)s: %(message)s"
+CONSOLE_DATE_FORMAT = "%H:%M:%S"
+
+
+def where(record: logging.LogRecord) -> str:
+    """Who says it: the Prefect task or flow of a run's record, else the logger's name."""
+    task_run = getattr(record, "task_run_name", None)
+    if task_run:
+        return f"task {task_run}"
+    flow = getattr(record, "flow_name", None)
+    if flow:
+        return f"flow {flow}"
+    return record.name
+
+
+class RunFormatter(logging.Formatter):
+    """The one line format of the terminal, tracebacks left to the run's log file."""
+
+    def __init__(self) -> None:
+        super().__init__(CONSOLE_FORMAT, CONSOLE_DATE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.where = where(record)
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    try:
+        interactive = stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+    return interactive and os.environ.get("TERM", "") != "dumb"
+
+
+class TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Plain lines, and the progress records as one live bar above which the other lines
+    scroll. The bar starts with the first progress record and stops when every shard is
+    done (its last state stays on the screen), or when :meth:`stop` is called."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self._bar: Bar | None = None
+        self._task: TaskID | None = None
+        self._bar_lock = threading.RLock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            progress = getattr(record, PROGRESS_EXTRA, None)
+            if isinstance(progress, Progress) and progress.shards_total:
+                self._draw(progress)
+                return
+            with self._bar_lock:
+                if self._bar is not None:
+                    self._bar.console.print(Text(self.format(record)), soft_wrap=True)
+                    return
+            super().emit(record)
+        except Exception:  # noqa: BLE001  # logging must never fail the run
+            self.handleError(record)
+
+    def _draw(self, progress: Progress) -> None:
+        with self._bar_lock:
+            if self._bar is None:
+                self._bar, self._task = _start_bar(self.stream, progress)
+            assert self._task is not None
+            total = progress.documents_total or progress.shards_total
+            done = progress.documents if progress.documents_total else progress.shards
+            self._bar.update(
+                self._task,
+                total=total,
+                completed=done,
+                shards=f"{progress.shards}/{plural(progress.shards_total, 'shard')}",
+            )
+            if progress.shards >= progress.shards_total:
+                self.stop()
+
+    def stop(self) -> None:
+        """Stop the bar, if one is live, leaving its last state on the screen."""
+        with self._bar_lock:
+            bar, self._bar = self._bar, None
+            if bar is not None:
+                with contextlib.suppress(Exception):
+                    bar.refresh()
+                    bar.stop()
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+
+def _start_bar(stream: IO[str], progress: Progress) -> tuple[Bar, TaskID]:
+    unit = "docs" if progress.documents_total else "shards"
+    bar = Bar(
+        SpinnerColumn(),
+        TextColumn("{task.fields[shards]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} " + unit),
+        RateColumn(unit),
+        EtaColumn(),
+        TextColumn("elapsed"),
+        TimeElapsedColumn(),
+        console=Console(file=stream, highlight=False, markup=False),
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    task = bar.add_task("run", total=None, shards="")
+    bar.start()
+    return bar, task
+
+
+class RateColumn(ProgressColumn):
+    """Documents (or shards) per second since the bar started. Shards finish in bursts,
+    seconds apart: a rate over the last few samples would count the burst and not the
+    wait (rich's own speed starts from the first finished shard, so the first reading is
+    the time between two workers' results)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = average_rate(task)
+        if speed is None:
+            return Text(f"-- {self.unit}/s")
+        return Text(f"{speed:.0f} {self.unit}/s" if speed >= 10 else f"{speed:.1f} {self.unit}/s")
+
+
+class EtaColumn(ProgressColumn):
+    """The time left at the average rate."""
+
+    def render(self, task: Task) -> Text:
+        speed = average_rate(task)
+        if task.total is None or speed is None:
+            return Text("ETA -:--:--")
+        seconds = int(max(0.0, task.total - task.completed) / speed)
+        return Text(f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
+
+
+def average_rate(task: Task) -> float | None:
+    elapsed = task.finished_time if task.finished else task.elapsed
+    if not task.completed or not elapsed:
+        return None
+    return task.completed / elapsed
+
+
+_terminal: list[TerminalHandler] = []
+
+
+def console_handler(stream: IO[str]) -> logging.Handler:
+    """The CLI's console handler: a bar-drawing one on a terminal, a plain one otherwise."""
+    handler: logging.Handler
+    if is_terminal(stream):
+        handler = TerminalHandler(stream)
+        _terminal.append(handler)
+    else:
+        handler = logging.StreamHandler(stream)
+    handler.setFormatter(RunFormatter())
+    return handler
+
+
+def stop_progress() -> None:
+    """Before writing to the terminal directly (a failure, the result): no bar is live."""
+    for handler in _terminal:
+        handler.stop()
+
+
+__all__ = [
+    "RunFormatter",
+    "TerminalHandler",
+    "console_handler",
+    "is_terminal",
+    "stop_progress",
+    "where",
+]
