@@ -229,3 +229,26 @@ def test_corpus_run_on_a_terminal_is_calm(tmp_path: Path) -> None:
     assert "1 shards" not in screen
     assert re.search(r"1/1 shard .*2/2 docs .*docs/s", screen), screen
     assert screen.rstrip().splitlines()[-1].startswith("published 2 of 2 inputs")
+
+
+def test_pool_workers_print_warnings_only_in_the_one_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from flows.console import WorkerConsoleHandler
+
+    handler = WorkerConsoleHandler()
+    for level, message in [
+        (logging.INFO, "Finished in state Completed()"),
+        (logging.WARNING, "part-00003 failed verification: processed again"),
+        (logging.ERROR, "Task run failed with exception"),
+    ]:
+        record = _record(message, task_run_name="process-shard-3", flow_name="build-release")
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        handler.emit(record)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d WARNING task process-shard-3: part-00003 failed verification: "
+        r"processed again",
+        lines[0],
+    )
