@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,4 +147,35 @@ def test_the_run_now_hint_works_in_a_fresh_shell(serve: Serve, tmp_path: Path) -
     assert re.search(r"Created flow run '[\w-]+'", result.stdout), result.stdout
     code, seconds, family = _stop(serve, signal.SIGTERM)
     assert code == 0 and seconds < STOP_BOUND
+    assert_none_survive(family, timeout=2)
+
+
+def test_stop_process_tree_ends_children_in_other_sessions_and_stubborn_ones(
+    tmp_path: Path,
+) -> None:
+    """What a worker leaves when it stops: a flow run in a session of its own (a group
+    SIGTERM does not reach it), and a process that ignores SIGTERM."""
+    from flows.orchestration.server import stop_process_tree
+
+    ready = tmp_path / "ready"
+    child = (
+        "import signal, subprocess, sys, time, pathlib\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+        " start_new_session=True)\n"
+        f"pathlib.Path({str(ready)!r}).write_text('x')\n"
+        "time.sleep(600)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", child], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    assert len(family) == 2
+    assert os.getsid(family[1].pid) != os.getsid(process.pid)
+    started = time.monotonic()
+    stop_process_tree(process, grace=1.0)
+    assert time.monotonic() - started < 5
+    assert process.poll() is not None
     assert_none_survive(family, timeout=2)
