@@ -195,9 +195,11 @@ def stop_process_tree(process: subprocess.Popen[bytes], grace: float = STOP_GRAC
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGTERM)
+    # One SIGTERM each: a Prefect worker takes a second one as "kill me now".
     for member in tree:
-        with contextlib.suppress(psutil.Error):
-            member.terminate()
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(member.pid) != process.pid:
+                member.terminate()
     _, alive = psutil.wait_procs(tree, timeout=grace)
     if alive:
         logger.info(
