@@ -15,23 +15,14 @@ import contextlib
 import logging
 import os
 import threading
-from typing import IO
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    ProgressColumn,
-    SpinnerColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.progress import Progress as Bar
-from rich.text import Text
+from typing import IO, TYPE_CHECKING
 
 from flows.engine.progress import PROGRESS_EXTRA, Progress
 from flows.words import plural
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as Bar
+    from rich.progress import TaskID
 
 CONSOLE_FORMAT = "%(asctime)s %(levelname)s %(where)s: %(message)s"
 CONSOLE_DATE_FORMAT = "%H:%M:%S"
@@ -91,6 +82,8 @@ class TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 return
             with self._bar_lock:
                 if self._bar is not None:
+                    from rich.text import Text
+
                     self._bar.console.print(Text(self.format(record)), soft_wrap=True)
                     return
             super().emit(record)
@@ -100,7 +93,10 @@ class TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _draw(self, progress: Progress) -> None:
         with self._bar_lock:
             if self._bar is None:
-                self._bar, self._task = _start_bar(self.stream, progress)
+                # Imported here: commands that never draw a bar do not pay for rich.
+                from flows.progress_bar import start_bar
+
+                self._bar, self._task = start_bar(self.stream, progress)
             assert self._task is not None
             total = progress.documents_total or progress.shards_total
             done = progress.documents if progress.documents_total else progress.shards
@@ -125,61 +121,6 @@ class TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def close(self) -> None:
         self.stop()
         super().close()
-
-
-def _start_bar(stream: IO[str], progress: Progress) -> tuple[Bar, TaskID]:
-    unit = "docs" if progress.documents_total else "shards"
-    bar = Bar(
-        SpinnerColumn(),
-        TextColumn("{task.fields[shards]}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} " + unit),
-        RateColumn(unit),
-        EtaColumn(),
-        TextColumn("elapsed"),
-        TimeElapsedColumn(),
-        console=Console(file=stream, highlight=False, markup=False),
-        redirect_stdout=False,
-        redirect_stderr=False,
-    )
-    task = bar.add_task("run", total=None, shards="")
-    bar.start()
-    return bar, task
-
-
-class RateColumn(ProgressColumn):
-    """Documents (or shards) per second since the bar started. Shards finish in bursts,
-    seconds apart: a rate over the last few samples would count the burst and not the
-    wait (rich's own speed starts from the first finished shard, so the first reading is
-    the time between two workers' results)."""
-
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
-
-    def render(self, task: Task) -> Text:
-        speed = average_rate(task)
-        if speed is None:
-            return Text(f"-- {self.unit}/s")
-        return Text(f"{speed:.0f} {self.unit}/s" if speed >= 10 else f"{speed:.1f} {self.unit}/s")
-
-
-class EtaColumn(ProgressColumn):
-    """The time left at the average rate."""
-
-    def render(self, task: Task) -> Text:
-        speed = average_rate(task)
-        if task.total is None or speed is None:
-            return Text("ETA -:--:--")
-        seconds = int(max(0.0, task.total - task.completed) / speed)
-        return Text(f"ETA {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}")
-
-
-def average_rate(task: Task) -> float | None:
-    elapsed = task.finished_time if task.finished else task.elapsed
-    if not task.completed or not elapsed:
-        return None
-    return task.completed / elapsed
 
 
 _terminal: list[TerminalHandler] = []

@@ -252,3 +252,9 @@ def test_pool_workers_print_warnings_only_in_the_one_format(
         r"processed again",
         lines[0],
     )
+
+
+def test_the_cli_imports_rich_only_to_draw_a_bar() -> None:
+    # Its import is a fixed cost of every command (validate, schemas, a piped run).
+    code = "import sys, flows.cli; sys.exit('rich' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
