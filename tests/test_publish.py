@@ -34,6 +34,7 @@ from flows.output.release import (
     write_parts,
 )
 from flows.stages.boilerplate import RemovedLine
+from flows.stages.quality import quality_signals
 from flows.stages.compose import StageConfig, process_document
 
 
@@ -59,6 +60,7 @@ def _row(**changes: object) -> DocumentRow:
         "text_sha256": "1" * 64,
         "text_chars": 1,
         "removed": (RemovedLine("r", "x", 1),),
+        "quality": quality_signals("t"),
         "url": None,
         "published": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         "authors": ("A",),

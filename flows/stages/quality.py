@@ -1,0 +1,252 @@
+"""Per-document quality signals (Gopher, C4, FineWeb) and the threshold filters over them. Pure.
+
+The signals follow datatrove's implementations of the three rule sets
+(``gopher_quality_filter.py``, ``gopher_repetition_filter.py``, ``c4_filters.py``,
+``fineweb_quality_filter.py``) and their published thresholds are the presets. Words are
+whitespace-separated tokens, except in scripts written without spaces (Han, kana, Thai,
+Lao, Khmer, Myanmar, Tibetan), where each character is one token; a document whose tokens
+are mostly such characters is measured in ``characters`` mode (README: Quality signals).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+from flows.stages.types import Reason, Rejection, Stage
+
+# Scripts written without spaces between words: one character, one token.
+_NO_SPACE = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u0f00-\u0fff"  # Tibetan
+    "\u1000-\u109f"  # Myanmar
+    "\u1780-\u17ff"  # Khmer
+    "\u3040-\u30ff\u31f0-\u31ff"  # Hiragana, Katakana
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
+    "\U00020000-\U0002fa1f"
+)
+_TOKEN = re.compile(f"[{_NO_SPACE}]|[^\\s{_NO_SPACE}]+")
+_NO_SPACE_CHAR = re.compile(f"[{_NO_SPACE}]")
+_ALNUM = re.compile(r"[^\W_]")
+_LETTER = re.compile(r"[^\W\d_]")
+_PARAGRAPHS = re.compile(r"\n{2,}")
+_LINES = re.compile(r"\n+")
+# Sentence-ending punctuation of every script the language stage detects (Latin, CJK full
+# width, Devanagari danda, Urdu full stop, Arabic question mark, Ethiopic, Myanmar, Khmer,
+# Tibetan, Armenian, Greek question mark); closing quotes and brackets after it are skipped.
+TERMINAL = tuple(".!?…。！？｡।॥۔؟።፧၊။។៕།༎։;")
+_CLOSERS = " \t\"'”’»›)]}」』】〕）"
+_SENTENCE_END = re.compile(f"[{re.escape(''.join(TERMINAL))}]+(?=\\s|$)")
+BULLETS = ("•", "-", "*", "‣", "◦", "▪", "–", "·", "●")
+ELLIPSES = ("...", "…")
+SHORT_LINE_CHARS = 30  # FineWeb's short line, in characters, for texts with spaces
+SHORT_LINE_CHARS_NO_SPACE = 10  # the same amount of text in Han/kana/Thai characters
+
+
+@dataclass(frozen=True, slots=True)
+class QualitySignals:
+    """The quality signals of one document's cleaned text (the ``quality`` column)."""
+
+    segmentation: str  # "words", or "characters" for scripts without spaces
+    word_count: int  # tokens holding a letter or digit
+    mean_word_length: float | None  # of those tokens; None in characters mode
+    symbol_word_ratio: float  # max('#' count, '...'/'…' count) / tokens
+    alpha_words: float  # share of tokens holding a letter
+    punct_lines: float  # share of non-blank lines ending in sentence punctuation
+    short_lines: float  # share of non-blank lines of at most 30 (10) characters
+    bullet_lines: float  # share of lines starting with a bullet
+    ellipsis_lines: float  # share of lines ending with an ellipsis
+    dup_lines: float  # share of lines that repeat an earlier line
+    dup_paragraphs: float  # share of paragraphs that repeat an earlier one
+    dup_line_chars: float  # share of characters in repeated lines
+    dup_paragraph_chars: float  # share of characters in repeated paragraphs
+    top_2gram_chars: float  # characters covered by the most frequent 2-gram
+    top_3gram_chars: float
+    top_4gram_chars: float
+    newline_word_ratio: float  # line breaks per token (FineWeb's list ratio)
+    c4_sentences: int  # sentences in the lines C4 keeps
+    curly_bracket: bool  # '{' in a line C4 keeps
+    lorem_ipsum: bool  # 'lorem ipsum' in a line C4 keeps
+
+
+def _ratio(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
+
+
+def _duplicates(items: Sequence[str]) -> tuple[int, int]:
+    """(items that repeat an earlier one, their characters): datatrove's find_duplicates."""
+    seen: set[str] = set()
+    repeated = chars = 0
+    for item in items:
+        if item in seen:
+            repeated += 1
+            chars += len(item)
+        else:
+            seen.add(item)
+    return repeated, chars
+
+
+def _top_ngram_chars(words: Sequence[str], n: int, separator: int) -> int:
+    """Characters covered by the most frequent n-gram (its length times its count)."""
+    if len(words) < n:
+        return 0
+    grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
+    gram, count = grams.most_common(1)[0]
+    return (sum(len(w) for w in gram) + separator * (n - 1)) * count
+
+
+def _ends_sentence(line: str) -> bool:
+    return line.rstrip(_CLOSERS).endswith(TERMINAL)
+
+
+def _c4_lines(lines: Sequence[str], characters: bool) -> list[str]:
+    """The lines C4 keeps: ending in sentence punctuation (not an ellipsis), at least three
+    words (characters mode: three characters), no 'javascript'."""
+    kept = []
+    for line in lines:
+        if not _ends_sentence(line) or line.endswith(ELLIPSES):
+            continue
+        if (len(line) if characters else len(line.split())) < 3:
+            continue
+        if "javascript" in line.lower():
+            continue
+        kept.append(line)
+    return kept
+
+
+def quality_signals(text: str) -> QualitySignals:
+    """Every signal of one text; cheap (a few regex passes and counters)."""
+    tokens = _TOKEN.findall(text)
+    characters = 2 * len(_NO_SPACE_CHAR.findall(text)) > len(tokens)
+    words = [t for t in tokens if _ALNUM.search(t)]
+    lettered = sum(1 for t in words if _LETTER.search(t))
+    lines = [line.strip() for line in text.split("\n")]
+    nonblank = [line for line in lines if line]
+    short = SHORT_LINE_CHARS_NO_SPACE if characters else SHORT_LINE_CHARS
+    paragraphs = _PARAGRAPHS.split(text.strip())
+    dup_paragraphs, dup_paragraph_chars = _duplicates(paragraphs)
+    split_lines = _LINES.split(text)
+    dup_lines, dup_line_chars = _duplicates(split_lines)
+    kept = _c4_lines(nonblank, characters)
+    kept_lower = "\n".join(kept).lower()
+    separator = 0 if characters else 1
+    length = len(text)
+    return QualitySignals(
+        segmentation="characters" if characters else "words",
+        word_count=len(words),
+        mean_word_length=None
+        if characters or not words
+        else sum(len(w) for w in words) / len(words),
+        symbol_word_ratio=_ratio(
+            max(text.count("#"), text.count("...") + text.count("…")), len(tokens)
+        ),
+        alpha_words=_ratio(lettered, len(tokens)),
+        punct_lines=_ratio(sum(1 for line in nonblank if _ends_sentence(line)), len(nonblank)),
+        short_lines=_ratio(sum(1 for line in nonblank if len(line) <= short), len(nonblank)),
+        bullet_lines=_ratio(sum(1 for line in nonblank if line.startswith(BULLETS)), len(nonblank)),
+        ellipsis_lines=_ratio(
+            sum(1 for line in nonblank if line.endswith(ELLIPSES)), len(nonblank)
+        ),
+        dup_lines=_ratio(dup_lines, len(split_lines)),
+        dup_paragraphs=_ratio(dup_paragraphs, len(paragraphs)),
+        dup_line_chars=_ratio(dup_line_chars, length),
+        dup_paragraph_chars=_ratio(dup_paragraph_chars, length),
+        top_2gram_chars=_ratio(_top_ngram_chars(words, 2, separator), length),
+        top_3gram_chars=_ratio(_top_ngram_chars(words, 3, separator), length),
+        top_4gram_chars=_ratio(_top_ngram_chars(words, 4, separator), length),
+        newline_word_ratio=_ratio(text.count("\n"), len(tokens)),
+        c4_sentences=sum(max(1, len(_SENTENCE_END.findall(line))) for line in kept),
+        curly_bracket="{" in kept_lower,
+        lorem_ipsum="lorem ipsum" in kept_lower,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """A signal's accepted range; either end may be open."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+Thresholds = Mapping[str, Bound]
+
+# The published thresholds of each rule set (datatrove's defaults). C4's line filters
+# become document signals here: a document is rejected, its lines are never rewritten.
+PRESETS: dict[str, Thresholds] = {
+    "gopher": {
+        "word_count": Bound(50, 100_000),
+        "mean_word_length": Bound(3, 10),
+        "symbol_word_ratio": Bound(max=0.1),
+        "bullet_lines": Bound(max=0.9),
+        "ellipsis_lines": Bound(max=0.3),
+        "alpha_words": Bound(min=0.8),
+        "dup_lines": Bound(max=0.3),
+        "dup_paragraphs": Bound(max=0.3),
+        "dup_line_chars": Bound(max=0.2),
+        "dup_paragraph_chars": Bound(max=0.2),
+        "top_2gram_chars": Bound(max=0.2),
+        "top_3gram_chars": Bound(max=0.18),
+        "top_4gram_chars": Bound(max=0.16),
+    },
+    "c4": {
+        "c4_sentences": Bound(min=5),
+        "curly_bracket": Bound(max=0),
+        "lorem_ipsum": Bound(max=0),
+    },
+    "fineweb": {
+        "punct_lines": Bound(min=0.12),
+        "short_lines": Bound(max=0.67),
+        "dup_line_chars": Bound(max=0.01),
+        "newline_word_ratio": Bound(max=0.3),
+    },
+}
+
+# Signals in column order; every one that can be thresholded (all but segmentation).
+SIGNALS: tuple[str, ...] = tuple(f.name for f in fields(QualitySignals))[1:]
+
+
+def failure(signals: QualitySignals, thresholds: Thresholds) -> tuple[str, str] | None:
+    """The first signal (in column order) outside its bounds, and value vs threshold; None
+    when the document passes. A signal with no value (mean word length in characters mode)
+    passes."""
+    for name in SIGNALS:
+        bound = thresholds.get(name)
+        value = getattr(signals, name)
+        if bound is None or value is None:
+            continue
+        number = float(value)
+        if bound.min is not None and number < bound.min:
+            return name, f"{name} {_show(number)} < {_show(bound.min)}"
+        if bound.max is not None and number > bound.max:
+            return name, f"{name} {_show(number)} > {_show(bound.max)}"
+    return None
+
+
+def _show(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def check_quality(signals: QualitySignals, thresholds: Thresholds | None) -> Rejection | None:
+    """A rejection naming the first failing signal, or None (also when filters are off)."""
+    if not thresholds:
+        return None
+    failed = failure(signals, thresholds)
+    if failed is None:
+        return None
+    name, detail = failed
+    return Rejection(Stage.QUALITY, Reason(name), detail)
+
+
+__all__ = [
+    "PRESETS",
+    "SIGNALS",
+    "Bound",
+    "QualitySignals",
+    "Thresholds",
+    "check_quality",
+    "failure",
+    "quality_signals",
+]
