@@ -16,6 +16,15 @@ from flows.contracts import (
     REJECTED_SCHEMA_VERSION,
 )
 from flows.models import DataFile, Manifest, MetadataIssue
+from flows.stages.quality import (
+    LENGTH_BINS,
+    PRESETS,
+    SIGNALS,
+    QualitySignals,
+    bin_index,
+    bins,
+    failure,
+)
 
 # How many distinct removed lines a summary remembers (for "top boilerplate" reports).
 _TOP_LINES = 200
@@ -41,6 +50,13 @@ class Summary:
     files: list[str] = field(default_factory=list)
     # what could not be trusted or reused from the previous release, for the run's report
     warnings: list[str] = field(default_factory=list)
+    # Fixed-bin histograms of the published documents (flows.stages.quality.bins):
+    # "quality.<signal>", "length.<language>" (text_chars); merged by adding counts.
+    histograms: dict[str, list[int]] = field(default_factory=dict)
+    stage_reasons: Counter[str] = field(default_factory=Counter)  # "stage/reason"
+    # Published documents each quality preset would reject: "<preset>" and, by the first
+    # signal that fails, "<preset>/<signal>".
+    would_remove: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Summary) -> Summary:
         return Summary(
@@ -59,12 +75,55 @@ class Summary:
             examples=(self.examples + other.examples)[:20],
             files=self.files + other.files,
             warnings=(self.warnings + other.warnings)[:_MAX_WARNINGS],
+            histograms=merge_histograms(self.histograms, other.histograms),
+            stage_reasons=self.stage_reasons + other.stage_reasons,
+            would_remove=self.would_remove + other.would_remove,
         )
+
+
+def merge_histograms(a: dict[str, list[int]], b: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Bin-wise sums (both sides use the same fixed bins)."""
+    merged = {name: list(counts) for name, counts in a.items()}
+    for name, counts in b.items():
+        mine = merged.setdefault(name, [0] * len(counts))
+        for position, count in enumerate(counts):
+            mine[position] += count
+    return merged
+
+
+def _count(
+    histograms: dict[str, list[int]], name: str, edges: Sequence[float], value: float
+) -> None:
+    counts = histograms.setdefault(name, [0] * len(edges))
+    counts[bin_index(edges, value)] += 1
+
+
+def _quality_counts(summary: Summary, language: str, chars: int, quality: dict[str, Any]) -> None:
+    """One published document into the histograms and the presets' would-remove counts."""
+    _count(summary.histograms, f"length.{language}", LENGTH_BINS, chars)
+    for name in SIGNALS:
+        value = quality[name]
+        if value is not None:
+            _count(summary.histograms, f"quality.{name}", bins(name), float(value))
+    signals = QualitySignals(**quality)
+    for preset, thresholds in PRESETS.items():
+        failed = failure(signals, thresholds)
+        if failed is not None:
+            summary.would_remove[preset] += 1
+            summary.would_remove[f"{preset}/{failed[0]}"] += 1
 
 
 # The columns summarize() reads, per table: a copied part is read with these alone.
 SUMMARY_COLUMNS = {
-    "documents": ("source_path", "source_sha256", "language", "source_encoding", "removed"),
+    "documents": (
+        "source_path",
+        "source_sha256",
+        "language",
+        "source_encoding",
+        "removed",
+        "text_chars",
+        "quality",
+    ),
     "rejected": ("source_path", "source_sha256", "source_bytes", "reason", "stage", "detail"),
 }
 
@@ -80,9 +139,11 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
         for removed in row["removed"]:
             summary.rules[removed["rule"]] += 1
             summary.removed_lines[removed["text"][:200]] += 1
+        _quality_counts(summary, row["language"], row["text_chars"], row["quality"])
     for rej in rejected.select(list(SUMMARY_COLUMNS["rejected"])).to_pylist():
         summary.reasons[rej["reason"]] += 1
         summary.stages[rej["stage"]] += 1
+        summary.stage_reasons[f"{rej['stage']}/{rej['reason']}"] += 1
         summary.inputs.append(
             (rej["source_path"], rej["source_sha256"] or f"size:{rej['source_bytes']}")
         )
@@ -138,4 +199,5 @@ def build_manifest(
         files=files,
         metadata_issues=list(metadata_issues),
         parameters=parameters,
+        histograms=dict(sorted(summary.histograms.items())),
     )

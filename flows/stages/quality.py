@@ -10,6 +10,7 @@ are mostly such characters is measured in ``characters`` mode (README: Quality s
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -240,12 +241,47 @@ def check_quality(signals: QualitySignals, thresholds: Thresholds | None) -> Rej
     return Rejection(Stage.QUALITY, Reason(name), detail)
 
 
+# Fixed histogram bins (left edges; the last bin is open above) of each signal and of text
+# length: per-shard histograms with the same bins merge by adding counts.
+def _steps(stop: float, step: float) -> tuple[float, ...]:
+    return tuple(round(i * step, 6) for i in range(round(stop / step) + 1))
+
+
+_SHARE = _steps(0.95, 0.05)  # 0, 0.05, ..., 0.95 (the last bin holds 0.95-1)
+_COUNTS = (0, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+BINS: dict[str, tuple[float, ...]] = {
+    "word_count": _COUNTS,
+    "mean_word_length": _steps(14.5, 0.5),
+    "symbol_word_ratio": _steps(0.475, 0.025),
+    "newline_word_ratio": _SHARE,
+    "c4_sentences": (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100, 200),
+    "curly_bracket": (0, 1),
+    "lorem_ipsum": (0, 1),
+}
+LENGTH_BINS: tuple[float, ...] = (0, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 50_000)
+LENGTH_BINS += (100_000, 1_000_000)
+
+
+def bins(name: str) -> tuple[float, ...]:
+    """The left edges of a signal's histogram bins (shares: twenty bins over 0-1)."""
+    return BINS.get(name, _SHARE)
+
+
+def bin_index(edges: Sequence[float], value: float) -> int:
+    """The bin of ``value``: below the first edge counts in the first bin."""
+    return max(0, bisect.bisect_right(edges, value) - 1)
+
+
 __all__ = [
+    "BINS",
+    "LENGTH_BINS",
     "PRESETS",
     "SIGNALS",
     "Bound",
     "QualitySignals",
     "Thresholds",
+    "bin_index",
+    "bins",
     "check_quality",
     "failure",
     "quality_signals",
