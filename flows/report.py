@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from flows.engine.summary import Summary
 from flows.models import Manifest
-from flows.stages.quality import LENGTH_BINS, PRESETS, SIGNALS, bins
+from flows.stages.quality import LENGTH_BINS, MEANINGS, PRESETS, SIGNALS, bins
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -30,42 +30,6 @@ _PRESET_COLOURS = {"gopher": "#d62728", "c4": "#2ca02c", "fineweb": "#9467bd"}
 _NOW, _THEN = "#1f77b4", "#ff7f0e"
 _MAX_BARS = 25
 _MAX_LENGTH_LANGUAGES = 8
-
-# What each signal means, for the report and the dataset card (README: Quality signals).
-MEANINGS: dict[str, str] = {
-    "word_count": "tokens holding a letter or digit (characters mode: one per character)",
-    "mean_word_length": "mean characters per word (null in characters mode)",
-    "symbol_word_ratio": "'#' or ellipses per token, whichever is more",
-    "alpha_words": "share of tokens holding a letter",
-    "punct_lines": "share of non-blank lines ending in sentence punctuation",
-    "short_lines": "share of non-blank lines of at most 30 characters (10 in characters mode)",
-    "bullet_lines": "share of lines starting with a bullet",
-    "ellipsis_lines": "share of lines ending with an ellipsis",
-    "dup_lines": "share of lines repeating an earlier line",
-    "dup_paragraphs": "share of paragraphs repeating an earlier one",
-    "dup_line_chars": "share of characters in repeated lines",
-    "dup_paragraph_chars": "share of characters in repeated paragraphs",
-    "top_2gram_chars": "share of characters covered by the most frequent word 2-gram",
-    "top_3gram_chars": "share of characters covered by the most frequent word 3-gram",
-    "top_4gram_chars": "share of characters covered by the most frequent word 4-gram",
-    "newline_word_ratio": "line breaks per token",
-    "c4_sentences": "sentences in the lines C4 keeps (ending in punctuation, 3+ words)",
-    "curly_bracket": "a '{' in a line C4 keeps",
-    "lorem_ipsum": "'lorem ipsum' in a line C4 keeps",
-}
-
-
-def anchors(signal: str) -> str:
-    """The presets' bounds of one signal, e.g. ``gopher ≥ 50, ≤ 100000; fineweb ≤ 0.3``."""
-    said = []
-    for preset, thresholds in PRESETS.items():
-        bound = thresholds.get(signal)
-        if bound is None:
-            continue
-        ends = [f"≥ {bound.min:g}" if bound.min is not None else ""]
-        ends.append(f"≤ {bound.max:g}" if bound.max is not None else "")
-        said.append(f"{preset} {', '.join(e for e in ends if e)}")
-    return "; ".join(said) or "–"
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,4 +393,4 @@ def pair_counts(columns: Mapping[str, Sequence[Any]]) -> Pairs | None:
     return Pairs("Translation pairs", {"pairs": rows})
 
 
-__all__ = ["MEANINGS", "REPORT", "Pairs", "anchors", "pair_counts", "release_report"]
+__all__ = ["REPORT", "Pairs", "pair_counts", "release_report"]

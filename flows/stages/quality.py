@@ -241,6 +241,43 @@ def check_quality(signals: QualitySignals, thresholds: Thresholds | None) -> Rej
     return Rejection(Stage.QUALITY, Reason(name), detail)
 
 
+# What each signal means, for the report and the dataset card (README: Quality signals).
+MEANINGS: dict[str, str] = {
+    "word_count": "tokens holding a letter or digit (characters mode: one per character)",
+    "mean_word_length": "mean characters per word (null in characters mode)",
+    "symbol_word_ratio": "'#' or ellipses per token, whichever is more",
+    "alpha_words": "share of tokens holding a letter",
+    "punct_lines": "share of non-blank lines ending in sentence punctuation",
+    "short_lines": "share of non-blank lines of at most 30 characters (10 in characters mode)",
+    "bullet_lines": "share of lines starting with a bullet",
+    "ellipsis_lines": "share of lines ending with an ellipsis",
+    "dup_lines": "share of lines repeating an earlier line",
+    "dup_paragraphs": "share of paragraphs repeating an earlier one",
+    "dup_line_chars": "share of characters in repeated lines",
+    "dup_paragraph_chars": "share of characters in repeated paragraphs",
+    "top_2gram_chars": "share of characters covered by the most frequent word 2-gram",
+    "top_3gram_chars": "share of characters covered by the most frequent word 3-gram",
+    "top_4gram_chars": "share of characters covered by the most frequent word 4-gram",
+    "newline_word_ratio": "line breaks per token",
+    "c4_sentences": "sentences in the lines C4 keeps (ending in punctuation, 3+ words)",
+    "curly_bracket": "a '{' in a line C4 keeps",
+    "lorem_ipsum": "'lorem ipsum' in a line C4 keeps",
+}
+
+
+def anchors(signal: str) -> str:
+    """The presets' bounds of one signal, e.g. ``gopher ≥ 50, ≤ 100000; fineweb ≤ 0.3``."""
+    said = []
+    for preset, thresholds in PRESETS.items():
+        bound = thresholds.get(signal)
+        if bound is None:
+            continue
+        ends = [f"≥ {bound.min:g}" if bound.min is not None else ""]
+        ends.append(f"≤ {bound.max:g}" if bound.max is not None else "")
+        said.append(f"{preset} {', '.join(e for e in ends if e)}")
+    return "; ".join(said) or "–"
+
+
 # Fixed histogram bins (left edges; the last bin is open above) of each signal and of text
 # length: per-shard histograms with the same bins merge by adding counts.
 def _steps(stop: float, step: float) -> tuple[float, ...]:
@@ -275,11 +312,13 @@ def bin_index(edges: Sequence[float], value: float) -> int:
 __all__ = [
     "BINS",
     "LENGTH_BINS",
+    "MEANINGS",
     "PRESETS",
     "SIGNALS",
     "Bound",
     "QualitySignals",
     "Thresholds",
+    "anchors",
     "bin_index",
     "bins",
     "check_quality",
