@@ -34,8 +34,8 @@ from flows.output.release import (
     write_parts,
 )
 from flows.stages.boilerplate import RemovedLine
-from flows.stages.quality import quality_signals
 from flows.stages.compose import StageConfig, process_document
+from flows.stages.quality import quality_signals
 
 
 def _row(**changes: object) -> DocumentRow:
