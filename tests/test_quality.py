@@ -220,3 +220,14 @@ def test_signals_dataclass_is_the_struct_column() -> None:
     ]
     assert struct.field("mean_word_length").nullable
     assert not struct.field("word_count").nullable
+
+
+def test_readme_and_dataset_card_document_every_signal_with_its_anchor() -> None:
+    from flows.card import quality_section
+    from flows.stages.quality import MEANINGS, anchors
+
+    readme = (REPO / "README.md").read_text("utf-8").split("## Quality signals", 1)[1]
+    card = "\n".join(quality_section())
+    for name in SIGNALS:
+        assert f"| `{name}` | {MEANINGS[name]} | {anchors(name)} |" in readme, name
+        assert f"| `{name}` | {MEANINGS[name]} | {anchors(name)} |" in card, name
