@@ -37,14 +37,9 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from flows.contracts import DOCUMENTS_DIR, SourceDocument  # noqa: E402
+from flows.contracts import DOCUMENT_SCHEMA, DOCUMENTS_DIR, SourceDocument  # noqa: E402
 from flows.engine.plan import prepare  # noqa: E402
-from flows.engine.summary import (  # noqa: E402
-    Summary,
-    _quality_counts,
-    build_manifest,
-    merge_all,
-)
+from flows.engine.summary import Summary, add_quality, build_manifest, merge_all  # noqa: E402
 from flows.models import Manifest, ReleaseChanges, RunParameters  # noqa: E402
 from flows.output.changes import release_changes  # noqa: E402
 from flows.report import release_report  # noqa: E402
@@ -104,12 +99,20 @@ def report_cost(docs: int) -> None:
         for _ in range(200)
     ]
     rows = [asdict(quality_signals(t)) for t in texts]
+    languages = [("en", "de", "fr", "ja")[i % 4] for i in range(len(rows))]
     shards = []
     for shard in range(0, docs, 200):
-        summary = Summary(published=200)
-        for i, row in enumerate(rows):
-            summary.languages[("en", "de", "fr", "ja")[i % 4]] += 1
-            _quality_counts(summary, ("en", "de", "fr", "ja")[i % 4], 1000 + 50 * i + shard, row)
+        # A shard's documents as summarize() sees them: the columns add_quality reads.
+        table = pa.table(
+            {
+                "text_chars": [1000 + 50 * i + shard for i in range(len(rows))],
+                "language": languages,
+                "quality": pa.array(rows, DOCUMENT_SCHEMA.field("quality").type),
+            }
+        )
+        summary = Summary(published=table.num_rows)
+        summary.languages.update(languages)
+        add_quality(summary, table)
         shards.append(summary)
     with tempfile.TemporaryDirectory() as tmp:
         before, now = Path(tmp, "before"), Path(tmp, "now")

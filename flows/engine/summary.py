@@ -9,22 +9,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flows.contracts import (
     DOCUMENT_SCHEMA_VERSION,
     REJECTED_SCHEMA_VERSION,
 )
 from flows.models import DataFile, Manifest, MetadataIssue
-from flows.stages.quality import (
-    LENGTH_BINS,
-    PRESETS,
-    SIGNALS,
-    QualitySignals,
-    bin_index,
-    bins,
-    failure,
-)
+from flows.stages.quality import LENGTH_BINS, PRESETS, SIGNALS, bins
 
 # How many distinct removed lines a summary remembers (for "top boilerplate" reports).
 _TOP_LINES = 200
@@ -91,26 +86,53 @@ def merge_histograms(a: dict[str, list[int]], b: dict[str, list[int]]) -> dict[s
     return merged
 
 
-def _count(
-    histograms: dict[str, list[int]], name: str, edges: Sequence[float], value: float
-) -> None:
-    counts = histograms.setdefault(name, [0] * len(edges))
-    counts[bin_index(edges, value)] += 1
+def _histogram(edges: Sequence[float], values: npt.NDArray[np.float64]) -> list[int]:
+    """Counts per fixed bin; a value below the first edge counts in the first bin, a null
+    (NaN) in none."""
+    values = values[~np.isnan(values)]
+    positions = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, None)
+    return [int(n) for n in np.bincount(positions, minlength=len(edges))]
 
 
-def _quality_counts(summary: Summary, language: str, chars: int, quality: dict[str, Any]) -> None:
-    """One published document into the histograms and the presets' would-remove counts."""
-    _count(summary.histograms, f"length.{language}", LENGTH_BINS, chars)
+def add_quality(summary: Summary, documents: pa.Table) -> None:
+    """The published documents' histograms (signals; length per language) and what each
+    preset would reject, column by column: no Python object per document."""
+    if documents.num_rows == 0:
+        return
+    chars = documents.column("text_chars").to_numpy().astype(np.float64)
+    languages = documents.column("language")
+    found: dict[str, list[int]] = {}
+    for language in sorted(set(languages.to_pylist())):
+        mask = pc.equal(languages, language).to_numpy(zero_copy_only=False)
+        found[f"length.{language}"] = _histogram(LENGTH_BINS, chars[mask])
+    struct = documents.column("quality").combine_chunks()
+    values = {
+        name: struct.field(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        for name in SIGNALS
+    }
     for name in SIGNALS:
-        value = quality[name]
-        if value is not None:
-            _count(summary.histograms, f"quality.{name}", bins(name), float(value))
-    signals = QualitySignals(**quality)
+        found[f"quality.{name}"] = _histogram(bins(name), values[name])
+    summary.histograms = merge_histograms(summary.histograms, found)
     for preset, thresholds in PRESETS.items():
-        failed = failure(signals, thresholds)
-        if failed is not None:
-            summary.would_remove[preset] += 1
-            summary.would_remove[f"{preset}/{failed[0]}"] += 1
+        # As failure() decides one document: the first signal out of bounds, in column
+        # order; a null passes (NaN compares false).
+        undecided = np.ones(documents.num_rows, np.bool_)
+        for name in SIGNALS:
+            bound = thresholds.get(name)
+            if bound is None:
+                continue
+            fails = np.zeros(documents.num_rows, np.bool_)
+            if bound.min is not None:
+                fails |= values[name] < bound.min
+            if bound.max is not None:
+                fails |= values[name] > bound.max
+            first = int(np.count_nonzero(undecided & fails))
+            if first:
+                summary.would_remove[f"{preset}/{name}"] += first
+            undecided &= ~fails
+        removed = documents.num_rows - int(np.count_nonzero(undecided))
+        if removed:
+            summary.would_remove[preset] += removed
 
 
 # The columns summarize() reads, per table: a copied part is read with these alone.
@@ -131,7 +153,8 @@ SUMMARY_COLUMNS = {
 def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()) -> Summary:
     """Counts over one shard's tables (freshly processed and reused rows alike)."""
     summary = Summary(published=documents.num_rows, rejected=rejected.num_rows, files=list(files))
-    docs = documents.select(list(SUMMARY_COLUMNS["documents"]))
+    # The quality struct is counted column by column (add_quality), not row by row.
+    docs = documents.select([c for c in SUMMARY_COLUMNS["documents"] if c != "quality"])
     for row in docs.to_pylist():
         summary.languages[row["language"]] += 1
         summary.encodings[row["source_encoding"]] += 1
@@ -139,7 +162,6 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
         for removed in row["removed"]:
             summary.rules[removed["rule"]] += 1
             summary.removed_lines[removed["text"][:200]] += 1
-        _quality_counts(summary, row["language"], row["text_chars"], row["quality"])
     for rej in rejected.select(list(SUMMARY_COLUMNS["rejected"])).to_pylist():
         summary.reasons[rej["reason"]] += 1
         summary.stages[rej["stage"]] += 1
@@ -150,6 +172,7 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
         if len(summary.examples) < 20:
             summary.examples.append((rej["source_path"], rej["reason"], rej["detail"]))
     summary.removed_lines = Counter(dict(summary.removed_lines.most_common(_TOP_LINES)))
+    add_quality(summary, documents)
     return summary
 
 
