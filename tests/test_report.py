@@ -173,3 +173,19 @@ def test_every_plot_renders_in_a_real_browser_without_errors(
     for plot in probe["plots"]:
         assert plot["width"] > 100 and plot["height"] > 50, plot
         assert plot["marks"] > 10, plot
+
+
+def test_translation_pairs_are_drawn_only_where_a_pairs_table_exists(
+    releases: tuple[RunResult, RunResult],
+) -> None:
+    from flows.report import pair_counts, release_report
+
+    first, second = releases
+    assert second.manifest is not None
+    assert 'data-plot="pairs"' not in _report(second).read_text("utf-8")
+    pairs = pair_counts({"source_language": ["de", "de", "fr"], "target_language": ["en"] * 3})
+    assert pairs is not None and dict(pairs.counts) == {"de–en": 2, "fr–en": 1}
+    assert pair_counts({"score": []}) is None
+    assert pair_counts({"score": [0.9, 0.8]}) is not None
+    page = release_report(second.manifest, second.summary, first.manifest, pairs)
+    assert 'data-plot="pairs"' in page and "de–en" in page
