@@ -50,6 +50,9 @@ _CLOSERS = " \t\"'”’»›)]}」』】〕）"
 # Full-width and Indic marks end a sentence wherever they are (no space follows them in CJK).
 _FULL_STOPS = tuple("。！？｡।॥۔؟።፧။។៕།༎։")
 _NON_WORD = re.compile(r"\W")
+# A whole token (one per line) without a letter or digit; without a letter.
+_SYMBOL_TOKEN = re.compile(r"^(?:[^\w\n]|_)+$", re.MULTILINE)
+_UNLETTERED_TOKEN = re.compile(r"^(?:[^\w\n]|[\d_])+$", re.MULTILINE)
 BULLETS = ("•", "-", "*", "‣", "◦", "▪", "–", "·", "●")
 ELLIPSES = ("...", "…")
 SHORT_LINE_CHARS = 30  # FineWeb's short line, in characters, for texts with spaces
@@ -102,7 +105,7 @@ def _duplicates(items: Sequence[str]) -> tuple[int, int]:
 def _top(keys: npt.NDArray[np.int64]) -> tuple[int, int, npt.NDArray[np.int64]]:
     """(position of the first occurrence, count) of the most frequent key -- ties go to the
     one seen first, as ``Counter.most_common`` gives them -- and each key's dense id."""
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)
     ordered = keys[order]
     new = np.empty(len(keys), np.bool_)
     new[0] = True
@@ -112,8 +115,9 @@ def _top(keys: npt.NDArray[np.int64]) -> tuple[int, int, npt.NDArray[np.int64]]:
     most = counts.max()
     dense = np.empty(len(keys), np.int64)
     dense[order] = np.cumsum(new) - 1
-    # A stable sort puts each key's first occurrence at the start of its run.
-    return int(order[starts[counts == most]].min()), int(most), dense
+    # Each key's first occurrence: the smallest position in its run of the sorted keys.
+    first = np.minimum.reduceat(order, starts)
+    return int(first[counts == most].min()), int(most), dense
 
 
 def _top_ngram_chars(words: Sequence[str], separator: int) -> tuple[int, int, int]:
@@ -143,11 +147,21 @@ def _top_ngram_chars(words: Sequence[str], separator: int) -> tuple[int, int, in
     return found[0], found[1], found[2]
 
 
-def _mean_length(words: Sequence[str]) -> float:
-    """Mean word length without the punctuation glued to words ("dog." is 3 letters), as
-    a tokenizer that splits punctuation off (datatrove's) counts it."""
-    joined = "".join(words)
-    return (len(joined) - len(_NON_WORD.findall(joined))) / len(words)
+def _words(tokens: list[str]) -> tuple[list[str], int, int]:
+    """The tokens holding a letter or digit (in order), how many hold a letter, and their
+    letters and digits. str methods mapped in C settle the plain words; the few tokens with
+    punctuation in them are judged together, one per line, by one regex pass each."""
+    mixed = list(itertools.filterfalse(str.isalnum, tokens))
+    joined = "\n".join(mixed)
+    symbols = _SYMBOL_TOKEN.findall(joined)  # no letter or digit: not words
+    unique = set(symbols)
+    words = list(itertools.filterfalse(unique.__contains__, tokens)) if unique else tokens
+    unlettered = len(_UNLETTERED_TOKEN.findall(joined)) - len(symbols)
+    digits_only = sum(map(str.isdecimal, words))  # "2024" (\d: "一" is a letter here)
+    # Punctuation inside words: all of it, less the line breaks and the symbol tokens'.
+    glued = len(_NON_WORD.findall(joined)) - max(0, len(mixed) - 1)
+    glued -= len(_NON_WORD.findall("".join(symbols)))
+    return words, len(words) - unlettered - digits_only, sum(map(len, words)) - glued
 
 
 def _tokens(text: str) -> tuple[list[str], bool]:
@@ -191,9 +205,7 @@ def _c4_lines(lines: Sequence[str], characters: bool) -> list[str]:
 def quality_signals(text: str) -> QualitySignals:
     """Every signal of one text; cheap (a few regex passes and counters)."""
     tokens, characters = _tokens(text)
-    # str methods first: most tokens are plain words, and a regex per token costs 2x more.
-    words = [t for t in tokens if t.isalnum() or _ALNUM.search(t)]
-    lettered = sum(1 for t in words if t.isalpha() or _LETTER.search(t))
+    words, lettered, letters = _words(tokens)
     lines = [line.strip() for line in text.split("\n")]
     nonblank = [line for line in lines if line]
     short = SHORT_LINE_CHARS_NO_SPACE if characters else SHORT_LINE_CHARS
@@ -210,7 +222,9 @@ def quality_signals(text: str) -> QualitySignals:
     return QualitySignals(
         segmentation="characters" if characters else "words",
         word_count=len(words),
-        mean_word_length=None if characters or not words else _mean_length(words),
+        # Without the punctuation glued to words ("dog." is 3 letters), as a tokenizer that
+        # splits punctuation off (datatrove's) counts it.
+        mean_word_length=None if characters or not words else letters / len(words),
         symbol_word_ratio=_ratio(
             max(text.count("#"), text.count("...") + text.count("…")), len(tokens)
         ),
