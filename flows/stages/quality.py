@@ -49,6 +49,7 @@ TERMINAL = tuple(".!?…。！？｡।॥۔؟።፧၊။។៕།༎։;")
 _CLOSERS = " \t\"'”’»›)]}」』】〕）"
 # Full-width and Indic marks end a sentence wherever they are (no space follows them in CJK).
 _FULL_STOPS = tuple("。！？｡।॥۔؟።፧။។៕།༎։")
+_FULL_STOP = re.compile(f"[{''.join(_FULL_STOPS)}]")
 _NON_WORD = re.compile(r"\W")
 # A whole token (one per line) without a letter or digit; without a letter.
 _SYMBOL_TOKEN = re.compile(r"^(?:[^\w\n]|_)+$", re.MULTILINE)
@@ -178,7 +179,7 @@ def _sentences(kept: Sequence[str]) -> int:
     a space ends one, a full-width or Indic mark anywhere (no space follows them)."""
     joined = "\n".join(kept)
     inner = sum(joined.count(mark) for mark in (". ", "! ", "? "))
-    full = sum(joined.count(mark) for mark in _FULL_STOPS)
+    full = len(_FULL_STOP.findall(joined)) if not joined.isascii() else 0
     ending_full = sum(1 for line in kept if line.rstrip(_CLOSERS).endswith(_FULL_STOPS))
     return len(kept) + inner + full - ending_full
 
@@ -187,16 +188,17 @@ def _ends_sentence(line: str) -> bool:
     return line.rstrip(_CLOSERS).endswith(TERMINAL)
 
 
-def _c4_lines(lines: Sequence[str], characters: bool) -> list[str]:
+def _c4_lines(lines: Sequence[str], characters: bool, mentions: bool = True) -> list[str]:
     """The lines C4 keeps: ending in sentence punctuation (not an ellipsis), at least three
     words (characters mode: three characters), no 'javascript'."""
     kept = []
     for line in lines:
         if not _ends_sentence(line) or line.endswith(ELLIPSES):
             continue
-        if (len(line) if characters else len(line.split())) < 3:
+        # split(None, 3): three words are enough to know, the rest need not be split.
+        if (len(line) if characters else len(line.split(None, 3))) < 3:
             continue
-        if "javascript" in line.lower():
+        if mentions and "javascript" in line.lower():
             continue
         kept.append(line)
     return kept
@@ -215,7 +217,9 @@ def quality_signals(text: str) -> QualitySignals:
     dup_paragraphs, dup_paragraph_chars = _duplicates(paragraphs)
     split_lines = [line for line in text.split("\n") if line]
     dup_lines, dup_line_chars = _duplicates(split_lines)
-    kept = _c4_lines(nonblank, characters)
+    # Lowered once for the whole text: a line is lowered only when it mentions JavaScript.
+    mentions = "javascript" in text.lower()
+    kept = _c4_lines(nonblank, characters, mentions)
     kept_lower = "\n".join(kept).lower()
     length = len(text)
     top2, top3, top4 = _top_ngram_chars(words, 0 if characters else 1)
