@@ -284,9 +284,8 @@ def _pairs(release: Path) -> Pairs | None:
     columns: dict[str, list[Any]] = {}
     for path in files:
         parquet = pq.ParquetFile(path)
-        wanted = [n for n in parquet.schema_arrow.names if "lang" in n][
-            :2
-        ] or parquet.schema_arrow.names[:1]
+        names = parquet.schema_arrow.names
+        wanted = [n for n in names if "lang" in n][:2] or names[:1]
         table = parquet.read(columns=wanted)
         for name in wanted:
             columns.setdefault(name, []).extend(table.column(name).to_pylist())
