@@ -231,3 +231,28 @@ def test_readme_and_dataset_card_document_every_signal_with_its_anchor() -> None
     for name in SIGNALS:
         assert f"| `{name}` | {MEANINGS[name]} | {anchors(name)} |" in readme, name
         assert f"| `{name}` | {MEANINGS[name]} | {anchors(name)} |" in card, name
+
+
+def test_a_release_with_nothing_published_still_gets_a_report(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "empty.txt").write_bytes(b"")
+    result = run_release(source, tmp_path / "out")
+    assert result.manifest is not None and result.release is not None
+    assert result.manifest.warnings == []
+    assert (result.release / "report.html").read_text("utf-8").count("<svg") >= 3
+
+
+def test_a_damaged_previous_release_is_not_compared_and_the_run_says_so(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "good.txt").write_text(DOCUMENTS["good.txt"], "utf-8")
+    out = tmp_path / "out"
+    first = run_release(source, out)
+    assert first.release is not None
+    (first.release / "documents" / "part-00000.parquet").write_bytes(b"not parquet")
+    second = run_release(source, out)
+    assert second.manifest is not None and second.release is not None
+    assert second.manifest.changes is None
+    assert any("no diff" in warning for warning in second.manifest.warnings)
+    assert "Not compared" in (second.release / "report.html").read_text("utf-8")
