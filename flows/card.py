@@ -8,6 +8,7 @@ from typing import Any
 from flows.contracts import DOCUMENT_SCHEMA, REJECTED_SCHEMA
 from flows.engine.summary import Summary
 from flows.models import Manifest
+from flows.stages.quality import MEANINGS, PRESETS, SIGNALS, anchors
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -63,6 +64,7 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
         "",
     ]
     parts += _duplicates(manifest)
+    parts += quality_section()
     if summary.examples:
         parts += [
             "Examples:",
@@ -193,4 +195,70 @@ def run_report(manifest: Manifest, summary: Summary, path: str) -> str:
         else "None.",
         "",
     ]
+    parts += _quality_report(manifest, summary, path)
     return "\n".join(parts)
+
+
+def _quality_report(manifest: Manifest, summary: Summary, path: str) -> list[str]:
+    """Key figures, the diff against the previous release and what each quality preset
+    would remove; the plots are in the release's report.html."""
+    changes = manifest.changes
+    parts = ["## Against the previous release", ""]
+    if changes is None:
+        parts += ["Not compared: the previous release could not be read.", ""]
+    else:
+        parts += [
+            f"Previous release: `{changes.previous}`." if changes.previous else "First release.",
+            "",
+            _table(
+                ["added", "removed", "changed", "unchanged"],
+                [(changes.added, changes.removed, changes.changed, changes.unchanged)],
+            ),
+            "",
+        ]
+    published = summary.published
+    rows = [
+        (
+            preset,
+            summary.would_remove.get(preset, 0),
+            f"{100 * summary.would_remove.get(preset, 0) / published:.1f} %" if published else "–",
+            ", ".join(
+                f"{key.split('/', 1)[1]} {n}"
+                for key, n in summary.would_remove.most_common()
+                if key.startswith(f"{preset}/")
+            )
+            or "–",
+        )
+        for preset in PRESETS
+    ]
+    parts += [
+        "## Quality filters",
+        "",
+        f"Filters: `{manifest.parameters.get('quality_filters', 'off')}`; "
+        f"rejected at stage quality: {summary.stages.get('quality', 0)}. "
+        "What each preset would remove from the published documents:",
+        "",
+        _table(["preset", "documents", "share", "first failing signal"], rows),
+        "",
+        f"Plots and the full diff: `{path}/report.html`.",
+        "",
+    ]
+    return parts
+
+
+def quality_section() -> list[str]:
+    """The dataset card's table of the ``quality`` column's fields (README: Quality signals)."""
+    return [
+        "## Quality signals",
+        "",
+        "Column `quality` holds these signals of `text` (Gopher, C4 and FineWeb rules as "
+        "datatrove implements them). Texts mostly in scripts without spaces (Han, kana, Thai, "
+        "Lao, Khmer, Myanmar, Tibetan) are measured per character (`segmentation` = "
+        "`characters`). Thresholds are the presets' anchors; `quality_filters` applies one.",
+        "",
+        _table(
+            ["field", "meaning", "anchor thresholds"],
+            [(f"`{name}`", MEANINGS[name], anchors(name)) for name in SIGNALS],
+        ),
+        "",
+    ]

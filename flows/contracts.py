@@ -20,9 +20,10 @@ from typing import Any
 import pyarrow as pa
 
 from flows.stages.boilerplate import RemovedLine
+from flows.stages.quality import QualitySignals
 from flows.stages.types import Rejection
 
-DOCUMENT_SCHEMA_VERSION = 3
+DOCUMENT_SCHEMA_VERSION = 4
 REJECTED_SCHEMA_VERSION = 2
 INDEX_SCHEMA_VERSION = 1
 FACTS_SCHEMA_VERSION = 2
@@ -73,6 +74,8 @@ class DocumentRow:
     text_sha256: str
     text_chars: int
     removed: tuple[RemovedLine, ...]
+    # Gopher/C4/FineWeb signals of ``text`` (flows/stages/quality.py): one struct column.
+    quality: QualitySignals
     url: str | None
     published: dt.datetime | None
     authors: tuple[str, ...]
@@ -175,22 +178,35 @@ _SCALARS: dict[Any, pa.DataType] = {
 }
 
 
-def _arrow_schema(
-    row: type[Any], name: str, version: int, special: Mapping[str, pa.DataType]
-) -> pa.Schema:
-    """The schema of a row dataclass: a column per field, in field order; nullable exactly
-    where the field may be None."""
+def _arrow_type(hint: Any) -> pa.DataType | None:
+    """The Arrow type a field's Python type names: a scalar, or a struct for a nested
+    frozen dataclass (its fields in order, nullable exactly where they may be None)."""
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return pa.struct(_arrow_fields(hint, {}))
+    return _SCALARS.get(hint)
+
+
+def _arrow_fields(row: type[Any], special: Mapping[str, pa.DataType]) -> list[pa.Field]:
     hints = typing.get_type_hints(row)
-    fields = []
+    found = []
     for item in dataclasses.fields(row):
         hint = hints[item.name]
         args = typing.get_args(hint)
         nullable = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
         base = next((a for a in args if a is not type(None)), hint) if nullable else hint
-        arrow = special.get(item.name) or _SCALARS.get(base)
+        arrow = special.get(item.name) or _arrow_type(base)
         if arrow is None:
             raise TypeError(f"{row.__name__}.{item.name}: no Arrow type for {hint!r}")
-        fields.append(pa.field(item.name, arrow, nullable=nullable))
+        found.append(pa.field(item.name, arrow, nullable=nullable))
+    return found
+
+
+def _arrow_schema(
+    row: type[Any], name: str, version: int, special: Mapping[str, pa.DataType]
+) -> pa.Schema:
+    """The schema of a row dataclass: a column per field, in field order; nullable exactly
+    where the field may be None; a nested dataclass field is a struct column."""
+    fields = _arrow_fields(row, special)
     return pa.schema(fields, metadata={"schema": f"corpus.{name}", "version": str(version)})
 
 
@@ -211,6 +227,8 @@ TABLES: dict[str, tuple[pa.Schema, type[Any]]] = {
 def _cell(value: object) -> object:
     if isinstance(value, RemovedLine):
         return {"rule": value.rule, "text": value.text, "line": value.line}
+    if isinstance(value, QualitySignals):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
         return [_cell(item) for item in value]
     return value

@@ -398,6 +398,17 @@ class RunParameters(BaseModel):
         ge=0.0,
         le=1.0,
     )
+    quality_filters: str = Field(
+        default="off",
+        title="Quality filters",
+        description=(
+            "'off' (default: nothing is dropped unasked), 'gopher', 'c4', 'fineweb', or the "
+            "path of a TOML file of thresholds ([signal] min/max). A document outside a "
+            "bound is rejected at stage 'quality' with the signal as its reason. The release "
+            "report shows what each preset would remove either way (README: Quality signals)."
+        ),
+        min_length=1,
+    )
     shard_size: int = Field(
         default=200,
         title="Documents per task",
@@ -494,6 +505,64 @@ class Manifest(BaseModel):
             "were processed again from the source."
         ),
     )
+    changes: ReleaseChanges | None = Field(
+        default=None,
+        description="Documents added, removed, changed and unchanged since the previous release.",
+    )
+    histograms: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description=(
+            "Fixed-bin histograms of the published documents' quality signals and lengths "
+            "(bins in README: Quality signals), for the next release's report to compare."
+        ),
+    )
+
+
+class ReleaseChanges(BaseModel):
+    """This release against the previous one, by document id and text hash."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    previous: str | None = Field(description="The previous release's id; null for the first.")
+    added: int = Field(ge=0, description="Ids published now and not then.")
+    removed: int = Field(ge=0, description="Ids published then and not now.")
+    changed: int = Field(ge=0, description="Ids published in both, with another text.")
+    unchanged: int = Field(ge=0, description="Ids published in both, with the same text.")
+
+
+class SignalBound(BaseModel):
+    """The accepted range of one quality signal in a thresholds file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float | None = None
+    max: float | None = None
+
+
+class QualityThresholds(BaseModel):
+    """A quality thresholds file (TOML): one ``[signal]`` table per signal with min and/or max."""
+
+    model_config = ConfigDict(extra="forbid", title="QualityThresholds")
+
+    word_count: SignalBound | None = None
+    mean_word_length: SignalBound | None = None
+    symbol_word_ratio: SignalBound | None = None
+    alpha_words: SignalBound | None = None
+    punct_lines: SignalBound | None = None
+    short_lines: SignalBound | None = None
+    bullet_lines: SignalBound | None = None
+    ellipsis_lines: SignalBound | None = None
+    dup_lines: SignalBound | None = None
+    dup_paragraphs: SignalBound | None = None
+    dup_line_chars: SignalBound | None = None
+    dup_paragraph_chars: SignalBound | None = None
+    top_2gram_chars: SignalBound | None = None
+    top_3gram_chars: SignalBound | None = None
+    top_4gram_chars: SignalBound | None = None
+    newline_word_ratio: SignalBound | None = None
+    c4_sentences: SignalBound | None = None
+    curly_bracket: SignalBound | None = None
+    lorem_ipsum: SignalBound | None = None
 
 
 class RuleModel(BaseModel):
@@ -539,6 +608,7 @@ PUBLISHED_MODELS: dict[str, type[BaseModel]] = {
     "run_parameters": RunParameters,
     "manifest": Manifest,
     "boilerplate_rules": RuleFile,
+    "quality_thresholds": QualityThresholds,
 }
 
 

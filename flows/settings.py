@@ -14,12 +14,13 @@ from pydantic import ValidationError
 
 from flows import PIPELINE_VERSION
 from flows.errors import ConfigError, RulesError
-from flows.models import RuleFile, RunParameters
+from flows.models import QualityThresholds, RuleFile, RunParameters
 from flows.stages.boilerplate import HEURISTICS, RuleSet, compile_rule
 from flows.stages.compose import StageConfig
 from flows.stages.dedup import SIGNATURE
 from flows.stages.encoding import EncodingSettings
 from flows.stages.language import LanguageSettings, primary_subtag
+from flows.stages.quality import PRESETS, Bound, Thresholds
 
 DEFAULT_RULES = "boilerplate.toml"
 
@@ -128,6 +129,33 @@ def load_rules(params: RunParameters) -> tuple[RuleSet, str]:
     return rules.without(params.disabled_rules), digest.hexdigest()
 
 
+def quality_thresholds(params: RunParameters) -> Thresholds | None:
+    """The thresholds ``quality_filters`` names: None for off, a preset, or a TOML file."""
+    choice = params.quality_filters
+    if choice == "off":
+        return None
+    if choice in PRESETS:
+        return PRESETS[choice]
+    try:
+        text = Path(choice).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(
+            f"quality_filters {choice!r}: not off, gopher, c4 or fineweb, and not a readable "
+            f"file ({error.strerror or error})"
+        ) from error
+    try:
+        parsed = QualityThresholds.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"quality thresholds {choice}: not valid TOML: {error}") from error
+    except ValidationError as error:
+        raise ConfigError(validation_message(error, f"quality thresholds {choice}")) from error
+    return {
+        name: Bound(bound.min, bound.max)
+        for name, bound in parsed
+        if bound is not None and (bound.min is not None or bound.max is not None)
+    }
+
+
 def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
     return StageConfig(
         encoding=EncodingSettings(
@@ -149,6 +177,7 @@ def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
         allowed_languages=frozenset(primary_subtag(tag) for tag in params.allowed_languages),
         unknown_metadata=params.unknown_metadata,
         pipeline_version=PIPELINE_VERSION,
+        quality=quality_thresholds(params),
     )
 
 
@@ -174,6 +203,11 @@ def config_fingerprint(
             # Every document's facts hold its signature: a new n-gram, seed or library
             # version makes every row again.
             "signature": SIGNATURE.describe(),
+            # A thresholds file is named by its path: its bounds are what decide rows.
+            "quality": {
+                name: [bound.min, bound.max]
+                for name, bound in sorted((quality_thresholds(params) or {}).items())
+            },
         },
         sort_keys=True,
     )

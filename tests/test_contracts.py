@@ -24,6 +24,7 @@ from flows.settings import load_rules, stage_config
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.encoding import EncodingSettings
 from flows.stages.language import LanguageSettings
+from flows.stages.quality import quality_signals
 from tests.conftest import REPO
 
 
@@ -105,6 +106,7 @@ def test_a_row_round_trips_through_its_table() -> None:
         text_sha256="1" * 64,
         text_chars=4,
         removed=(RemovedLine("rule", "Loading", 2),),
+        quality=quality_signals("Text"),
         url=None,
         published=dt.datetime(2024, 5, 1, tzinfo=dt.UTC),
         authors=("A",),
@@ -119,3 +121,5 @@ def test_a_row_round_trips_through_its_table() -> None:
     assert back["removed"] == [{"rule": "rule", "text": "Loading", "line": 2}]
     assert back["published"] == row.published
     assert back["text_repairs"] == ["x>y"]
+    assert back["quality"]["word_count"] == 1
+    assert back["quality"]["mean_word_length"] == 4.0

@@ -34,6 +34,7 @@ NO_PREFECT = (
     "flows.engine",
     "flows.models",
     "flows.langdetect_numpy",
+    "flows.report",
 )
 
 

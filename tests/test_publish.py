@@ -35,6 +35,7 @@ from flows.output.release import (
 )
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.compose import StageConfig, process_document
+from flows.stages.quality import quality_signals
 
 
 def _row(**changes: object) -> DocumentRow:
@@ -59,6 +60,7 @@ def _row(**changes: object) -> DocumentRow:
         "text_sha256": "1" * 64,
         "text_chars": 1,
         "removed": (RemovedLine("r", "x", 1),),
+        "quality": quality_signals("t"),
         "url": None,
         "published": dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
         "authors": ("A",),
@@ -404,6 +406,8 @@ def test_every_column_of_an_accepted_row_round_trips(
             value = getattr(row, column)
             if column == "removed":
                 value = [{"rule": r.rule, "text": r.text, "line": r.line} for r in value]
+            elif column == "quality":
+                value = dataclasses.asdict(value)
             elif isinstance(value, tuple):
                 value = list(value)
             assert back[column] == value, column

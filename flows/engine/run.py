@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import pyarrow.parquet as pq
+
 from flows import PIPELINE_VERSION
 from flows.card import dataset_card
 from flows.contracts import (
@@ -48,6 +50,7 @@ from flows.engine.shard import (
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
 from flows.models import Manifest
+from flows.output.changes import release_changes
 from flows.output.previous import PreviousRelease, open_previous
 from flows.output.release import (
     data_files,
@@ -55,9 +58,12 @@ from flows.output.release import (
     finalize,
     output_lock,
     prune,
+    read_manifest,
     release_id,
     staging_folder,
+    write_bytes,
 )
+from flows.report import REPORT, Pairs, pair_counts, release_report
 from flows.words import plural
 
 logger = logging.getLogger(__name__)
@@ -106,6 +112,8 @@ class RunResult:
     release: Path | None = None
     manifest: Manifest | None = None
     shard_results: list[ShardResult] = field(default_factory=list)
+    # The release ``current`` pointed at when the run started (for the report's diff).
+    previous: Path | None = None
 
     @property
     def release_id(self) -> str | None:
@@ -207,6 +215,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         processed=sum(r.processed for r in results),
         copied_shards=sum(r.copied for r in results),
         shard_results=results,
+        previous=previous.path if previous else None,
     )
 
 
@@ -254,8 +263,46 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)
     manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
+    if staging.is_dir():  # not when a retried publish finds its release already in place
+        _write_report(staging, manifest, result)
     final = finalize(staging, manifest, dataset_card(manifest, result.summary), plan.out)
     return final, manifest
+
+
+def _write_report(staging: Path, manifest: Manifest, result: RunResult) -> None:
+    """``changes`` against the previous release into the manifest, and ``report.html``
+    into the release. A report that cannot be drawn is a warning, never a lost release."""
+    before = read_manifest(result.previous) if result.previous else None
+    parts = (
+        [f.path for f in before.files if f.path.startswith(f"{DOCUMENTS_DIR}/")] if before else []
+    )
+    manifest.changes = release_changes(
+        staging, result.previous if before else None, before.release_id if before else None, parts
+    )
+    if manifest.changes is None:
+        manifest.warnings.append("the previous release's documents could not be read: no diff")
+    try:
+        page = release_report(manifest, result.summary, before, _pairs(staging))
+        write_bytes(page.encode("utf-8"), staging / REPORT)
+    except Exception as error:  # noqa: BLE001 - the release is complete without its report
+        logger.warning("report.html not written: %s: %s", type(error).__name__, error)
+        manifest.warnings.append(f"report.html not written: {type(error).__name__}: {error}")
+
+
+def _pairs(release: Path) -> Pairs | None:
+    """The optional ``pairs`` table's language columns, when a release has one."""
+    files = sorted((release / "pairs").glob("*.parquet"))
+    if not files:
+        return None
+    columns: dict[str, list[Any]] = {}
+    for path in files:
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        wanted = [n for n in names if "lang" in n][:2] or names[:1]
+        table = parquet.read(columns=wanted)
+        for name in wanted:
+            columns.setdefault(name, []).extend(table.column(name).to_pylist())
+    return pair_counts(columns)
 
 
 __all__ = ["InlineRunner", "RunResult", "Runner", "execute", "publish"]

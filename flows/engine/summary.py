@@ -9,13 +9,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from flows.contracts import (
     DOCUMENT_SCHEMA_VERSION,
     REJECTED_SCHEMA_VERSION,
 )
 from flows.models import DataFile, Manifest, MetadataIssue
+from flows.stages.quality import LENGTH_BINS, PRESETS, SIGNALS, bins
 
 # How many distinct removed lines a summary remembers (for "top boilerplate" reports).
 _TOP_LINES = 200
@@ -41,6 +45,13 @@ class Summary:
     files: list[str] = field(default_factory=list)
     # what could not be trusted or reused from the previous release, for the run's report
     warnings: list[str] = field(default_factory=list)
+    # Fixed-bin histograms of the published documents (flows.stages.quality.bins):
+    # "quality.<signal>", "length.<language>" (text_chars); merged by adding counts.
+    histograms: dict[str, list[int]] = field(default_factory=dict)
+    stage_reasons: Counter[str] = field(default_factory=Counter)  # "stage/reason"
+    # Published documents each quality preset would reject: "<preset>" and, by the first
+    # signal that fails, "<preset>/<signal>".
+    would_remove: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Summary) -> Summary:
         return Summary(
@@ -59,12 +70,82 @@ class Summary:
             examples=(self.examples + other.examples)[:20],
             files=self.files + other.files,
             warnings=(self.warnings + other.warnings)[:_MAX_WARNINGS],
+            histograms=merge_histograms(self.histograms, other.histograms),
+            stage_reasons=self.stage_reasons + other.stage_reasons,
+            would_remove=self.would_remove + other.would_remove,
         )
+
+
+def merge_histograms(a: dict[str, list[int]], b: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Bin-wise sums (both sides use the same fixed bins)."""
+    merged = {name: list(counts) for name, counts in a.items()}
+    for name, counts in b.items():
+        mine = merged.setdefault(name, [0] * len(counts))
+        for position, count in enumerate(counts):
+            mine[position] += count
+    return merged
+
+
+def _histogram(edges: Sequence[float], values: npt.NDArray[np.float64]) -> list[int]:
+    """Counts per fixed bin; a value below the first edge counts in the first bin, a null
+    (NaN) in none."""
+    values = values[~np.isnan(values)]
+    positions = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, None)
+    return [int(n) for n in np.bincount(positions, minlength=len(edges))]
+
+
+def add_quality(summary: Summary, documents: pa.Table) -> None:
+    """The published documents' histograms (signals; length per language) and what each
+    preset would reject, column by column: no Python object per document."""
+    if documents.num_rows == 0:
+        return
+    chars = documents.column("text_chars").to_numpy().astype(np.float64)
+    languages = documents.column("language")
+    found: dict[str, list[int]] = {}
+    for language in sorted(set(languages.to_pylist())):
+        mask = pc.equal(languages, language).to_numpy(zero_copy_only=False)
+        found[f"length.{language}"] = _histogram(LENGTH_BINS, chars[mask])
+    struct = documents.column("quality").combine_chunks()
+    values = {
+        name: struct.field(name).to_numpy(zero_copy_only=False).astype(np.float64)
+        for name in SIGNALS
+    }
+    for name in SIGNALS:
+        found[f"quality.{name}"] = _histogram(bins(name), values[name])
+    summary.histograms = merge_histograms(summary.histograms, found)
+    for preset, thresholds in PRESETS.items():
+        # As failure() decides one document: the first signal out of bounds, in column
+        # order; a null passes (NaN compares false).
+        undecided = np.ones(documents.num_rows, np.bool_)
+        for name in SIGNALS:
+            bound = thresholds.get(name)
+            if bound is None:
+                continue
+            fails = np.zeros(documents.num_rows, np.bool_)
+            if bound.min is not None:
+                fails |= values[name] < bound.min
+            if bound.max is not None:
+                fails |= values[name] > bound.max
+            first = int(np.count_nonzero(undecided & fails))
+            if first:
+                summary.would_remove[f"{preset}/{name}"] += first
+            undecided &= ~fails
+        removed = documents.num_rows - int(np.count_nonzero(undecided))
+        if removed:
+            summary.would_remove[preset] += removed
 
 
 # The columns summarize() reads, per table: a copied part is read with these alone.
 SUMMARY_COLUMNS = {
-    "documents": ("source_path", "source_sha256", "language", "source_encoding", "removed"),
+    "documents": (
+        "source_path",
+        "source_sha256",
+        "language",
+        "source_encoding",
+        "removed",
+        "text_chars",
+        "quality",
+    ),
     "rejected": ("source_path", "source_sha256", "source_bytes", "reason", "stage", "detail"),
 }
 
@@ -72,7 +153,8 @@ SUMMARY_COLUMNS = {
 def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()) -> Summary:
     """Counts over one shard's tables (freshly processed and reused rows alike)."""
     summary = Summary(published=documents.num_rows, rejected=rejected.num_rows, files=list(files))
-    docs = documents.select(list(SUMMARY_COLUMNS["documents"]))
+    # The quality struct is counted column by column (add_quality), not row by row.
+    docs = documents.select([c for c in SUMMARY_COLUMNS["documents"] if c != "quality"])
     for row in docs.to_pylist():
         summary.languages[row["language"]] += 1
         summary.encodings[row["source_encoding"]] += 1
@@ -83,12 +165,14 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
     for rej in rejected.select(list(SUMMARY_COLUMNS["rejected"])).to_pylist():
         summary.reasons[rej["reason"]] += 1
         summary.stages[rej["stage"]] += 1
+        summary.stage_reasons[f"{rej['stage']}/{rej['reason']}"] += 1
         summary.inputs.append(
             (rej["source_path"], rej["source_sha256"] or f"size:{rej['source_bytes']}")
         )
         if len(summary.examples) < 20:
             summary.examples.append((rej["source_path"], rej["reason"], rej["detail"]))
     summary.removed_lines = Counter(dict(summary.removed_lines.most_common(_TOP_LINES)))
+    add_quality(summary, documents)
     return summary
 
 
@@ -138,4 +222,5 @@ def build_manifest(
         files=files,
         metadata_issues=list(metadata_issues),
         parameters=parameters,
+        histograms=dict(sorted(summary.histograms.items())),
     )

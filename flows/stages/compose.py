@@ -21,6 +21,7 @@ from flows.stages.metadata import (
     sha256_hex,
     validate_metadata,
 )
+from flows.stages.quality import QualitySignals, Thresholds, check_quality, quality_signals
 from flows.stages.types import Reason, Rejection, Stage
 
 
@@ -35,6 +36,8 @@ class StageConfig:
     allowed_languages: frozenset[str]
     unknown_metadata: str
     pipeline_version: str
+    # quality_filters' thresholds; None: signals are recorded, nothing is filtered
+    quality: Thresholds | None = None
 
 
 def reject(
@@ -87,7 +90,11 @@ def process_document(
     )
     if refused is not None:
         return reject(doc, refused, cfg.pipeline_version, data, digest)
-    return _row(doc, data, digest, decoded, cleaned, language, mismatch, meta, cfg)
+    signals = quality_signals(cleaned.text)
+    failed = check_quality(signals, cfg.quality)
+    if failed is not None:
+        return reject(doc, failed, cfg.pipeline_version, data, digest)
+    return _row(doc, data, digest, decoded, cleaned, language, mismatch, meta, signals, cfg)
 
 
 def _row(
@@ -99,6 +106,7 @@ def _row(
     language: LanguageResult,
     mismatch: bool,
     meta: ValidMetadata | None,
+    signals: QualitySignals,
     cfg: StageConfig,
 ) -> DocumentRow:
     model = meta.model if meta else None
@@ -127,6 +135,7 @@ def _row(
         text_sha256=sha256_hex(cleaned.text.encode("utf-8")),
         text_chars=len(cleaned.text),
         removed=cleaned.removed,
+        quality=signals,
         url=str(model.url) if model and model.url else None,
         published=published_utc(model.published) if model else None,
         authors=tuple(model.authors) if model else (),

@@ -15,6 +15,7 @@ class Stage(StrEnum):
     BOILERPLATE = "boilerplate"
     METADATA = "metadata"
     DEDUP = "dedup"
+    QUALITY = "quality"
     PIPELINE = "pipeline"
 
 
@@ -43,6 +44,26 @@ class Reason(StrEnum):
     # dedup: decided by the corpus step across documents
     EXACT_DUPLICATE = "exact_duplicate"
     NEAR_DUPLICATE = "near_duplicate"
+    # quality: the signal (flows/stages/quality.py) outside the filter's bounds
+    WORD_COUNT = "word_count"
+    MEAN_WORD_LENGTH = "mean_word_length"
+    SYMBOL_WORD_RATIO = "symbol_word_ratio"
+    ALPHA_WORDS = "alpha_words"
+    PUNCT_LINES = "punct_lines"
+    SHORT_LINES = "short_lines"
+    BULLET_LINES = "bullet_lines"
+    ELLIPSIS_LINES = "ellipsis_lines"
+    DUP_LINES = "dup_lines"
+    DUP_PARAGRAPHS = "dup_paragraphs"
+    DUP_LINE_CHARS = "dup_line_chars"
+    DUP_PARAGRAPH_CHARS = "dup_paragraph_chars"
+    TOP_2GRAM_CHARS = "top_2gram_chars"
+    TOP_3GRAM_CHARS = "top_3gram_chars"
+    TOP_4GRAM_CHARS = "top_4gram_chars"
+    NEWLINE_WORD_RATIO = "newline_word_ratio"
+    C4_SENTENCES = "c4_sentences"
+    CURLY_BRACKET = "curly_bracket"
+    LOREM_IPSUM = "lorem_ipsum"
     # pipeline: a bug met one document; the rest of its shard goes on
     INTERNAL_ERROR = "internal_error"
 
