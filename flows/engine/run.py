@@ -23,6 +23,7 @@ from flows.contracts import (
     DOCUMENTS_DIR,
     REJECTED_DIR,
     REJECTED_SCHEMA,
+    SHARDS_DIR,
     empty_table,
 )
 from flows.engine.corpus import (
@@ -47,6 +48,7 @@ from flows.engine.shard import (
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
 from flows.models import Manifest
+from flows.output.compact import pack_release
 from flows.output.previous import PreviousRelease, open_previous
 from flows.output.release import (
     data_files,
@@ -54,6 +56,7 @@ from flows.output.release import (
     finalize,
     output_lock,
     prune,
+    read_manifest,
     release_id,
     staging_folder,
 )
@@ -103,6 +106,8 @@ class RunResult:
     release: Path | None = None
     manifest: Manifest | None = None
     shard_results: list[ShardResult] = field(default_factory=list)
+    # The release this run reused from (its consumer files may be copied when unchanged).
+    previous_release: Path | None = None
 
     @property
     def release_id(self) -> str | None:
@@ -118,7 +123,10 @@ def execute(plan: Plan, runner: Runner, scratch: Path | None = None) -> RunResul
             raise ValueError("a plan that publishes nothing needs a scratch folder")
         return _run(plan, runner, scratch, previous=None)
     with output_lock(plan.out), staging_folder(plan.out) as staging:
-        result = _run(plan, runner, staging, previous=open_previous(plan.out))
+        # The engine works in shards/; publishing packs the consumer files above it.
+        previous = open_previous(plan.out)
+        result = _run(plan, runner, staging / SHARDS_DIR, previous=previous)
+        result.previous_release = previous.release if previous else None
         result.release, result.manifest = runner.step("publish", publish, plan, staging, result)
     # Housekeeping: a release that cannot be pruned stays; the new one is already current.
     try:
@@ -223,6 +231,11 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     after it succeeded (a retried task), ``finalize`` finds the release it already published
     and returns it -- and updates ``manifest`` to it -- instead of publishing anything new."""
     assert plan.out is not None
+    if staging.is_dir():  # not when retried after the rename (finalize handles that)
+        previous = read_manifest(result.previous_release) if result.previous_release else None
+        pack_release(
+            staging, plan.params.target_file_bytes, result.previous_release, previous
+        )
     ensure_tables(staging)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     manifest = build_manifest(
