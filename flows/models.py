@@ -412,7 +412,7 @@ class RunParameters(BaseModel):
             "Each published table is packed into Parquet files of about this size (the shard "
             "parts are merged up to it); one changed document rewrites one such file."
         ),
-        ge=1024 * 1024,
+        ge=1024,
     )
     workers: int = Field(
         default=0,

@@ -9,6 +9,7 @@ tasks). No Prefect import here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from flows import PIPELINE_VERSION
-from flows.card import dataset_card
+from flows.card import dataset_card, hub_languages, release_tables
 from flows.contracts import (
     DOCUMENT_SCHEMA,
     DOCUMENTS_DIR,
@@ -26,6 +27,7 @@ from flows.contracts import (
     SHARDS_DIR,
     empty_table,
 )
+from flows.croissant import CROISSANT, croissant
 from flows.engine.corpus import (
     Decision,
     against_facts,
@@ -47,8 +49,9 @@ from flows.engine.shard import (
     work_shard,
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
+from flows.hub import hub_license
 from flows.models import Manifest
-from flows.output.compact import pack_release
+from flows.output.compact import pack_release, uncompressed_bytes, value_counts
 from flows.output.previous import PreviousRelease, open_previous
 from flows.output.release import (
     data_files,
@@ -233,9 +236,7 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     assert plan.out is not None
     if staging.is_dir():  # not when retried after the rename (finalize handles that)
         previous = read_manifest(result.previous_release) if result.previous_release else None
-        pack_release(
-            staging, plan.params.target_file_bytes, result.previous_release, previous
-        )
+        pack_release(staging, plan.params.target_file_bytes, result.previous_release, previous)
     ensure_tables(staging)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     manifest = build_manifest(
@@ -254,8 +255,35 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)
     manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
-    final = finalize(staging, manifest, dataset_card(manifest, result.summary), plan.out)
+    licenses = _licenses(staging)
+    sizes = {
+        name: uncompressed_bytes(staging / name)
+        for name in release_tables(manifest)
+        if (staging / name).is_dir()
+    }
+    card = dataset_card(manifest, result.summary, licenses, sizes)
+    final = finalize(staging, manifest, card, plan.out, [_croissant(manifest, licenses)])
     return final, manifest
+
+
+def _licenses(staging: Path) -> dict[str | None, int]:
+    """Published documents per declared ``license`` (None: not declared)."""
+    if not (staging / DOCUMENTS_DIR).is_dir():
+        return {}  # a retried publish: the folder is a release already
+    counts = value_counts(staging / DOCUMENTS_DIR, "license")
+    return {name or None: n for name, n in counts.items()}
+
+
+def _croissant(manifest: Manifest, licenses: dict[str | None, int]) -> tuple[str, str]:
+    """``croissant.json``: the published tables in MLCommons Croissant 1.0."""
+    uniform = hub_license(licenses)
+    document = croissant(
+        manifest,
+        release_tables(manifest),
+        hub_languages(manifest),
+        uniform["license"] if uniform["license"] not in ("other", "unknown") else None,
+    )
+    return CROISSANT, json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 __all__ = ["InlineRunner", "RunResult", "Runner", "execute", "publish"]

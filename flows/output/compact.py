@@ -85,16 +85,24 @@ def plan_groups(
     """
     groups: list[tuple[int, list[int]]] = []
     taken: set[int] = set()
-    for start, members in previous:
-        present = [i for i in members if i in sizes and i not in taken]
+    for first, held in previous:
+        present = [i for i in held if i in sizes and i not in taken]
         if not present:
             continue
         taken.update(present)
         if len(present) > 1 and sum(sizes[i] for i in present) > 2 * target:
             groups += [(i, [i]) for i in present]
         else:
-            groups.append((min(start, present[0]), present))
-    groups += [(i, [i]) for i in sizes if i not in taken]
+            groups.append((first, present))
+    for i in sorted(set(sizes) - taken):
+        # A shard that now has a part inside a kept group's span joins it (the group is
+        # written again); any other starts alone.
+        home = next((g for g in groups if g[0] <= i <= g[1][-1]), None)
+        if home is None:
+            groups.append((i, [i]))
+        else:
+            home[1].append(i)
+            home[1].sort()
     groups.sort(key=lambda g: g[0])
     merged: list[tuple[int, list[int]]] = []
     for start, members in groups:
@@ -146,9 +154,10 @@ def _is_sorted(parts: Sequence[Path], key: str) -> bool:
         if column.null_count:
             return False
         values = column.combine_chunks()
-        if len(values) > 1 and not pc.all(
-            pc.less_equal(values.slice(0, len(values) - 1), values.slice(1))
-        ).as_py():
+        if (
+            len(values) > 1
+            and not pc.all(pc.less_equal(values.slice(0, len(values) - 1), values.slice(1))).as_py()
+        ):
             return False
         if last is not None and values[0].as_py() < last:
             return False
@@ -205,7 +214,7 @@ def write_group(parts: Sequence[Path], schema: pa.Schema, target: Path) -> int:
     options = _writer_options(schema, sorted_by_key)
 
     def fill(handle: BinaryIO) -> None:
-        with pq.ParquetWriter(handle, schema, **options) as writer:  # type: ignore[arg-type]
+        with pq.ParquetWriter(handle, schema, **options) as writer:
             write(writer)
 
     write_file(target, fill)
@@ -285,6 +294,28 @@ def pack_release(
     return packing
 
 
+def value_counts(folder: Path, column: str) -> dict[str, int]:
+    """How often each value of one column occurs over a table's consumer files (that column
+    only is read; a null counts under the empty string)."""
+    counts: dict[str, int] = {}
+    for path in sorted(folder.glob("*.parquet")):
+        values = pq.ParquetFile(path).read(columns=[column]).column(column)
+        for entry in pc.value_counts(values).to_pylist():
+            key = entry["values"] or ""
+            counts[key] = counts.get(key, 0) + entry["counts"]
+    return counts
+
+
+def uncompressed_bytes(folder: Path) -> int:
+    """The table's data size before compression, from its files' footers (what ``datasets``
+    calls a split's ``num_bytes``)."""
+    total = 0
+    for path in sorted(folder.glob("*.parquet")):
+        meta = pq.ParquetFile(path).metadata
+        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    return total
+
+
 __all__ = [
     "ROW_GROUP_BYTES",
     "SORT_KEY",
@@ -293,5 +324,7 @@ __all__ = [
     "pack_release",
     "plan_groups",
     "previous_groups",
+    "uncompressed_bytes",
+    "value_counts",
     "write_group",
 ]

@@ -449,8 +449,15 @@ def _already_published(staging: Path, manifest: Manifest, out: Path) -> Path:
     return final
 
 
-def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
-    """Write manifest and card, move the release into place, switch ``current``.
+def finalize(
+    staging: Path,
+    manifest: Manifest,
+    card: str,
+    out: Path,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write manifest, card (and ``extra`` files: name, text), move the release into place,
+    switch ``current``.
 
     Idempotent: called again once the staging folder was renamed into place (a retried
     task), it publishes nothing new. It finishes switching ``current`` to the release that
@@ -468,6 +475,7 @@ def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
             + "\n",
         ),
         (CARD, card),
+        *extra,
     ):
         with _writing(staging / name):
             (staging / name).write_text(text, encoding="utf-8")
