@@ -1,0 +1,326 @@
+"""What a consumer gets: a Hugging Face dataset, Croissant metadata, consumer-sized Parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from flows import contracts
+from flows.contracts import (
+    DOCUMENT_SCHEMA,
+    FACTS_DIR,
+    INDEX_DIR,
+    REJECTED_SCHEMA,
+    SHARDS_DIR,
+    published_tables,
+)
+from flows.hub import features, front_matter, hub_license
+from flows.models import Manifest
+from flows.output.compact import SORT_KEY, plan_groups
+from tests.conftest import run_release
+
+_TEXT = (
+    "the workers of the plant voted on monday to continue their strike after management "
+    "refused to negotiate about wages hours pensions and safety while the city council met "
+    "to discuss the budget for schools roads hospitals and the new railway station near the "
+    "river where families gathered to hear the union leaders speak about the future"
+)
+_WORDS = _TEXT.split()
+
+
+def _article(rng: random.Random) -> str:
+    lines = []
+    for _ in range(rng.randint(6, 12)):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(12, 24))]
+        lines.append(" ".join(words).capitalize() + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _source(root: Path, n: int, license_name: str | None = "CC-BY-4.0") -> Path:
+    rng = random.Random(15)
+    root.mkdir()
+    records = []
+    for i in range(n):
+        name = f"doc-{i:03d}.txt"
+        (root / name).write_text(_article(rng), encoding="utf-8")
+        if license_name:
+            records.append({"file_name": name, "license": license_name})
+    (root / "empty.txt").write_bytes(b"")  # one rejected input
+    if records:
+        lines = [json.dumps(r) for r in records]
+        (root / "metadata.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("consumers")
+    source = _source(tmp / "src", 24)
+    run_release(source, tmp / "out", shard_size=5, dedup="off", target_file_bytes=40 * 1024)
+    return (tmp / "out" / "current").resolve()
+
+
+def _manifest(release: Path) -> Manifest:
+    return Manifest.model_validate_json((release / "manifest.json").read_bytes())
+
+
+def _front_matter(release: Path) -> dict[str, Any]:
+    text = (release / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    block = text[4 : text.index("\n---\n", 4)]
+    loaded: dict[str, Any] = yaml.safe_load(block)
+    return loaded
+
+
+@pytest.fixture
+def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    return tmp_path / "hf-cache"
+
+
+# -- Hugging Face --------------------------------------------------------------------------
+
+
+def test_load_dataset_reads_documents_by_default_and_rejected_as_a_config(
+    release: Path, offline_hub: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    manifest = _manifest(release)
+    with caplog.at_level(logging.WARNING):
+        docs = datasets.load_dataset(str(release), split="train", cache_dir=str(offline_hub))
+    assert "metadata block was not found" not in caplog.text
+    assert docs.num_rows == manifest.counts["published"] == 24
+    assert docs.features == datasets.Features.from_arrow_schema(DOCUMENT_SCHEMA)
+    expected = ds.dataset(release / "documents").to_table().column("id").to_pylist()
+    assert docs["id"] == expected
+    rejected = datasets.load_dataset(
+        str(release), "rejected", split="train", cache_dir=str(offline_hub)
+    )
+    assert rejected["source_path"] == ["empty.txt"]
+    assert rejected.features == datasets.Features.from_arrow_schema(REJECTED_SCHEMA)
+    assert datasets.get_dataset_config_names(str(release)) == list(published_tables())
+
+
+def test_card_front_matter_declares_configs_license_languages_and_features(
+    release: Path,
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    meta = _front_matter(release)
+    assert meta["license"] == "cc-by-4.0"
+    assert meta["language"] == ["en"]
+    assert meta["size_categories"] == ["n<1K"]
+    assert "text-generation" in meta["task_categories"]
+    assert meta["pretty_name"].startswith("Corpus release ")
+    configs = {c["config_name"]: c for c in meta["configs"]}
+    assert list(configs) == list(published_tables())
+    assert configs["documents"]["default"] is True
+    paths = [f["path"] for c in meta["configs"] for f in c["data_files"]]
+    assert not any(p.startswith((SHARDS_DIR, INDEX_DIR, FACTS_DIR)) for p in paths)
+    for info in meta["dataset_info"]:
+        schema = published_tables()[info["config_name"]]
+        assert info["features"] == datasets.Features.from_arrow_schema(schema)._to_yaml_list()
+    card = (release / "README.md").read_text(encoding="utf-8")
+    assert f"`{SHARDS_DIR}/{INDEX_DIR}/`" in card and f"`{SHARDS_DIR}/{FACTS_DIR}/`" in card
+
+
+def test_a_table_added_to_the_registry_becomes_a_config(
+    monkeypatch: pytest.MonkeyPatch, release: Path
+) -> None:
+    """Another table (a struct column, a list of lists) needs no code here to be a config."""
+    datasets = pytest.importorskip("datasets")
+    schema = pa.schema(
+        [
+            pa.field("source_path", pa.string(), nullable=False),
+            pa.field(
+                "quality", pa.struct([("score", pa.float32()), ("flags", pa.list_(pa.string()))])
+            ),
+            pa.field("spans", pa.list_(pa.list_(pa.int32()))),
+            pa.field("day", pa.date32()),
+            pa.field("blob", pa.binary()),
+        ]
+    )
+    monkeypatch.setitem(contracts.TABLES, "pairs", (schema, object))
+    assert list(published_tables()) == ["documents", "rejected", "pairs"]
+    manifest = _manifest(release)
+    tables = published_tables()
+    meta = yaml.safe_load(front_matter(manifest, tables, ["en"], {}).strip("-\n"))
+    assert [c["config_name"] for c in meta["configs"]] == ["documents", "rejected", "pairs"]
+    (pairs,) = [i for i in meta["dataset_info"] if i["config_name"] == "pairs"]
+    assert pairs["features"] == datasets.Features.from_arrow_schema(schema)._to_yaml_list()
+    assert features(schema) == pairs["features"]
+
+
+@pytest.mark.parametrize(
+    ("licenses", "expected"),
+    [
+        ({"CC-BY-4.0": 3}, {"license": "cc-by-4.0"}),
+        ({"CC-BY-4.0": 3, None: 1}, {"license": "other"}),
+        ({"MIT": 1, "CC0-1.0": 2}, {"license": "other"}),
+        ({None: 5}, {"license": "unknown"}),
+        ({}, {"license": "unknown"}),
+        ({"Our House Licence 2": 4}, {"license": "other", "license_name": "our-house-licence-2"}),
+    ],
+)
+def test_license_is_the_metadata_s_when_uniform_else_other(
+    licenses: dict[str | None, int], expected: dict[str, str]
+) -> None:
+    assert hub_license(licenses) == expected
+
+
+# -- Croissant -----------------------------------------------------------------------------
+
+
+def test_croissant_validates_and_reads_every_table_back(release: Path) -> None:
+    mlc = pytest.importorskip("mlcroissant")
+    document = json.loads((release / "croissant.json").read_text(encoding="utf-8"))
+    dataset = mlc.Dataset(jsonld=str(release / "croissant.json"))
+    issues = dataset.metadata.ctx.issues
+    assert not issues.errors and not issues.warnings, issues.report()
+    assert [r["@id"] for r in document["recordSet"]] == list(published_tables())
+    for table, schema in published_tables().items():
+        (record_set,) = [r for r in document["recordSet"] if r["@id"] == table]
+        assert [f["name"] for f in record_set["field"]] == schema.names
+    records = list(dataset.records("documents"))
+    ids = ds.dataset(release / "documents").to_table().column("id").to_pylist()
+    assert [r["documents/id"].decode() for r in records] == ids
+    first = records[0]
+    assert isinstance(first["documents/removed"], list)
+    assert first["documents/license"] == b"CC-BY-4.0"
+    (rejected,) = list(dataset.records("rejected"))
+    assert rejected["rejected/source_path"] == b"empty.txt"
+
+
+def test_croissant_lists_every_published_file_with_its_sha256(release: Path) -> None:
+    document = json.loads((release / "croissant.json").read_text(encoding="utf-8"))
+    objects = {
+        d["contentUrl"]: d for d in document["distribution"] if d["@type"] == "cr:FileObject"
+    }
+    on_disk = {
+        p.relative_to(release).as_posix()
+        for table in published_tables()
+        for p in (release / table).glob("*.parquet")
+    }
+    assert set(objects) == on_disk
+    for path, entry in objects.items():
+        assert entry["sha256"] == hashlib.sha256((release / path).read_bytes()).hexdigest()
+    assert not any(SHARDS_DIR in json.dumps(d) for d in document["distribution"])
+    assert document["license"] == "cc-by-4.0"
+
+
+# -- Parquet sized for consumers -----------------------------------------------------------
+
+
+def test_published_files_are_packed_sorted_and_indexed(release: Path) -> None:
+    manifest = _manifest(release)
+    parts = [f for f in manifest.files if f.path.startswith(f"{SHARDS_DIR}/documents/")]
+    files = sorted((release / "documents").glob("*.parquet"))
+    assert len(parts) == 5 and 1 < len(files) < len(parts)
+    paths: list[str] = []
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            assert group.sorting_columns == (
+                pq.SortingColumn(DOCUMENT_SCHEMA.get_field_index(SORT_KEY)),
+            )
+            assert all(group.column(c).has_offset_index for c in range(group.num_columns))
+            assert all(group.column(c).has_column_index for c in range(group.num_columns))
+        paths += pq.read_table(path, columns=[SORT_KEY]).column(SORT_KEY).to_pylist()
+    assert paths == sorted(paths)
+    assert pq.read_schema(files[0]).equals(DOCUMENT_SCHEMA, check_metadata=False)
+
+
+def _files(release: Path) -> dict[str, str]:
+    return {
+        p.relative_to(release).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for table in published_tables()
+        for p in sorted((release / table).glob("*.parquet"))
+    }
+
+
+def test_one_changed_document_rewrites_one_consumer_file(tmp_path: Path) -> None:
+    source = _source(tmp_path / "src", 40)
+    out = tmp_path / "out"
+    options: dict[str, Any] = {"shard_size": 4, "dedup": "off", "target_file_bytes": 30 * 1024}
+    run_release(source, out, **options)
+    before = _files((out / "current").resolve())
+    assert sum(name.startswith("documents/") for name in before) >= 3
+    with (source / "doc-021.txt").open("a", encoding="utf-8") as handle:
+        handle.write("A sentence added to one document of the corpus today.\n")
+    result = run_release(source, out, **options)
+    assert result.processed == 1
+    after = _files((out / "current").resolve())
+    assert set(after) == set(before)
+    changed = sorted(name for name in after if after[name] != before[name])
+    assert len(changed) == 1 and changed[0].startswith("documents/")
+    # The same release as a run from scratch would publish.
+    scratch = tmp_path / "scratch"
+    run_release(source, scratch, **options)
+    fresh = ds.dataset(scratch / "current" / "documents").to_table().drop_columns([])
+    again = ds.dataset(out / "current" / "documents").to_table()
+    assert again.equals(fresh)
+
+
+def test_a_damaged_previous_consumer_file_is_written_again(tmp_path: Path) -> None:
+    source = _source(tmp_path / "src", 12)
+    out = tmp_path / "out"
+    options: dict[str, Any] = {"shard_size": 4, "dedup": "off", "target_file_bytes": 30 * 1024}
+    run_release(source, out, **options)
+    release = (out / "current").resolve()
+    truth = ds.dataset(release / "documents").to_table()
+    victim = sorted((release / "documents").glob("*.parquet"))[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    run_release(source, out, **options)
+    assert ds.dataset(out / "current" / "documents").to_table().equals(truth)
+
+
+def _groups(
+    sizes: dict[int, int], previous: list[tuple[int, tuple[int, ...]]], target: int
+) -> list[tuple[int, tuple[int, ...]]]:
+    return [(g.start, g.members) for g in plan_groups(sizes, previous, target)]
+
+
+def test_packing_fills_files_up_to_the_target() -> None:
+    sizes = dict.fromkeys(range(10), 30)
+    assert _groups(sizes, [], 100) == [(0, (0, 1, 2)), (3, (3, 4, 5)), (6, (6, 7, 8)), (9, (9,))]
+
+
+def test_packing_keeps_previous_groups_and_fills_the_last_one() -> None:
+    previous = [(0, (0, 1, 2)), (3, (3, 4, 5)), (6, (6, 7))]
+    sizes = dict.fromkeys(range(10), 30)
+    sizes[4] = 45  # a changed part keeps its group (105 is within twice the target)
+    assert _groups(sizes, previous, 100) == [
+        (0, (0, 1, 2)),
+        (3, (3, 4, 5)),
+        (6, (6, 7, 8)),
+        (9, (9,)),
+    ]
+
+
+def test_packing_merges_small_groups_and_splits_huge_ones() -> None:
+    # Parts of an older layout (one per shard) are compacted; a group now over twice the
+    # target is split and packed again.
+    previous = [(0, (0,)), (1, (1,)), (2, (2,)), (3, (3, 4, 5))]
+    sizes = {0: 10, 1: 10, 2: 10, 3: 90, 4: 90, 5: 90}
+    assert _groups(sizes, previous, 100) == [(0, (0, 1, 2)), (3, (3,)), (4, (4,)), (5, (5,))]
+
+
+def test_a_part_new_inside_a_group_joins_it() -> None:
+    # Shard 4 now has a rejected row: its part goes into the file that spans it, in order.
+    previous = [(0, (0, 3, 6))]
+    sizes = {0: 10, 3: 10, 4: 10, 6: 10}
+    assert _groups(sizes, previous, 100) == [(0, (0, 3, 4, 6))]
