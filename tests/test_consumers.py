@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +290,7 @@ def test_a_damaged_previous_consumer_file_is_written_again(tmp_path: Path) -> No
 
 
 def _groups(
-    sizes: dict[int, int], previous: list[tuple[int, tuple[int, ...]]], target: int
+    sizes: dict[int, int], previous: Sequence[tuple[int, tuple[int, ...]]], target: int
 ) -> list[tuple[int, tuple[int, ...]]]:
     return [(g.start, g.members) for g in plan_groups(sizes, previous, target)]
 

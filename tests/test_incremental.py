@@ -88,7 +88,12 @@ def test_a_deleted_input_is_not_copied_back_with_its_shard(tmp_path: Path) -> No
     # Shard 1 is now [doc-2] alone while its old parts also hold doc-3: rebuilt, not copied.
     assert _counts(run_release(source, out, shard_size=2)) == (0, 3, 1)
     assert [r["source_path"] for r in _rows(out)] == ["doc-0.txt", "doc-1.txt", "doc-2.txt"]
-    index = ds.dataset(out / "current" / "shards" / "index").to_table().column("source_path").to_pylist()
+    index = (
+        ds.dataset(out / "current" / "shards" / "index")
+        .to_table()
+        .column("source_path")
+        .to_pylist()
+    )
     assert sorted(index) == ["doc-0.txt", "doc-1.txt", "doc-2.txt"]
 
 

@@ -51,7 +51,7 @@ from flows.engine.shard import (
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
 from flows.hub import hub_license
 from flows.models import Manifest
-from flows.output.compact import pack_release, uncompressed_bytes, value_counts
+from flows.output.compact import lift_extras, pack_release, uncompressed_bytes, value_counts
 from flows.output.previous import PreviousRelease, open_previous
 from flows.output.release import (
     data_files,
@@ -237,6 +237,7 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     if staging.is_dir():  # not when retried after the rename (finalize handles that)
         previous = read_manifest(result.previous_release) if result.previous_release else None
         pack_release(staging, plan.params.target_file_bytes, result.previous_release, previous)
+        lift_extras(staging)
     ensure_tables(staging)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     manifest = build_manifest(

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flows.contracts import SHARDS_DIR, published_tables
+from flows.contracts import SHARDS_DIR, TABLES, published_tables
 from flows.models import Manifest
 from flows.output.release import write_file, write_parquet
 
@@ -294,6 +294,18 @@ def pack_release(
     return packing
 
 
+def lift_extras(staging: Path) -> list[str]:
+    """Move what the engine wrote under ``shards/`` outside the table registry (say, the
+    learned furniture list for review) to the top of the release, where it always was."""
+    shards = staging / SHARDS_DIR
+    moved = []
+    for entry in sorted(shards.iterdir()) if shards.is_dir() else []:
+        if entry.name not in TABLES and not (staging / entry.name).exists():
+            os.rename(entry, staging / entry.name)
+            moved.append(entry.name)
+    return moved
+
+
 def value_counts(folder: Path, column: str) -> dict[str, int]:
     """How often each value of one column occurs over a table's consumer files (that column
     only is read; a null counts under the empty string)."""
@@ -321,6 +333,7 @@ __all__ = [
     "SORT_KEY",
     "Group",
     "Packing",
+    "lift_extras",
     "pack_release",
     "plan_groups",
     "previous_groups",
