@@ -165,7 +165,7 @@ def dataset_card(
         'rejected = load_dataset(".", "rejected", split="train")',
         "",
         "import mlcroissant as mlc",
-        'records = mlc.Dataset("croissant.json").records("documents")',
+        'records = mlc.Dataset(jsonld="croissant.json").records("documents")',
         "```",
         "",
         f"Input fingerprint `{manifest.input_fingerprint}`, configuration fingerprint "
