@@ -179,7 +179,15 @@ def _layout(
     manifest: Manifest, tables: Mapping[str, pa.Schema], licenses: Mapping[str | None, int]
 ) -> list[str]:
     """What the folders are: the published tables (the Hub configs) and the internal ones."""
-    rows = [(f"`{name}/`", "yes (default)" if name == DOCUMENTS_DIR else "yes") for name in tables]
+    counts = dict.fromkeys(tables, 0)
+    for file in manifest.files:
+        folder, _, rest = file.path.partition("/")
+        if folder in counts and "/" not in rest:
+            counts[folder] += file.rows
+    rows = [
+        (f"`{name}/`", f"`{name}`" + (" (default)" if name == DOCUMENTS_DIR else ""), counts[name])
+        for name in tables
+    ]
     parts = [
         "## Tables",
         "",
@@ -187,7 +195,7 @@ def _layout(
         "(`load_dataset(<this folder>, <config>)`); `croissant.json` describes the same "
         "tables, fields and file checksums in MLCommons Croissant 1.0.",
         "",
-        _table(["folder", "config"], rows),
+        _table(["folder", "config", "rows"], rows),
         "",
         "Files are about the run's `target_file_bytes` each; rows are sorted by "
         "`source_path` within each file and files follow that order (declared as the files' "
