@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,11 +84,16 @@ def _front_matter(release: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No network, a fresh cache, and ``datasets``' log records reaching caplog (its logger
+    does not propagate by default)."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    return tmp_path / "hf-cache"
+    datasets = pytest.importorskip("datasets")
+    datasets.utils.logging.enable_propagation()
+    yield tmp_path / "hf-cache"
+    datasets.utils.logging.disable_propagation()
 
 
 # -- Hugging Face --------------------------------------------------------------------------
@@ -112,6 +117,21 @@ def test_load_dataset_reads_documents_by_default_and_rejected_as_a_config(
     assert rejected["source_path"] == ["empty.txt"]
     assert rejected.features == datasets.Features.from_arrow_schema(REJECTED_SCHEMA)
     assert datasets.get_dataset_config_names(str(release)) == list(published_tables())
+
+
+def test_a_card_without_front_matter_is_what_datasets_complains_about(
+    release: Path, offline_hub: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The check above can fail: the same files under a card without YAML are logged."""
+    datasets = pytest.importorskip("datasets")
+    bare = tmp_path / "bare"
+    (bare / "documents").mkdir(parents=True)
+    for path in (release / "documents").glob("*.parquet"):
+        (bare / "documents" / path.name).write_bytes(path.read_bytes())
+    (bare / "README.md").write_text("# A release\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING):
+        datasets.load_dataset(str(bare), split="train", cache_dir=str(offline_hub))
+    assert "metadata block was not found" in caplog.text
 
 
 def test_card_front_matter_declares_configs_license_languages_and_features(
