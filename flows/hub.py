@@ -61,6 +61,8 @@ _SIZES: tuple[tuple[int, str], ...] = (
     (1_000_000, "100K<n<1M"),
     (10_000_000, "1M<n<10M"),
     (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+    (10_000_000_000, "1B<n<10B"),
 )
 
 
@@ -93,7 +95,7 @@ def features(schema: pa.Schema) -> list[dict[str, Any]]:
 
 
 def size_category(rows: int) -> str:
-    return next((name for limit, name in _SIZES if rows < limit), "n>100M")
+    return next((name for limit, name in _SIZES if rows < limit), "10B<n<100B")
 
 
 def hub_license(licenses: Mapping[str | None, int]) -> dict[str, str]:

@@ -25,7 +25,7 @@ from flows.contracts import (
     SHARDS_DIR,
     published_tables,
 )
-from flows.hub import features, front_matter, hub_license
+from flows.hub import features, front_matter, hub_license, size_category
 from flows.models import Manifest
 from flows.output.compact import SORT_KEY, plan_groups
 from tests.conftest import run_release
@@ -345,3 +345,17 @@ def test_a_part_new_inside_a_group_joins_it() -> None:
     previous = [(0, (0, 3, 6))]
     sizes = {0: 10, 3: 10, 4: 10, 6: 10}
     assert _groups(sizes, previous, 100) == [(0, (0, 3, 4, 6))]
+
+
+@pytest.mark.parametrize(
+    ("rows", "category"),
+    [
+        (0, "n<1K"),
+        (999, "n<1K"),
+        (1_000, "1K<n<10K"),
+        (59_542, "10K<n<100K"),
+        (2_500_000, "1M<n<10M"),
+    ],
+)
+def test_size_category_is_the_hub_s(rows: int, category: str) -> None:
+    assert size_category(rows) == category
