@@ -25,8 +25,9 @@ from flows.contracts import (
     SHARDS_DIR,
     published_tables,
 )
+from flows.croissant import croissant
 from flows.hub import features, front_matter, hub_license, size_category
-from flows.models import Manifest
+from flows.models import DataFile, Manifest
 from flows.output.compact import SORT_KEY, plan_groups
 from tests.conftest import run_release
 
@@ -359,3 +360,42 @@ def test_a_part_new_inside_a_group_joins_it() -> None:
 )
 def test_size_category_is_the_hub_s(rows: int, category: str) -> None:
     assert size_category(rows) == category
+
+
+def test_croissant_reads_struct_and_list_columns_of_any_registered_table(
+    release: Path, tmp_path: Path
+) -> None:
+    """A struct column (a quality record, say) reads back as a dict of its members; lists
+    as lists; the description is generated from the schema alone."""
+    mlc = pytest.importorskip("mlcroissant")
+    schema = pa.schema(
+        [
+            pa.field("source_path", pa.string(), nullable=False),
+            pa.field("quality", pa.struct([("score", pa.float64()), ("ok", pa.bool_())])),
+            pa.field("tags", pa.list_(pa.string())),
+        ]
+    )
+    rows = [
+        {"source_path": "a.txt", "quality": {"score": 0.5, "ok": True}, "tags": ["x", "y"]},
+        {"source_path": "b.txt", "quality": {"score": 0.25, "ok": False}, "tags": []},
+    ]
+    (tmp_path / "scores").mkdir()
+    path = tmp_path / "scores" / "part-00000.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    data = path.read_bytes()
+    entry = DataFile(
+        path="scores/part-00000.parquet",
+        rows=2,
+        bytes=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    manifest = _manifest(release).model_copy(update={"files": [entry]})
+    document = croissant(manifest, {"scores": schema}, ["en"], None)
+    (tmp_path / "croissant.json").write_text(json.dumps(document), encoding="utf-8")
+    records = list(mlc.Dataset(jsonld=str(tmp_path / "croissant.json")).records("scores"))
+    assert [r["scores/source_path"] for r in records] == [b"a.txt", b"b.txt"]
+    assert records[0]["scores/quality"] == {
+        "scores/quality/score": 0.5,
+        "scores/quality/ok": True,
+    }
+    assert records[0]["scores/tags"] == [b"x", b"y"] and records[1]["scores/tags"] == []
