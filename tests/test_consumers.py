@@ -28,7 +28,7 @@ from flows.contracts import (
 from flows.croissant import croissant
 from flows.hub import features, front_matter, hub_license, size_category
 from flows.models import DataFile, Manifest
-from flows.output.compact import SORT_KEY, plan_groups
+from flows.output.compact import SORT_KEY, pack_release, plan_groups
 from tests.conftest import run_release
 
 _TEXT = (
@@ -399,3 +399,25 @@ def test_croissant_reads_struct_and_list_columns_of_any_registered_table(
         "scores/quality/ok": True,
     }
     assert records[0]["scores/tags"] == [b"x", b"y"] and records[1]["scores/tags"] == []
+
+
+def test_a_registered_table_written_once_is_published_as_it_is(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A table the engine writes for the whole corpus (not per shard) is moved up whole; a
+    table with no rows at all still gets a file, so readers find its schema."""
+    schema = pa.schema([pa.field("source_path", pa.string(), nullable=False)])
+    monkeypatch.setitem(contracts.TABLES, "pairs", (schema, object))
+    staging = tmp_path / "staging"
+    (staging / SHARDS_DIR / "pairs").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"source_path": ["a.txt"]}, schema=schema),
+        staging / SHARDS_DIR / "pairs" / "all.parquet",
+    )
+    packing = pack_release(staging, 1 << 20)
+    assert "pairs/all.parquet" in packing.written
+    assert pq.read_table(staging / "pairs" / "all.parquet").column(0).to_pylist() == ["a.txt"]
+    assert not (staging / "pairs" / "part-00000.parquet").exists()
+    assert (
+        pq.read_schema(staging / "documents" / "part-00000.parquet").names == DOCUMENT_SCHEMA.names
+    )

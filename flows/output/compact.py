@@ -263,6 +263,12 @@ def pack_release(
         folder = staging / SHARDS_DIR / table
         names = sorted(os.listdir(folder)) if folder.is_dir() else []
         parts = {i: folder / name for name in names if (i := shard_of(name)) is not None}
+        for name in names:
+            if shard_of(name) is None and name.endswith(".parquet"):
+                # Written once for the whole corpus, not per shard: published as it is.
+                (staging / table).mkdir(exist_ok=True)
+                os.rename(folder / name, staging / table / name)
+                packing.written.append(f"{table}/{name}")
         sizes = {i: path.stat().st_size for i, path in parts.items()}
         before = previous_groups(previous_manifest, table) if previous_manifest else []
         kept = dict(before)
@@ -282,7 +288,7 @@ def pack_release(
                 continue
             write_group([parts[i] for i in group.members], schema, staging / name)
             packing.written.append(name)
-        if not parts:
+        if not parts and not (staging / table).is_dir():
             # Every table has a file, so every reader finds its schema.
             write_parquet(schema.empty_table(), staging / table / part_file(0))
             packing.written.append(f"{table}/{part_file(0)}")
