@@ -421,3 +421,18 @@ def test_a_registered_table_written_once_is_published_as_it_is(
     assert (
         pq.read_schema(staging / "documents" / "part-00000.parquet").names == DOCUMENT_SCHEMA.names
     )
+
+
+def test_the_benchmark_counts_what_a_run_rewrote(tmp_path: Path) -> None:
+    from benchmarks import bench_consumers
+
+    source = _source(tmp_path / "src", 12)
+    out = str(tmp_path / "out")
+    first = bench_consumers.run(str(source), out, 1, {"dedup": "off"})
+    assert first["processed"] == 13 and first["published_files_new_count"] == 2
+    (source / "doc-003.txt").write_text("A new text for this document, about the city.\n")
+    second = bench_consumers.run(str(source), out, 1, {"dedup": "off"})
+    assert second["processed"] == 1
+    assert second["published_files_new"] == ["documents/part-00000.parquet"]
+    figures = bench_consumers.layout((tmp_path / "out" / "current").resolve())
+    assert figures["documents_files"] == 1 and figures["documents_row_groups"] == 1
