@@ -9,6 +9,10 @@ Two commands, each printing one JSON object of figures::
     # it wrote compared with the release that was current before it
     uv run python benchmarks/bench_consumers.py run SOURCE OUT [--workers 2] [--set key=value]
 
+    # how much of NEW a content-addressed store (the Hub's Xet) already holds from OLD:
+    # both cut into content-defined chunks (gear hash, ~64 KiB), shared chunk bytes counted
+    uv run python benchmarks/bench_consumers.py shared OLD.parquet NEW.parquet
+
 ``run`` only uses the engine's public entry points (``prepare``, ``execute``,
 ``PoolRunner``), so the same script measures an older checkout: put it first on
 ``PYTHONPATH``. ``load_dataset`` runs offline, into a fresh cache folder each time; for a
@@ -153,6 +157,53 @@ def run(source: str, out: str, workers: int, settings: dict[str, Any]) -> dict[s
     }
 
 
+def _cuts(data: bytes) -> list[int]:
+    """Content-defined chunk boundaries: a 64-byte gear hash whose 16 selected bits are zero
+    (about one cut per 64 KiB), computed with numpy in 4 MiB windows."""
+    import numpy as np
+
+    gear = np.random.default_rng(0).integers(0, 2**63, size=256, dtype=np.uint64)
+    mask = np.uint64((1 << 16) - 1)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    cuts: list[int] = []
+    step = 1 << 22
+    for start in range(0, len(raw), step):
+        low = max(0, start - 63)
+        window = gear[raw[low : start + step]]
+        rolling = np.zeros(len(window), dtype=np.uint64)
+        for k in range(64):
+            rolling[k:] += window[: len(window) - k] << np.uint64(k)
+        hits = np.nonzero((rolling >> np.uint64(40) & mask) == 0)[0] + low
+        cuts += [int(x) for x in hits if x >= start]
+    return cuts
+
+
+def _chunks(path: Path) -> dict[bytes, int]:
+    import hashlib
+
+    data = path.read_bytes()
+    found: dict[bytes, int] = {}
+    previous = 0
+    for cut in [*_cuts(data), len(data)]:
+        if cut - previous >= 4096 or cut == len(data):
+            found[hashlib.sha256(data[previous:cut]).digest()] = cut - previous
+            previous = cut
+    return found
+
+
+def shared(old: Path, new: Path) -> dict[str, Any]:
+    """Bytes of ``new`` in content-defined chunks that ``old`` also has."""
+    before, after = _chunks(old), _chunks(new)
+    total = sum(after.values())
+    common = sum(size for digest, size in after.items() if digest in before)
+    return {
+        "new_mb": round(total / 2**20, 1),
+        "chunks": len(after),
+        "shared_mb": round(common / 2**20, 1),
+        "shared_percent": round(100 * common / max(1, total), 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("out")
     go.add_argument("--workers", type=int, default=2)
     go.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    same = sub.add_parser("shared", help="bytes of NEW in chunks OLD also has")
+    same.add_argument("old", type=Path)
+    same.add_argument("new", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.command == "read":
@@ -173,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_hf:
             figures |= hf_load(release)
         figures["load"] = os.getloadavg()
+    elif args.command == "shared":
+        figures = shared(args.old, args.new)
     else:
         settings = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
         figures = run(args.source, args.out, args.workers, settings)

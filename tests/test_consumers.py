@@ -436,3 +436,15 @@ def test_the_benchmark_counts_what_a_run_rewrote(tmp_path: Path) -> None:
     assert second["published_files_new"] == ["documents/part-00000.parquet"]
     figures = bench_consumers.layout((tmp_path / "out" / "current").resolve())
     assert figures["documents_files"] == 1 and figures["documents_row_groups"] == 1
+
+
+def test_the_shared_chunk_measure_finds_an_edit_in_the_middle(tmp_path: Path) -> None:
+    from benchmarks import bench_consumers
+
+    data = random.Random(1).randbytes(1 << 20)
+    (tmp_path / "old").write_bytes(data)
+    (tmp_path / "new").write_bytes(data[: 1 << 19] + b"an edit" + data[1 << 19 :])
+    (tmp_path / "other").write_bytes(random.Random(2).randbytes(1 << 20))
+    same = bench_consumers.shared(tmp_path / "old", tmp_path / "new")
+    assert 80 < same["shared_percent"] < 100
+    assert bench_consumers.shared(tmp_path / "old", tmp_path / "other")["shared_percent"] == 0
