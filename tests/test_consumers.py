@@ -448,3 +448,36 @@ def test_the_shared_chunk_measure_finds_an_edit_in_the_middle(tmp_path: Path) ->
     same = bench_consumers.shared(tmp_path / "old", tmp_path / "new")
     assert 80 < same["shared_percent"] < 100
     assert bench_consumers.shared(tmp_path / "old", tmp_path / "other")["shared_percent"] == 0
+
+
+def test_row_groups_end_where_the_content_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A row deleted early moves no later row-group boundary: they end at content-defined
+    rows, not at a running count."""
+    from flows.output import compact
+
+    schema = pa.schema(
+        [pa.field("source_path", pa.string(), nullable=False), ("body", pa.string())]
+    )
+    rows = [{"source_path": f"doc-{i:05d}.txt", "body": "x" * 200} for i in range(3000)]
+    monkeypatch.setattr(compact, "ROW_GROUP_BYTES", 40_000)
+
+    def boundaries(kept: list[dict[str, str]], name: str) -> list[str]:
+        parts = []
+        for n, start in enumerate(range(0, len(kept), 250)):
+            path = tmp_path / f"{name}-{n:03d}.parquet"
+            pq.write_table(pa.Table.from_pylist(kept[start : start + 250], schema=schema), path)
+            parts.append(path)
+        target = tmp_path / f"{name}.parquet"
+        compact.write_group(parts, schema, target)
+        meta = pq.ParquetFile(target)
+        firsts = []
+        for i in range(meta.metadata.num_row_groups):
+            firsts.append(meta.read_row_group(i, columns=["source_path"]).column(0)[0].as_py())
+        return firsts
+
+    before = boundaries(rows, "before")
+    after = boundaries(rows[:100] + rows[101:], "after")
+    assert len(before) > 5
+    assert before[1:] == after[1:]

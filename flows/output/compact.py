@@ -40,6 +40,9 @@ SORT_KEY = "source_path"
 # Uncompressed bytes per row group: large enough for fast scans, small enough that a reader
 # (or the Hub's viewer, which reads one row group for a page) holds little in memory.
 ROW_GROUP_BYTES = 64 * 1024 * 1024
+# A row group ends at the first row past its byte budget whose key hashes to 0 mod this:
+# about 32 rows later on average, a fraction of a row group either way.
+ANCHOR_EVERY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +186,24 @@ def _writer_options(schema: pa.Schema, sorted_by_key: bool) -> dict[str, object]
     return options
 
 
+def _anchor(table: pa.Table, start: int) -> int | None:
+    """The first row from ``start`` on that may open a row group: one whose sort key hashes
+    to a 1-in-:data:`ANCHOR_EVERY` value. Row groups then end where the *content* says, so a
+    row inserted or deleted upstream moves no later boundary (and content-defined pages stay
+    the same bytes); None when there is none yet, or the table has no sort key."""
+    if SORT_KEY not in table.schema.names or start >= table.num_rows:
+        return None
+    keys = table.column(SORT_KEY).slice(start).to_pylist()
+    for offset, key in enumerate(keys):
+        if hashlib.sha256(str(key).encode()).digest()[0] % ANCHOR_EVERY == 0:
+            return start + offset if start + offset > 0 else None
+    return None
+
+
 def write_group(parts: Sequence[Path], schema: pa.Schema, target: Path) -> int:
     """One consumer file from the parts, in order, in row groups of about
-    :data:`ROW_GROUP_BYTES` (uncompressed); returns its row count."""
+    :data:`ROW_GROUP_BYTES` (uncompressed), each ending at a content-defined row
+    (:func:`_anchor`); returns its row count."""
     sorted_by_key = SORT_KEY in schema.names and _is_sorted(parts, SORT_KEY)
     rows = 0
 
@@ -200,9 +218,14 @@ def write_group(parts: Sequence[Path], schema: pa.Schema, target: Path) -> int:
             while pending_bytes >= ROW_GROUP_BYTES:
                 buffer = pa.concat_tables(pending)
                 take = max(1, int(buffer.num_rows * ROW_GROUP_BYTES / pending_bytes))
-                writer.write_table(buffer.slice(0, take), row_group_size=take)
-                rows += take
-                rest = buffer.slice(take)
+                cut = _anchor(buffer, take)
+                if cut is None and pending_bytes < 2 * ROW_GROUP_BYTES:
+                    pending = [buffer]
+                    break  # no anchor yet: read on
+                cut = cut or take
+                writer.write_table(buffer.slice(0, cut), row_group_size=cut)
+                rows += cut
+                rest = buffer.slice(cut)
                 pending_bytes = pending_bytes * rest.num_rows // max(1, buffer.num_rows)
                 pending = [rest] if rest.num_rows else []
         if pending:
