@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from flows.contracts import DOCUMENT_SCHEMA, REJECTED_SCHEMA
+import pyarrow as pa
+
+from flows.contracts import (
+    DOCUMENT_SCHEMA,
+    DOCUMENTS_DIR,
+    FACTS_DIR,
+    INDEX_DIR,
+    REJECTED_SCHEMA,
+    SHARDS_DIR,
+    published_tables,
+)
 from flows.engine.summary import Summary
+from flows.hub import front_matter
 from flows.models import Manifest
+from flows.stages.language import primary_subtag
 from flows.stages.quality import MEANINGS, PRESETS, SIGNALS, anchors
 
 
@@ -30,10 +42,35 @@ def _by_count(counts: dict[str, int]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def dataset_card(manifest: Manifest, summary: Summary) -> str:
-    """The release's README.md: contents, counts, schema and how to load it."""
+def release_tables(manifest: Manifest) -> dict[str, pa.Schema]:
+    """The published tables this release has files of (top-level folders), by folder."""
+    present = {f.path.split("/")[0] for f in manifest.files if f.path.count("/") == 1}
+    return {name: schema for name, schema in published_tables().items() if name in present}
+
+
+def hub_languages(manifest: Manifest) -> list[str]:
+    """The documents' languages as Hub codes (primary subtags, no ``und``), most first."""
+    codes: dict[str, int] = {}
+    for tag, count in manifest.languages.items():
+        code = primary_subtag(tag)
+        if code and code != "und" and count:
+            codes[code] = codes.get(code, 0) + count
+    return [code for code, _ in _by_count(codes)]
+
+
+def dataset_card(
+    manifest: Manifest,
+    summary: Summary,
+    licenses: Mapping[str | None, int] | None = None,
+    sizes: Mapping[str, int] | None = None,
+) -> str:
+    """The release's README.md: Hub metadata, contents, counts, schema and how to load it.
+    ``licenses``: published documents per ``license`` value (None: not declared);
+    ``sizes``: each published table's uncompressed bytes."""
     counts = manifest.counts
+    tables = release_tables(manifest)
     parts = [
+        front_matter(manifest, tables, hub_languages(manifest), licenses or {}, sizes),
         f"# Corpus release `{manifest.release_id}`",
         "",
         f"Created {manifest.created_at.isoformat()} by corpus-pipeline {manifest.pipeline_version}. "
@@ -89,13 +126,21 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
             ),
             "",
         ]
+    parts += _layout(manifest, tables, licenses or {})
     parts += [
         "## Files",
         "",
         _table(
             ["file", "rows", "sha256"],
-            [(f.path, f.rows, f.sha256[:16] + "…") for f in manifest.files],
+            [
+                (f.path, f.rows, f.sha256[:16] + "…")
+                for f in manifest.files
+                if f.path.count("/") == 1
+            ],
         ),
+        "",
+        f"{sum(1 for f in manifest.files if f.path.startswith(SHARDS_DIR + '/'))} internal "
+        f"parts under `{SHARDS_DIR}/` are listed, with their checksums, in `manifest.json`.",
         "",
         f"## Schema: `documents/` (version {manifest.document_schema_version})",
         "",
@@ -118,7 +163,11 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
         "duckdb.sql(\"SELECT language, count(*) FROM 'documents/*.parquet' GROUP BY 1\").show()",
         "",
         "from datasets import load_dataset",
-        'corpus = load_dataset("parquet", data_files="documents/*.parquet", split="train")',
+        'corpus = load_dataset(".", split="train")  # the documents config (the default)',
+        'rejected = load_dataset(".", "rejected", split="train")',
+        "",
+        "import mlcroissant as mlc",
+        'records = mlc.Dataset(jsonld="croissant.json").records("documents")',
         "```",
         "",
         f"Input fingerprint `{manifest.input_fingerprint}`, configuration fingerprint "
@@ -126,6 +175,54 @@ def dataset_card(manifest: Manifest, summary: Summary) -> str:
         "",
     ]
     return "\n".join(parts)
+
+
+def _layout(
+    manifest: Manifest, tables: Mapping[str, pa.Schema], licenses: Mapping[str | None, int]
+) -> list[str]:
+    """What the folders are: the published tables (the Hub configs) and the internal ones."""
+    counts = dict.fromkeys(tables, 0)
+    for file in manifest.files:
+        folder, _, rest = file.path.partition("/")
+        if folder in counts and "/" not in rest:
+            counts[folder] += file.rows
+    rows = [
+        (f"`{name}/`", f"`{name}`" + (" (default)" if name == DOCUMENTS_DIR else ""), counts[name])
+        for name in tables
+    ]
+    parts = [
+        "## Tables",
+        "",
+        "Each published table is a folder of Parquet files and a config of this dataset "
+        "(`load_dataset(<this folder>, <config>)`); `croissant.json` describes the same "
+        "tables, fields and file checksums in MLCommons Croissant 1.0.",
+        "",
+        _table(["folder", "config", "rows"], rows),
+        "",
+        "Files are about the run's `target_file_bytes` each; rows are sorted by "
+        "`source_path` within each file and files follow that order (declared as the files' "
+        "sorting columns), in row groups of about 64 MB uncompressed, with page indexes, a "
+        "Bloom filter on `id` and content-defined pages (unchanged rows encode to the same "
+        "pages in the next release).",
+        "",
+        f"`{SHARDS_DIR}/` is internal: the pipeline's own per-shard parts of every table "
+        "(the same rows, in small files), which the next run reuses and copies, plus "
+        f"`{SHARDS_DIR}/{INDEX_DIR}/` (each input's processing key and where its row is) and "
+        f"`{SHARDS_DIR}/{FACTS_DIR}/` (per-document hashes and MinHash signatures for "
+        "duplicate detection). They are not part of any config; read the tables above.",
+        "",
+    ]
+    if licenses:
+        parts += [
+            "## Licenses",
+            "",
+            _table(
+                ["license (metadata)", "documents"],
+                _by_count({k or "(not declared)": v for k, v in licenses.items()}),
+            ),
+            "",
+        ]
+    return parts
 
 
 def _duplicates(manifest: Manifest) -> list[str]:

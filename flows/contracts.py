@@ -32,6 +32,9 @@ DOCUMENTS_DIR = "documents"
 REJECTED_DIR = "rejected"
 INDEX_DIR = "index"
 FACTS_DIR = "facts"
+# Inside a release, the engine's own folder: every table's per-shard parts (what the next
+# run reuses and copies), from which the consumer files at the top are packed.
+SHARDS_DIR = "shards"
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +227,16 @@ TABLES: dict[str, tuple[pa.Schema, type[Any]]] = {
 }
 
 
+# Tables the engine keeps for itself (incremental runs, the corpus step): never published as
+# consumer files, a Hugging Face config or a Croissant record set.
+INTERNAL_TABLES = frozenset({INDEX_DIR, FACTS_DIR})
+
+
+def published_tables() -> dict[str, pa.Schema]:
+    """Every table a consumer reads, by folder, in declaration order (``documents`` first)."""
+    return {name: schema for name, (schema, _row) in TABLES.items() if name not in INTERNAL_TABLES}
+
+
 def _cell(value: object) -> object:
     if isinstance(value, RemovedLine):
         return {"rule": value.rule, "text": value.text, "line": value.line}
@@ -262,9 +275,11 @@ __all__ = [
     "FACTS_SCHEMA",
     "INDEX_DIR",
     "INDEX_SCHEMA",
+    "INTERNAL_TABLES",
     "REJECTED_DIR",
     "REJECTED_SCHEMA",
     "REJECTED_SCHEMA_VERSION",
+    "SHARDS_DIR",
     "TABLES",
     "DocumentRow",
     "FactsRow",
@@ -274,6 +289,7 @@ __all__ = [
     "SourceDocument",
     "documents_table",
     "empty_table",
+    "published_tables",
     "rejected_table",
     "rows_table",
 ]

@@ -416,6 +416,15 @@ class RunParameters(BaseModel):
         ge=1,
         le=100_000,
     )
+    target_file_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        title="Target size of a published file (bytes)",
+        description=(
+            "Each published table is packed into Parquet files of about this size (the shard "
+            "parts are merged up to it); one changed document rewrites one such file."
+        ),
+        ge=1024,
+    )
     workers: int = Field(
         default=0,
         title="Worker processes",

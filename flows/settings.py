@@ -31,6 +31,7 @@ _EXECUTION_ONLY = frozenset(
         "source",
         "out",
         "shard_size",
+        "target_file_bytes",
         "workers",
         "task_runner",
         "dask_address",

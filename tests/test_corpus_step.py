@@ -47,7 +47,9 @@ def test_an_exact_copy_is_rejected_and_names_the_kept_document(tmp_path: Path) -
     assert manifest.corpus == {"exact_duplicate": 1}
     assert manifest.counts["published"] == 2
     # The facts keep every document as the shard pass saw it: the next run decides again.
-    facts = read_facts(out / "current", ["source_path"]).column("source_path").to_pylist()
+    facts = (
+        read_facts(out / "current" / "shards", ["source_path"]).column("source_path").to_pylist()
+    )
     assert sorted(facts) == sorted([*published, "zz-copy.txt"])
 
 

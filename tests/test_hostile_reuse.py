@@ -62,15 +62,15 @@ def test_a_damaged_current_release_is_repaired_from_the_source(tmp_path: Path) -
     release = (out / "current").resolve()
     # shard 0: a row deleted (manifest forged to match); shard 1: flipped bytes;
     # shard 2: text injected (manifest forged); shard 3: truncated.
-    part0 = pq.read_table(release / "documents/part-00000.parquet")
-    _forge(release, "documents/part-00000.parquet", part0.slice(0, 2))
-    flipped = bytearray((release / "documents/part-00001.parquet").read_bytes())
+    part0 = pq.read_table(release / "shards/documents/part-00000.parquet")
+    _forge(release, "shards/documents/part-00000.parquet", part0.slice(0, 2))
+    flipped = bytearray((release / "shards/documents/part-00001.parquet").read_bytes())
     flipped[len(flipped) // 2] ^= 0xFF
-    (release / "documents/part-00001.parquet").write_bytes(bytes(flipped))
-    part2 = pq.read_table(release / "documents/part-00002.parquet")
+    (release / "shards/documents/part-00001.parquet").write_bytes(bytes(flipped))
+    part2 = pq.read_table(release / "shards/documents/part-00002.parquet")
     injected = pa.array(["INJECTED"] * part2.num_rows)
-    _forge(release, "documents/part-00002.parquet", part2.set_column(1, "text", injected))
-    truncated = release / "documents/part-00003.parquet"
+    _forge(release, "shards/documents/part-00002.parquet", part2.set_column(1, "text", injected))
+    truncated = release / "shards/documents/part-00003.parquet"
     truncated.write_bytes(truncated.read_bytes()[:64])
 
     second = _corpus_run(source, out)

@@ -88,7 +88,12 @@ def test_a_deleted_input_is_not_copied_back_with_its_shard(tmp_path: Path) -> No
     # Shard 1 is now [doc-2] alone while its old parts also hold doc-3: rebuilt, not copied.
     assert _counts(run_release(source, out, shard_size=2)) == (0, 3, 1)
     assert [r["source_path"] for r in _rows(out)] == ["doc-0.txt", "doc-1.txt", "doc-2.txt"]
-    index = ds.dataset(out / "current" / "index").to_table().column("source_path").to_pylist()
+    index = (
+        ds.dataset(out / "current" / "shards" / "index")
+        .to_table()
+        .column("source_path")
+        .to_pylist()
+    )
     assert sorted(index) == ["doc-0.txt", "doc-1.txt", "doc-2.txt"]
 
 
@@ -182,7 +187,7 @@ def _two_shards(tmp_path: Path) -> tuple[Path, Path, list[dict[str, object]]]:
 
 def test_flipped_bytes_in_a_part_are_not_copied_forward(tmp_path: Path) -> None:
     source, out, expected = _two_shards(tmp_path)
-    part = (out / "current").resolve() / "documents" / "part-00000.parquet"
+    part = (out / "current").resolve() / "shards" / "documents" / "part-00000.parquet"
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0xFF
     part.write_bytes(bytes(data))
@@ -194,7 +199,7 @@ def test_flipped_bytes_in_a_part_are_not_copied_forward(tmp_path: Path) -> None:
 
 def test_injected_text_is_never_published(tmp_path: Path) -> None:
     source, out, expected = _two_shards(tmp_path)
-    name = "documents/part-00000.parquet"
+    name = "shards/documents/part-00000.parquet"
     release = (out / "current").resolve()
     table = pq.read_table(release / name)
     texts = table.column("text").to_pylist()
@@ -215,7 +220,7 @@ def test_injected_text_is_never_published(tmp_path: Path) -> None:
 
 def test_a_deleted_row_does_not_make_its_input_vanish(tmp_path: Path) -> None:
     source, out, expected = _two_shards(tmp_path)
-    name = "documents/part-00001.parquet"
+    name = "shards/documents/part-00001.parquet"
     table = pq.read_table((out / "current").resolve() / name)
     _rewrite_part(out, name, table.slice(0, 1), update_manifest=True)
     result = run_release(source, out, shard_size=2)
@@ -231,7 +236,7 @@ def test_a_damaged_previous_release_never_blocks_a_new_one(tmp_path: Path, damag
         (release / "manifest.json").write_text("{not json")
     else:
         folder = "documents" if damage == "truncated part" else "index"
-        part = release / folder / "part-00001.parquet"
+        part = release / "shards" / folder / "part-00001.parquet"
         part.write_bytes(part.read_bytes()[:100])
     result = run_release(source, out, shard_size=2)
     assert _rows(out) == expected

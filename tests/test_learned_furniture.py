@@ -154,7 +154,7 @@ def test_repeated_lines_are_learned_removed_recorded_and_listed(tmp_path: Path) 
         ("", label, len(TOPICS)) for label in sorted(LABELS)
     ]
     # The facts follow the published texts (the duplicates check reads them).
-    facts = read_facts(out / "current", ["source_path", "text_sha256"]).to_pylist()
+    facts = read_facts(out / "current" / "shards", ["source_path", "text_sha256"]).to_pylist()
     assert {f["text_sha256"] for f in facts} == {d["text_sha256"] for d in docs}
 
     # An unchanged corpus decides the same. A row the step changed is not reused (the step

@@ -30,6 +30,7 @@ from flows.contracts import (
     INDEX_SCHEMA,
     REJECTED_DIR,
     REJECTED_SCHEMA,
+    SHARDS_DIR,
     IndexRow,
     RejectedRow,
     empty_table,
@@ -354,7 +355,9 @@ def against_facts(folders: Sequence[str], release: Path, near: bool) -> pa.Table
             logger.warning("dedup_against %s: a release of this output; ignored", folder)
             continue
         try:
-            facts = read_facts(path, columns)
+            # A release keeps its facts with its shard parts.
+            shards = path / SHARDS_DIR
+            facts = read_facts(shards if shards.is_dir() else path, columns)
             published = pa.concat_tables(
                 [
                     pq.ParquetFile(part).read(columns=["source_path"])

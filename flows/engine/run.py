@@ -9,6 +9,7 @@ tasks). No Prefect import here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -19,14 +20,16 @@ from typing import Any, Protocol, TypeVar
 import pyarrow.parquet as pq
 
 from flows import PIPELINE_VERSION
-from flows.card import dataset_card
+from flows.card import dataset_card, hub_languages, release_tables
 from flows.contracts import (
     DOCUMENT_SCHEMA,
     DOCUMENTS_DIR,
     REJECTED_DIR,
     REJECTED_SCHEMA,
+    SHARDS_DIR,
     empty_table,
 )
+from flows.croissant import CROISSANT, croissant
 from flows.engine.corpus import (
     Decision,
     against_facts,
@@ -49,8 +52,10 @@ from flows.engine.shard import (
     work_shard,
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
+from flows.hub import hub_license
 from flows.models import Manifest
 from flows.output.changes import release_changes
+from flows.output.compact import lift_extras, pack_release, uncompressed_bytes, value_counts
 from flows.output.previous import PreviousRelease, open_previous
 from flows.output.release import (
     data_files,
@@ -112,8 +117,8 @@ class RunResult:
     release: Path | None = None
     manifest: Manifest | None = None
     shard_results: list[ShardResult] = field(default_factory=list)
-    # The release ``current`` pointed at when the run started (for the report's diff).
-    previous: Path | None = None
+    # The release this run reused from (its consumer files may be copied when unchanged).
+    previous_release: Path | None = None
 
     @property
     def release_id(self) -> str | None:
@@ -129,7 +134,10 @@ def execute(plan: Plan, runner: Runner, scratch: Path | None = None) -> RunResul
             raise ValueError("a plan that publishes nothing needs a scratch folder")
         return _run(plan, runner, scratch, previous=None)
     with output_lock(plan.out), staging_folder(plan.out) as staging:
-        result = _run(plan, runner, staging, previous=open_previous(plan.out))
+        # The engine works in shards/; publishing packs the consumer files above it.
+        previous = open_previous(plan.out)
+        result = _run(plan, runner, staging / SHARDS_DIR, previous=previous)
+        result.previous_release = previous.release if previous else None
         result.release, result.manifest = runner.step("publish", publish, plan, staging, result)
     # Housekeeping: a release that cannot be pruned stays; the new one is already current.
     try:
@@ -215,7 +223,6 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         processed=sum(r.processed for r in results),
         copied_shards=sum(r.copied for r in results),
         shard_results=results,
-        previous=previous.path if previous else None,
     )
 
 
@@ -245,6 +252,10 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     after it succeeded (a retried task), ``finalize`` finds the release it already published
     and returns it -- and updates ``manifest`` to it -- instead of publishing anything new."""
     assert plan.out is not None
+    if staging.is_dir():  # not when retried after the rename (finalize handles that)
+        previous = read_manifest(result.previous_release) if result.previous_release else None
+        pack_release(staging, plan.params.target_file_bytes, result.previous_release, previous)
+        lift_extras(staging)
     ensure_tables(staging)
     created = dt.datetime.now(dt.UTC).replace(microsecond=0)
     manifest = build_manifest(
@@ -265,19 +276,49 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
     if staging.is_dir():  # not when a retried publish finds its release already in place
         _write_report(staging, manifest, result)
-    final = finalize(staging, manifest, dataset_card(manifest, result.summary), plan.out)
+    licenses = _licenses(staging)
+    sizes = {
+        name: uncompressed_bytes(staging / name)
+        for name in release_tables(manifest)
+        if (staging / name).is_dir()
+    }
+    card = dataset_card(manifest, result.summary, licenses, sizes)
+    final = finalize(staging, manifest, card, plan.out, [_croissant(manifest, licenses)])
     return final, manifest
+
+
+def _licenses(staging: Path) -> dict[str | None, int]:
+    """Published documents per declared ``license`` (None: not declared)."""
+    if not (staging / DOCUMENTS_DIR).is_dir():
+        return {}  # a retried publish: the folder is a release already
+    counts = value_counts(staging / DOCUMENTS_DIR, "license")
+    return {name or None: n for name, n in counts.items()}
+
+
+def _croissant(manifest: Manifest, licenses: dict[str | None, int]) -> tuple[str, str]:
+    """``croissant.json``: the published tables in MLCommons Croissant 1.0."""
+    uniform = hub_license(licenses)
+    document = croissant(
+        manifest,
+        release_tables(manifest),
+        hub_languages(manifest),
+        uniform["license"] if uniform["license"] not in ("other", "unknown") else None,
+    )
+    return CROISSANT, json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def _write_report(staging: Path, manifest: Manifest, result: RunResult) -> None:
     """``changes`` against the previous release into the manifest, and ``report.html``
     into the release. A report that cannot be drawn is a warning, never a lost release."""
-    before = read_manifest(result.previous) if result.previous else None
+    before = read_manifest(result.previous_release) if result.previous_release else None
     parts = (
         [f.path for f in before.files if f.path.startswith(f"{DOCUMENTS_DIR}/")] if before else []
     )
     manifest.changes = release_changes(
-        staging, result.previous if before else None, before.release_id if before else None, parts
+        staging,
+        result.previous_release if before else None,
+        before.release_id if before else None,
+        parts,
     )
     if manifest.changes is None:
         manifest.warnings.append("the previous release's documents could not be read: no diff")

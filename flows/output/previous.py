@@ -36,6 +36,7 @@ from flows.contracts import (
     INDEX_DIR,
     INDEX_SCHEMA,
     REJECTED_SCHEMA_VERSION,
+    SHARDS_DIR,
     IndexRow,
     SourceDocument,
 )
@@ -89,7 +90,11 @@ def parquet_from_bytes(data: bytes, schema: pa.Schema) -> pa.Table:
 
 @dataclass(slots=True)
 class PreviousRelease:
-    """The release ``current`` pointed at when this run started, as far as it verifies."""
+    """The release ``current`` pointed at when this run started, as far as it verifies.
+
+    ``path`` is the folder its shard parts are in (``shards/`` of the release; the release
+    itself in the older layout), and part names are relative to it.
+    """
 
     path: Path
     manifest: Manifest
@@ -99,10 +104,25 @@ class PreviousRelease:
     # the inputs of one new shard)
     rows_per_file: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    # what the manifest's paths of shard parts start with ("shards/"; "" in the older layout)
+    prefix: str = ""
     _sha: dict[str, str] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._sha = {f.path: f.sha256 for f in self.manifest.files}
+        self._sha = {
+            f.path.removeprefix(self.prefix): f.sha256
+            for f in self.manifest.files
+            if f.path.startswith(self.prefix)
+        }
+
+    @property
+    def release(self) -> Path:
+        """The release folder itself."""
+        return self.path.parent if self.prefix else self.path
+
+    def names(self) -> list[str]:
+        """Every part the manifest lists, relative to :attr:`path`, in order."""
+        return sorted(self._sha)
 
     def sha256(self, name: str) -> str | None:
         """What the manifest says the part ``name`` hashes to; None when it lists no such part."""
@@ -125,13 +145,17 @@ def open_previous(out: Path) -> PreviousRelease | None:
             str(error).splitlines()[0],
         )
         return None
-    previous = PreviousRelease(path, manifest)
+    prefix = f"{SHARDS_DIR}/"
+    if any(f.path.startswith(prefix) for f in manifest.files):
+        previous = PreviousRelease(path / SHARDS_DIR, manifest, prefix=prefix)
+    else:
+        previous = PreviousRelease(path, manifest)
     _load_index(previous)
     return previous
 
 
 def _load_index(previous: PreviousRelease) -> None:
-    names = sorted(f.path for f in previous.manifest.files if f.path.startswith(f"{INDEX_DIR}/"))
+    names = [name for name in previous.names() if name.startswith(f"{INDEX_DIR}/")]
     for name in names:
         try:
             data = read_verified(previous.path / name, previous.sha256(name) or "")

@@ -31,8 +31,9 @@ import shutil
 import stat
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -104,6 +105,22 @@ def write_bytes(data: bytes, target: Path) -> None:
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError:
+            with contextlib.suppress(OSError):
+                target.unlink(missing_ok=True)
+            raise
+
+
+def write_file(target: Path, fill: Callable[[BinaryIO], None]) -> None:
+    """Write ``target`` through ``fill`` (a streamed copy, a ParquetWriter), then fsync, like
+    :func:`write_parquet`; a file left half written by any failure is removed."""
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with target.open("wb") as handle:
+                fill(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
             with contextlib.suppress(OSError):
                 target.unlink(missing_ok=True)
             raise
@@ -432,8 +449,15 @@ def _already_published(staging: Path, manifest: Manifest, out: Path) -> Path:
     return final
 
 
-def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
-    """Write manifest and card, move the release into place, switch ``current``.
+def finalize(
+    staging: Path,
+    manifest: Manifest,
+    card: str,
+    out: Path,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Write manifest, card (and ``extra`` files: name, text), move the release into place,
+    switch ``current``.
 
     Idempotent: called again once the staging folder was renamed into place (a retried
     task), it publishes nothing new. It finishes switching ``current`` to the release that
@@ -451,6 +475,7 @@ def finalize(staging: Path, manifest: Manifest, card: str, out: Path) -> Path:
             + "\n",
         ),
         (CARD, card),
+        *extra,
     ):
         with _writing(staging / name):
             (staging / name).write_text(text, encoding="utf-8")
