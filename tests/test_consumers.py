@@ -68,7 +68,12 @@ def _source(root: Path, n: int, license_name: str | None = "CC-BY-4.0") -> Path:
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("consumers")
     source = _source(tmp / "src", 24)
-    run_release(source, tmp / "out", shard_size=5, dedup="off", target_file_bytes=40 * 1024)
+    # The target follows the parts' real size (it grows with every column added): about
+    # two and a half parts per consumer file, so 5 parts pack into fewer, but more than one.
+    run_release(source, tmp / "sizing", shard_size=5, dedup="off")
+    parts = (tmp / "sizing" / "current" / SHARDS_DIR / "documents").glob("*.parquet")
+    target = int(2.5 * max(p.stat().st_size for p in parts))
+    run_release(source, tmp / "out", shard_size=5, dedup="off", target_file_bytes=target)
     return (tmp / "out" / "current").resolve()
 
 
