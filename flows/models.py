@@ -435,6 +435,14 @@ class RunParameters(BaseModel):
         ge=1,
         le=7 * 24 * 60,
     )
+    force_release: bool = Field(
+        default=False,
+        title="Publish even if unchanged",
+        description=(
+            "Without it, a run whose source and configuration equal the current release's "
+            "publishes nothing and says 'unchanged: current is <id>'."
+        ),
+    )
 
 
 class DataFile(BaseModel):
@@ -470,6 +478,14 @@ class Manifest(BaseModel):
     rejected_schema_version: int
     input_fingerprint: str = Field(description="sha256 over every input's path and bytes hash.")
     config_fingerprint: str = Field(description="sha256 of the parameters that affect output.")
+    source_fingerprint: str = Field(
+        default="",
+        description=(
+            "sha256 over everything read from the source (each input's path, id, size, "
+            "metadata and bytes hash, skipped files, metadata issues): equal, with "
+            "config_fingerprint, means a run would publish this release again."
+        ),
+    )
     counts: dict[str, int] = Field(description="inputs, published, rejected, skipped.")
     languages: dict[str, int]
     rejection_reasons: dict[str, int]

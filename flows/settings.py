@@ -35,6 +35,7 @@ _EXECUTION_ONLY = frozenset(
         "dask_address",
         "keep_releases",
         "timeout_minutes",
+        "force_release",
     }
 )
 

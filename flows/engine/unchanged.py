@@ -1,0 +1,139 @@
+"""Whether a run would publish what ``current`` already holds: the source fingerprint and its check.
+
+A release records ``source_fingerprint``: one SHA-256 streamed over every input in path
+order -- its path, id, size, metadata record and line, why discovery rejected it, and the
+SHA-256 of its bytes (or why they could not be read) -- plus what else discovery found
+(skipped files, metadata issues) and the release each ``dedup_against`` folder points at.
+With the configuration fingerprint (parameters, rules, pipeline and signature versions) it
+covers everything a release is made from, so when both equal the current release's, a new
+release would hold the same rows: the run publishes nothing.
+
+Every input is read and hashed, not compared by size and modification time: copies made
+with ``cp -p``, ``rsync -a`` or ``tar`` keep mtimes, and a same-size edit within the file
+system's timestamp granularity keeps both, so a stat-based check can call a changed source
+unchanged. Reading is cheap next to processing (measured in benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from flows import PIPELINE_VERSION
+from flows.engine.plan import Plan
+from flows.engine.shard import Input, read_inputs
+from flows.models import Manifest
+from flows.output.release import CURRENT, read_manifest
+from flows.stages.types import Rejection
+
+logger = logging.getLogger(__name__)
+
+
+class SourceFingerprint:
+    """The streamed hash: fed each shard's inputs in shard (path) order, as they are read, so
+    it costs no memory per input and the published run hashes exactly the bytes it used."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256(b"source-fingerprint/1\n")
+
+    def add(self, inputs: Iterable[Input]) -> None:
+        for item in inputs:
+            doc = item.doc
+            found = doc.rejection
+            read = item.payload if isinstance(item.payload, Rejection) else None
+            line = [
+                doc.source_path,
+                doc.doc_id,
+                doc.size,
+                doc.metadata,
+                doc.metadata_line,
+                _rejection(found),
+                item.digest,
+                None if found is not None else _rejection(read),
+            ]
+            self._digest.update(_json(line) + b"\n")
+
+    def hexdigest(self, plan: Plan) -> str:
+        """The fingerprint, once every shard was added: closed with what discovery found
+        beyond the inputs and with the releases duplicates are checked against."""
+        digest = self._digest.copy()
+        found = plan.discovery
+        issues = [issue.model_dump(mode="json") for issue in found.metadata_issues]
+        against = [_release_of(folder) for folder in plan.params.dedup_against]
+        digest.update(_json({"skipped": found.skipped, "issues": issues, "against": against}))
+        return digest.hexdigest()
+
+
+def _rejection(rejection: Rejection | None) -> list[str] | None:
+    if rejection is None:
+        return None
+    return [rejection.stage.value, rejection.reason.value, rejection.detail]
+
+
+def _json(value: object) -> bytes:
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return text.encode("utf-8", errors="backslashreplace")
+
+
+def _release_of(folder: str) -> str:
+    """Which release a ``dedup_against`` folder stands for (its id, or where it points)."""
+    path = Path(folder)
+    path = (path / CURRENT).resolve() if (path / CURRENT).exists() else path.resolve()
+    manifest = read_manifest(path)
+    return manifest.release_id if manifest else str(path)
+
+
+def source_fingerprint(plan: Plan) -> str:
+    """Every input read and hashed once, shard by shard (what the shard pass reads)."""
+    fingerprint = SourceFingerprint()
+    for job in plan.shards:
+        fingerprint.add(read_inputs(job, str(plan.root), plan.params.max_file_bytes))
+    return fingerprint.hexdigest(plan)
+
+
+def current_manifest(out: Path) -> Manifest | None:
+    """The manifest of the release ``current`` points at, if it is a complete release."""
+    link = out / CURRENT
+    if not link.is_symlink():
+        return None
+    return read_manifest(link.resolve())
+
+
+def unchanged_release(plan: Plan) -> Manifest | None:
+    """The current release's manifest when this plan would publish the same release again;
+    None when anything differs, when there is no current release, or when the parameters
+    force a new release.
+
+    The current release's files must still all be there with their recorded sizes (a
+    release someone truncated or deleted from is published again; the next run's reuse
+    checks every part's SHA-256)."""
+    if plan.out is None or plan.params.force_release:
+        return None
+    manifest = current_manifest(plan.out)
+    if manifest is None or not manifest.source_fingerprint:
+        return None
+    if (
+        manifest.config_fingerprint != plan.release_fingerprint
+        or manifest.pipeline_version != PIPELINE_VERSION
+    ):
+        return None
+    release = plan.out / CURRENT
+    for file in manifest.files:
+        try:
+            size = (release / file.path).stat().st_size
+        except OSError:
+            size = -1
+        if size != file.bytes:
+            logger.warning(
+                "current release %s: %s is missing or resized", manifest.release_id, file.path
+            )
+            return None
+    if source_fingerprint(plan) != manifest.source_fingerprint:
+        return None
+    return manifest
+
+
+__all__ = ["SourceFingerprint", "current_manifest", "source_fingerprint", "unchanged_release"]

@@ -1,0 +1,123 @@
+"""An unchanged source and configuration publish no new release; any change to either does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.cli import main
+from flows.engine.plan import prepare
+from flows.engine.unchanged import source_fingerprint, unchanged_release
+from flows.models import Manifest, RunParameters
+from tests.conftest import SEEDS, run_release
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> tuple[Path, Path, str]:
+    source = tmp_path / "source"
+    shutil.copytree(SEEDS, source)
+    out = tmp_path / "out"
+    result = run_release(source, out)
+    assert result.release_id is not None
+    return source, out, result.release_id
+
+
+def _check(source: Path, out: Path, **changes: Any) -> Manifest | None:
+    params = RunParameters(source=str(source), out=str(out), **changes)
+    return unchanged_release(prepare(params))
+
+
+def test_the_recorded_fingerprint_is_what_the_check_computes(
+    published: tuple[Path, Path, str],
+) -> None:
+    source, out, release = published
+    manifest = _check(source, out)
+    assert manifest is not None and manifest.release_id == release
+    plan = prepare(RunParameters(source=str(source), out=str(out)))
+    assert source_fingerprint(plan) == manifest.source_fingerprint
+    # Execution-only parameters do not make a release different.
+    assert _check(source, out, shard_size=1, workers=1, keep_releases=2) is not None
+
+
+def _first_text(source: Path) -> Path:
+    return sorted(source.rglob("*.txt"))[0]
+
+
+def _same_size_edit(source: Path) -> None:
+    """One byte changed, size and modification time kept (what ``cp -p`` or ``rsync -a``
+    of an edited file can look like): a stat-based check would miss it."""
+    path = _first_text(source)
+    info = path.stat()
+    data = bytearray(path.read_bytes())
+    data[0] = ord("X") if data[0] != ord("X") else ord("Y")
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _metadata_edit(source: Path) -> None:
+    name = _first_text(source).relative_to(source).as_posix()
+    with (source / "metadata.jsonl").open("a", encoding="utf-8") as file:
+        file.write(json.dumps({"file_name": name, "license": "CC0-1.0"}) + "\n")
+
+
+CHANGES: dict[str, Callable[[Path], None]] = {
+    "same-size edit": _same_size_edit,
+    "added input": lambda source: (source / "new.txt").write_text("A new document.\n" * 20),
+    "removed input": lambda source: _first_text(source).unlink(),
+    "renamed input": lambda source: _first_text(source).rename(source / "renamed.txt"),
+    "metadata line": _metadata_edit,
+    "skipped file added": lambda source: (source / "notes.md").write_text("not a document"),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_any_source_change_is_seen(published: tuple[Path, Path, str], change: str) -> None:
+    source, out, _ = published
+    if change == "metadata line" and not (source / "metadata.jsonl").exists():
+        (source / "metadata.jsonl").write_text("")
+    CHANGES[change](source)
+    assert _check(source, out) is None
+
+
+def test_configuration_and_force_make_a_new_release(published: tuple[Path, Path, str]) -> None:
+    source, out, release = published
+    assert _check(source, out, language_min_letters=31) is None
+    assert _check(source, out, dedup="off") is None
+    assert _check(source, out, force_release=True) is None
+    result = run_release(source, out, force_release=True)
+    assert result.release_id != release
+    # The forced release records the same fingerprint: the next run is unchanged again.
+    again = _check(source, out)
+    assert again is not None and again.release_id == result.release_id
+
+
+def test_a_damaged_current_release_is_published_again(published: tuple[Path, Path, str]) -> None:
+    source, out, _ = published
+    part = sorted((out / "current" / "documents").glob("*.parquet"))[0]
+    part.chmod(0o644)
+    with part.open("ab") as file:
+        file.write(b"\0")
+    assert _check(source, out) is None
+
+
+def test_corpus_run_says_unchanged_and_starts_no_server(
+    published: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, out, release = published
+    before = sorted(p.name for p in (out / "releases").iterdir())
+    # No Prefect server can be reached at this address: an attempt to start or reach one
+    # would fail the run, so exit 0 shows that none was needed.
+    os.environ["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+    try:
+        code = main(["run", "--source", str(source), "--out", str(out)])
+    finally:
+        del os.environ["PREFECT_API_URL"]
+    assert code == 0
+    assert capsys.readouterr().out.strip() == f"unchanged: current is {release}"
+    assert sorted(p.name for p in (out / "releases").iterdir()) == before
