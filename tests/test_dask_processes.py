@@ -98,7 +98,7 @@ def test_release_on_separate_dask_processes_equals_a_local_run(
     generate(
         source, Options(docs=120, seed=3), load_vocabulary(REPO.parent / "shared" / "benchmarks")
     )
-    with Client(address, timeout=STARTUP_SECONDS) as client:
+    with Client(address, timeout=STARTUP_SECONDS) as client:  # type: ignore[no-untyped-call]
         client.wait_for_workers(2, timeout=STARTUP_SECONDS)
         # The workers are the processes started above, not threads or children of this one.
         pids = client.run(os.getpid)

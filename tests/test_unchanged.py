@@ -66,7 +66,7 @@ def _metadata_edit(source: Path) -> None:
         file.write(json.dumps({"file_name": name, "license": "CC0-1.0"}) + "\n")
 
 
-CHANGES: dict[str, Callable[[Path], None]] = {
+CHANGES: dict[str, Callable[[Path], object]] = {
     "same-size edit": _same_size_edit,
     "added input": lambda source: (source / "new.txt").write_text("A new document.\n" * 20),
     "removed input": lambda source: _first_text(source).unlink(),
