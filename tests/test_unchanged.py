@@ -121,3 +121,30 @@ def test_corpus_run_says_unchanged_and_starts_no_server(
     assert code == 0
     assert capsys.readouterr().out.strip() == f"unchanged: current is {release}"
     assert sorted(p.name for p in (out / "releases").iterdir()) == before
+
+
+def test_the_streamed_input_fingerprint_is_that_of_the_published_rows(tmp_path: Path) -> None:
+    """The manifest's input_fingerprint is hashed as inputs are read (no list per input);
+    computed again from the release's own rows -- every input once, with its bytes hash or
+    ``size:N`` -- it is the same, on the hostile battery (unreadable files, links, FIFOs,
+    duplicate ids, files too large, undecodable bytes)."""
+    import pyarrow.dataset as ds
+
+    from flows.engine.summary import input_fingerprint
+    from tests.test_hostile import build_battery_source, run_parameters
+
+    source, _, _ = build_battery_source(tmp_path / "battery")
+    params = run_parameters(source, tmp_path / "out", task_runner="thread")
+    from flows.engine.run import InlineRunner, execute
+
+    result = execute(prepare(params), InlineRunner())
+    assert result.release is not None and result.manifest is not None
+    documents = ds.dataset(result.release / "documents").to_table().to_pylist()
+    rejected = ds.dataset(result.release / "rejected").to_table().to_pylist()
+    assert len(rejected) > 20
+    pairs = [(row["source_path"], row["source_sha256"]) for row in documents]
+    pairs += [
+        (row["source_path"], row["source_sha256"] or f"size:{row['source_bytes']}")
+        for row in rejected
+    ]
+    assert result.manifest.input_fingerprint == input_fingerprint(pairs)

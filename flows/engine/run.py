@@ -106,6 +106,7 @@ class RunResult:
     manifest: Manifest | None = None
     shard_results: list[ShardResult] = field(default_factory=list)
     source_fingerprint: str = ""  # of the bytes this run read (flows.engine.unchanged)
+    input_fingerprint: str = ""  # the manifest's, streamed as the inputs were read
 
     @property
     def release_id(self) -> str | None:
@@ -201,6 +202,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         copied_shards=sum(r.copied for r in results),
         shard_results=results,
         source_fingerprint=fingerprint.hexdigest(plan),
+        input_fingerprint=fingerprint.input_fingerprint(),
     )
 
 
@@ -242,6 +244,7 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
         metadata_issues=plan.discovery.metadata_issues,
         parameters=plan.params.model_dump(mode="json"),
         config_fingerprint=plan.release_fingerprint,
+        input_fingerprint=result.input_fingerprint,
     )
     manifest.source_fingerprint = result.source_fingerprint
     manifest.corpus = dict(sorted(Counter(d.reason.value for d in result.decisions).items()))

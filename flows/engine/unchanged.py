@@ -25,6 +25,7 @@ from pathlib import Path
 from flows import PIPELINE_VERSION
 from flows.engine.plan import Plan
 from flows.engine.shard import Input, read_inputs
+from flows.engine.summary import input_line
 from flows.models import Manifest
 from flows.output.release import CURRENT, read_manifest
 from flows.stages.types import Rejection
@@ -33,11 +34,14 @@ logger = logging.getLogger(__name__)
 
 
 class SourceFingerprint:
-    """The streamed hash: fed each shard's inputs in shard (path) order, as they are read, so
-    it costs no memory per input and the published run hashes exactly the bytes it used."""
+    """The streamed hashes: fed each shard's inputs in shard (path) order, as they are read,
+    so they cost no memory per input and the published run hashes exactly the bytes it used."""
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256(b"source-fingerprint/1\n")
+        # The manifest's input_fingerprint, streamed the same way: (path, bytes hash or
+        # "size:N" when the bytes were not read), in path order.
+        self._inputs = hashlib.sha256()
 
     def add(self, inputs: Iterable[Input]) -> None:
         for item in inputs:
@@ -55,6 +59,11 @@ class SourceFingerprint:
                 None if found is not None else _rejection(read),
             ]
             self._digest.update(_json(line) + b"\n")
+            self._inputs.update(input_line(doc.source_path, item.digest or f"size:{doc.size}"))
+
+    def input_fingerprint(self) -> str:
+        """sha256 over every input's path and bytes hash, in path order (no list kept)."""
+        return self._inputs.hexdigest()
 
     def hexdigest(self, plan: Plan) -> str:
         """The fingerprint, once every shard was added: closed with what discovery found
