@@ -148,3 +148,19 @@ def test_the_streamed_input_fingerprint_is_that_of_the_published_rows(tmp_path: 
         for row in rejected
     ]
     assert result.manifest.input_fingerprint == input_fingerprint(pairs)
+
+
+def test_new_code_publishes_once(
+    published: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgraded code (a new table, a fix without a PIPELINE_VERSION bump) publishes a new
+    release once; its rows are reused, and the run after it is unchanged again."""
+    from flows.engine import unchanged
+
+    source, out, release = published
+    monkeypatch.setattr(unchanged, "code_digest", lambda: "0" * 64)
+    assert _check(source, out) is None
+    result = run_release(source, out)
+    assert result.release_id != release and result.processed == 0
+    again = _check(source, out)
+    assert again is not None and again.release_id == result.release_id

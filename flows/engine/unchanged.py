@@ -3,7 +3,8 @@
 A release records ``source_fingerprint``: one SHA-256 streamed over every input in path
 order -- its path, id, size, metadata record and line, why discovery rejected it, and the
 SHA-256 of its bytes (or why they could not be read) -- plus what else discovery found
-(skipped files, metadata issues) and the release each ``dedup_against`` folder points at.
+(skipped files, metadata issues), the release each ``dedup_against`` folder points at, and
+the code of this package.
 With the configuration fingerprint (parameters, rules, pipeline and signature versions) it
 covers everything a release is made from, so when both equal the current release's, a new
 release would hold the same rows: the run publishes nothing.
@@ -16,6 +17,7 @@ unchanged. Reading is cheap next to processing (measured in benchmarks/README.md
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -72,8 +74,24 @@ class SourceFingerprint:
         found = plan.discovery
         issues = [issue.model_dump(mode="json") for issue in found.metadata_issues]
         against = [_release_of(folder) for folder in plan.params.dedup_against]
-        digest.update(_json({"skipped": found.skipped, "issues": issues, "against": against}))
+        closing = {"skipped": found.skipped, "issues": issues, "against": against}
+        digest.update(_json({**closing, "code": code_digest()}))
         return digest.hexdigest()
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 over this package's files: a release is "unchanged" only for the code that
+    made it. PIPELINE_VERSION marks changes that alter rows (and makes them again); a new
+    table, column or file of the release, or a fix that forgot the bump, must also publish
+    once -- cheaply, since every unchanged row is reused."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _rejection(rejection: Rejection | None) -> list[str] | None:
