@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     from flows.engine.plan import preflight, prepare
-    from flows.engine.unchanged import unchanged_release
+    from flows.engine.unchanged import same_configuration, unchanged_release
+    from flows.settings import config_fingerprint
 
     params = resolve_parameters(args)
     # A bad source, output, lock or rule file fails here, before a server starts (the
@@ -110,7 +111,11 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     assert out is not None  # preflight of a run that publishes
     # Nothing to publish is found out before a server starts (the flow checks again: a
     # deployment's run starts there).
-    current = unchanged_release(prepare(params, checked=checked))
+    current = None
+    if same_configuration(
+        out, config_fingerprint(params, checked.rules_digest), params.force_release
+    ):
+        current = unchanged_release(prepare(params, checked=checked))
     if current is not None:
         sys.stdout.write(f"unchanged: current is {current.release_id}\n")
         rejected = current.counts.get("rejected", 0)

@@ -129,25 +129,21 @@ def current_manifest(out: Path) -> Manifest | None:
     return read_manifest(link.resolve())
 
 
-def unchanged_release(plan: Plan) -> Manifest | None:
-    """The current release's manifest when this plan would publish the same release again;
-    None when anything differs, when there is no current release, or when the parameters
-    force a new release.
-
-    The current release's files must still all be there with their recorded sizes (a
-    release someone truncated or deleted from is published again; the next run's reuse
-    checks every part's SHA-256)."""
-    if plan.out is None or plan.params.force_release:
+def same_configuration(out: Path, release_fingerprint: str, force: bool) -> Manifest | None:
+    """The current release's manifest when a run of this configuration might publish it
+    again -- same configuration and code version, every file there at its recorded size --
+    before anything is read from the source (cheap: no discovery)."""
+    if force:
         return None
-    manifest = current_manifest(plan.out)
+    manifest = current_manifest(out)
     if manifest is None or not manifest.source_fingerprint:
         return None
     if (
-        manifest.config_fingerprint != plan.release_fingerprint
+        manifest.config_fingerprint != release_fingerprint
         or manifest.pipeline_version != PIPELINE_VERSION
     ):
         return None
-    release = plan.out / CURRENT
+    release = out / CURRENT
     for file in manifest.files:
         try:
             size = (release / file.path).stat().st_size
@@ -158,9 +154,30 @@ def unchanged_release(plan: Plan) -> Manifest | None:
                 "current release %s: %s is missing or resized", manifest.release_id, file.path
             )
             return None
-    if source_fingerprint(plan) != manifest.source_fingerprint:
+    return manifest
+
+
+def unchanged_release(plan: Plan) -> Manifest | None:
+    """The current release's manifest when this plan would publish the same release again;
+    None when anything differs, when there is no current release, or when the parameters
+    force a new release.
+
+    The current release's files must still all be there with their recorded sizes (a
+    release someone truncated or deleted from is published again; the next run's reuse
+    checks every part's SHA-256)."""
+    if plan.out is None:
+        return None
+    manifest = same_configuration(plan.out, plan.release_fingerprint, plan.params.force_release)
+    if manifest is None or source_fingerprint(plan) != manifest.source_fingerprint:
         return None
     return manifest
 
 
-__all__ = ["SourceFingerprint", "current_manifest", "source_fingerprint", "unchanged_release"]
+__all__ = [
+    "SourceFingerprint",
+    "code_digest",
+    "current_manifest",
+    "same_configuration",
+    "source_fingerprint",
+    "unchanged_release",
+]
