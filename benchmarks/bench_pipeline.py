@@ -547,7 +547,7 @@ def scale(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
         shutil.rmtree(out, ignore_errors=True)
         if args.scale_command == "validate":
             command = [*runner.cli, "validate", "--source", str(source), *runner.extra]
-            results.append(runner.run(f"cold {size}", command, size, ok_codes=(0, 1)))
+            results.append(runner.run(f"validate {size}", command, size, ok_codes=(0, 1)))
         else:
             results.append(runner.corpus_run(f"cold {size}", source, out, size))
         shutil.rmtree(out, ignore_errors=True)
@@ -662,7 +662,7 @@ def summarize(results: Sequence[Measurement]) -> list[str]:
             )
         if m.label.startswith(("cold", "one changed")):
             lines.append(phases(m))
-    scaled = [m for m in results if re.fullmatch(r"cold \d+", m.label)]
+    scaled = [m for m in results if re.fullmatch(r"(cold|validate) \d+", m.label)]
     if len(scaled) >= 2:
         small, large = scaled[0], scaled[-1]
         lines.append(
