@@ -97,13 +97,23 @@ def test_configuration_and_force_make_a_new_release(published: tuple[Path, Path,
     assert again is not None and again.release_id == result.release_id
 
 
-def test_a_damaged_current_release_is_published_again(published: tuple[Path, Path, str]) -> None:
+@pytest.mark.parametrize("damage", ["appended byte", "flipped byte"])
+def test_a_damaged_current_release_is_published_again(
+    published: tuple[Path, Path, str], damage: str
+) -> None:
     source, out, _ = published
     part = sorted((out / "current" / "documents").glob("*.parquet"))[0]
     part.chmod(0o644)
-    with part.open("ab") as file:
-        file.write(b"\0")
+    data = bytearray(part.read_bytes())
+    if damage == "appended byte":
+        data += b"\0"
+    else:  # same size: only the hash tells
+        data[len(data) // 2] ^= 0xFF
+    part.write_bytes(bytes(data))
     assert _check(source, out) is None
+    repaired = run_release(source, out)
+    assert repaired.processed > 0  # the damaged part's rows were made again
+    assert _check(source, out) is not None
 
 
 def test_corpus_run_says_unchanged_and_starts_no_server(

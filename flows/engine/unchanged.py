@@ -29,7 +29,7 @@ from flows.engine.plan import Plan
 from flows.engine.shard import Input, read_inputs
 from flows.engine.summary import input_line
 from flows.models import Manifest
-from flows.output.release import CURRENT, read_manifest
+from flows.output.release import CURRENT, read_manifest, sha256_file
 from flows.stages.types import Rejection
 
 logger = logging.getLogger(__name__)
@@ -162,14 +162,29 @@ def unchanged_release(plan: Plan) -> Manifest | None:
     None when anything differs, when there is no current release, or when the parameters
     force a new release.
 
-    The current release's files must still all be there with their recorded sizes (a
-    release someone truncated or deleted from is published again; the next run's reuse
-    checks every part's SHA-256)."""
+    The current release's files must also all hash to what its manifest recorded: a
+    damaged release (flipped bytes, a truncated or deleted part) is published again, the
+    damaged parts processed from the source. A manifest forged to match forged parts is
+    not caught here (``force_release`` rebuilds, verifying every reused row against the
+    source)."""
     if plan.out is None:
         return None
     manifest = same_configuration(plan.out, plan.release_fingerprint, plan.params.force_release)
     if manifest is None or source_fingerprint(plan) != manifest.source_fingerprint:
         return None
+    release = plan.out / CURRENT
+    for file in manifest.files:
+        try:
+            intact = sha256_file(release / file.path) == file.sha256
+        except OSError:
+            intact = False
+        if not intact:
+            logger.warning(
+                "current release %s: %s does not match its manifest; publishing again",
+                manifest.release_id,
+                file.path,
+            )
+            return None
     return manifest
 
 
