@@ -142,7 +142,9 @@ class _Tree:
         for proc in members:
             try:
                 rss = int(proc.memory_info().rss)
-                server = "uvicorn" in " ".join(proc.cmdline())
+                line = " ".join(proc.cmdline())
+                # The temporary server is `prefect server start ...` (older: uvicorn).
+                server = "uvicorn" in line or " server start " in line
                 times = proc.cpu_times()
                 cpu = times.user + times.system
             except psutil.Error:
