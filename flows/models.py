@@ -482,8 +482,9 @@ class Manifest(BaseModel):
         default="",
         description=(
             "sha256 over everything read from the source (each input's path, id, size, "
-            "metadata and bytes hash, skipped files, metadata issues): equal, with "
-            "config_fingerprint, means a run would publish this release again."
+            "metadata and bytes hash, skipped files, metadata issues), the dedup_against "
+            "releases and the pipeline's code: equal, with config_fingerprint, means a run "
+            "would publish this release again."
         ),
     )
     counts: dict[str, int] = Field(description="inputs, published, rejected, skipped.")
