@@ -487,6 +487,13 @@ class Manifest(BaseModel):
             "would publish this release again."
         ),
     )
+    source_shards: list[str] = Field(
+        default_factory=list,
+        description=(
+            "source_fingerprint's part per shard (of parameters.shard_size inputs): an "
+            "unchanged check stops reading at the first shard that differs."
+        ),
+    )
     counts: dict[str, int] = Field(description="inputs, published, rejected, skipped.")
     languages: dict[str, int]
     rejection_reasons: dict[str, int]

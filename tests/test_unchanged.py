@@ -174,3 +174,34 @@ def test_new_code_publishes_once(
     assert result.release_id != release and result.processed == 0
     again = _check(source, out)
     assert again is not None and again.release_id == result.release_id
+
+
+def test_a_changed_source_is_read_only_up_to_its_first_changed_shard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.engine import unchanged
+
+    source = tmp_path / "source"
+    source.mkdir()
+    for number in range(6):
+        (source / f"doc-{number}.txt").write_text(f"Document number {number} of six.\n" * 5)
+    out = tmp_path / "out"
+    run_release(source, out, shard_size=2)
+    reads: list[int] = []
+    real = unchanged.read_inputs
+
+    def counted(*args: Any) -> Any:
+        reads.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(unchanged, "read_inputs", counted)
+    assert _check(source, out, shard_size=2) is not None
+    assert len(reads) == 3  # unchanged: every shard read
+    reads.clear()
+    (source / "doc-2.txt").write_text("Changed in the second shard.\n" * 5)
+    assert _check(source, out, shard_size=2) is None
+    assert len(reads) == 2  # stopped at the second of three shards
+    reads.clear()
+    # Other shard boundaries: the per-shard digests do not apply; the whole is compared.
+    assert _check(source, out, shard_size=3) is None
+    assert len(reads) == 2  # both shards of 3

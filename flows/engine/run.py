@@ -107,6 +107,7 @@ class RunResult:
     shard_results: list[ShardResult] = field(default_factory=list)
     source_fingerprint: str = ""  # of the bytes this run read (flows.engine.unchanged)
     input_fingerprint: str = ""  # the manifest's, streamed as the inputs were read
+    source_shards: list[str] = field(default_factory=list)
 
     @property
     def release_id(self) -> str | None:
@@ -203,6 +204,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         shard_results=results,
         source_fingerprint=fingerprint.hexdigest(plan),
         input_fingerprint=fingerprint.input_fingerprint(),
+        source_shards=fingerprint.shards,
     )
 
 
@@ -247,6 +249,7 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
         input_fingerprint=result.input_fingerprint,
     )
     manifest.source_fingerprint = result.source_fingerprint
+    manifest.source_shards = result.source_shards
     manifest.corpus = dict(sorted(Counter(d.reason.value for d in result.decisions).items()))
     params = plan.params
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)

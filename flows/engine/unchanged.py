@@ -21,7 +21,7 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from flows import PIPELINE_VERSION
@@ -44,8 +44,11 @@ class SourceFingerprint:
         # The manifest's input_fingerprint, streamed the same way: (path, bytes hash or
         # "size:N" when the bytes were not read), in path order.
         self._inputs = hashlib.sha256()
+        # One digest per add() (per shard): a check can stop at the first changed shard.
+        self.shards: list[str] = []
 
     def add(self, inputs: Iterable[Input]) -> None:
+        shard = hashlib.sha256()
         for item in inputs:
             doc = item.doc
             found = doc.rejection
@@ -61,7 +64,9 @@ class SourceFingerprint:
                 None if found is not None else _rejection(read),
             ]
             self._digest.update(_json(line) + b"\n")
+            shard.update(_json(line) + b"\n")
             self._inputs.update(input_line(doc.source_path, item.digest or f"size:{doc.size}"))
+        self.shards.append(shard.hexdigest())
 
     def input_fingerprint(self) -> str:
         """sha256 over every input's path and bytes hash, in path order (no list kept)."""
@@ -113,11 +118,15 @@ def _release_of(folder: str) -> str:
     return manifest.release_id if manifest else str(path)
 
 
-def source_fingerprint(plan: Plan) -> str:
-    """Every input read and hashed once, shard by shard (what the shard pass reads)."""
+def source_fingerprint(plan: Plan, recorded: Sequence[str] = ()) -> str | None:
+    """Every input read and hashed once, shard by shard (what the shard pass reads). With
+    ``recorded`` (a release's per-shard digests, of the same shard boundaries) it stops at
+    the first shard that differs and returns None: a changed source is not read twice over."""
     fingerprint = SourceFingerprint()
-    for job in plan.shards:
+    for number, job in enumerate(plan.shards):
         fingerprint.add(read_inputs(job, str(plan.root), plan.params.max_file_bytes))
+        if recorded and fingerprint.shards[-1] != recorded[number]:
+            return None
     return fingerprint.hexdigest(plan)
 
 
@@ -170,7 +179,14 @@ def unchanged_release(plan: Plan) -> Manifest | None:
     if plan.out is None:
         return None
     manifest = same_configuration(plan.out, plan.release_fingerprint, plan.params.force_release)
-    if manifest is None or source_fingerprint(plan) != manifest.source_fingerprint:
+    if manifest is None:
+        return None
+    same_shards = (
+        len(manifest.source_shards) == len(plan.shards)
+        and manifest.parameters.get("shard_size") == plan.params.shard_size
+    )
+    recorded = manifest.source_shards if same_shards else ()
+    if source_fingerprint(plan, recorded) != manifest.source_fingerprint:
         return None
     release = plan.out / CURRENT
     for file in manifest.files:
