@@ -578,8 +578,9 @@ def by_size(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
             naive_cmd = [sys.executable, str(BENCHMARKS / "naive_baseline.py"), str(source)]
             naive_out = args.work / f"naive-{tag}.parquet"
             results.append(runner.run(f"naive {tag}", [*naive_cmd, str(naive_out)], docs))
-        validate = [*runner.cli, "validate", "--source", str(source), *runner.extra]
-        results.append(runner.run(f"validate {tag}", validate, docs, ok_codes=(0, 1)))
+        if not args.skip_validate:
+            validate = [*runner.cli, "validate", "--source", str(source), *runner.extra]
+            results.append(runner.run(f"validate {tag}", validate, docs, ok_codes=(0, 1)))
         results.append(runner.corpus_run(f"cold {tag}", source, out, docs))
         results.append(runner.corpus_run(f"unchanged {tag}", source, out, docs))
         shutil.rmtree(out, ignore_errors=True)
