@@ -1,6 +1,7 @@
 """Time ``corpus run`` against the naive baseline, side by side, in one run.
 
     uv run python benchmarks/bench_pipeline.py --docs 6000
+    uv run python benchmarks/bench_pipeline.py --docs 6000 --sizes 1,5,20 --encodings utf-8  # per size
     uv run python benchmarks/bench_pipeline.py --scale 6000,60000     # peak memory vs size
     uv run python benchmarks/bench_pipeline.py --docs 6000 --profile  # + where the time goes
     uv run python benchmarks/bench_pipeline.py --docs 6000 --server   # against a running server
@@ -10,7 +11,7 @@ Steps (each command runs as a subprocess, exactly as a user would type it):
 1. generate the corpus with ``generate_corpus.py`` into ``WORK/corpus-<docs>-<encodings>-s<seed>``
    (reused when its stamp says it was generated with the same options);
 2. ``naive_baseline.py`` on it;
-3. ``corpus run`` cold (a fresh ``--out``), then again on the unchanged source (warm), then
+3. ``corpus run`` cold (a fresh ``--out``), then again on the unchanged source (nothing published), then
    after changing one document (the document is restored afterwards);
 4. ``corpus validate`` (the same stages on a process pool without Prefect or Parquet), as
    the yardstick for Prefect's share of the run.
@@ -33,6 +34,7 @@ import dataclasses
 import json
 import os
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -63,6 +65,7 @@ MARKS: dict[str, re.Pattern[str]] = {
     "discovered": re.compile(r"\d+ inputs in \d+ shards"),
     "first_shard": re.compile(r"shard \d+: \d+ published, \d+ rejected"),
     "published": re.compile(r"published release "),
+    "unchanged": re.compile(r"unchanged: current is "),
 }
 PROGRESS = re.compile(r"progress: (\d+)/(\d+) shards done")
 SUMMARY = re.compile(r"published (\d+) of (\d+) inputs \((\d+) rejected, (\d+) skipped")
@@ -82,6 +85,9 @@ class Measurement:
     tree_peak_rss_without_server_mb: float = 0.0
     largest_process_rss_mb: float = 0.0
     processes: int = 0
+    cpu_s: float = 0.0  # user + system CPU of the whole process tree (server included)
+    server_cpu_s: float = 0.0  # of which the temporary Prefect server's (sampled)
+    load: float = 0.0  # 1-minute load average when the command started
     marks: dict[str, float] = field(default_factory=dict)
     first_part_file_s: float | None = None
     published: int | None = None
@@ -95,6 +101,11 @@ class Measurement:
     @property
     def docs_per_s(self) -> float:
         return self.docs / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def docs_per_cpu_s(self) -> float:
+        """Documents per CPU-second of the whole tree: per core, and blind to other load."""
+        return self.docs / self.cpu_s if self.cpu_s else 0.0
 
 
 def high_water_mark(pid: int) -> int:
@@ -118,6 +129,8 @@ class _Tree:
     peak_without_server: int = 0
     largest: int = 0
     seen: set[int] = field(default_factory=set)
+    cpu: dict[int, float] = field(default_factory=dict)  # pid -> the latest CPU seconds seen
+    servers: set[int] = field(default_factory=set)
 
     def sample(self) -> None:
         try:
@@ -129,10 +142,17 @@ class _Tree:
         for proc in members:
             try:
                 rss = int(proc.memory_info().rss)
-                server = "uvicorn" in " ".join(proc.cmdline())
+                line = " ".join(proc.cmdline())
+                # The temporary server is `prefect server start ...` (older: uvicorn).
+                server = "uvicorn" in line or " server start " in line
+                times = proc.cpu_times()
+                cpu = times.user + times.system
             except psutil.Error:
                 continue  # exited between listing and reading
             self.seen.add(proc.pid)
+            self.cpu[proc.pid] = max(self.cpu.get(proc.pid, 0.0), cpu)
+            if server:
+                self.servers.add(proc.pid)
             total += rss
             self.largest = max(self.largest, rss, high_water_mark(proc.pid))
             without_server += 0 if server else rss
@@ -204,12 +224,14 @@ def measure(
     The child leads its own process group, so a run that exceeds ``timeout`` is killed with
     its workers and server (exit code -9 in the result) instead of hanging the benchmark.
     """
-    result = Measurement(label, docs)
+    result = Measurement(label, docs, load=os.getloadavg()[0])
     lines: list[str] = []
     earlier = releases_in(watch_out) if watch_out is not None else set()
     log = log_path.open("w", encoding="utf-8") if log_path else None
     if log is not None:
         log.write(f"$ {shlex.join(command)}\n")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before_cpu = before.ru_utime + before.ru_stime
     started = time.perf_counter()
     proc = subprocess.Popen(
         list(command),
@@ -243,12 +265,9 @@ def measure(
     # Not ru_maxrss from wait4/RUSAGE_CHILDREN: Linux carries the parent's peak RSS over
     # fork and exec into the child's, so a child of a big parent (pytest, a profiler)
     # reports the parent's size. Sampling sees each process's own RSS.
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    _wait(proc, started, timeout)
     result.wall_s = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     done.set()
     sampling.join()
     reader.join()
@@ -259,11 +278,28 @@ def measure(
     result.tree_peak_rss_without_server_mb = tree.peak_without_server / MB
     result.largest_process_rss_mb = tree.largest / MB
     result.processes = len(tree.seen)
+    # The whole tree's CPU: what the direct child and the processes it reaped used
+    # (rusage of reaped children, measured as a delta around this command), or the
+    # samples' sum where that is larger (a grandchild left running is not reaped).
+    reaped = usage.ru_utime + usage.ru_stime - before_cpu
+    result.cpu_s = max(reaped, sum(tree.cpu.values()) if tree.cpu else 0.0)
+    result.server_cpu_s = sum(tree.cpu.get(pid, 0.0) for pid in tree.servers)
     result.log = "".join(lines)
     counts = parse_summary(result.log)
     if counts:
         result.published, result.rejected = counts
     return result
+
+
+def _wait(proc: subprocess.Popen[str], started: float, timeout: float | None) -> None:
+    """Until the child exits, or kill its process group after ``timeout`` (exit -9)."""
+    deadline = None if timeout is None else started + timeout
+    while proc.poll() is None:
+        if deadline is not None and time.perf_counter() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.01)
 
 
 def corpus_command(spec: str | None) -> list[str]:
@@ -290,19 +326,31 @@ def bench_env(api_url: str | None, prefect_home: Path | None) -> dict[str, str]:
     return env
 
 
+def corpus_folder(work: Path, docs: int, seed: int, encodings: str, size_kb: float | None) -> Path:
+    size = "" if size_kb is None else f"-{size_kb:g}k"
+    return work / f"corpus-{docs}-{encodings}-s{seed}{size}"
+
+
 def ensure_corpus(
-    work: Path, docs: int, seed: int, encodings: str, shared: Path, python: str
+    work: Path,
+    docs: int,
+    seed: int,
+    encodings: str,
+    shared: Path,
+    python: str,
+    size_kb: float | None = None,
 ) -> tuple[Path, float | None]:
     """Generate the corpus unless a complete one with the same options is there."""
     from benchmarks.generate_corpus import read_stamp
 
-    source = work / f"corpus-{docs}-{encodings}-s{seed}"
+    source = corpus_folder(work, docs, seed, encodings, size_kb)
     found = read_stamp(source)
     if (
         found
         and found.get("docs") == docs
         and found.get("seed") == seed
         and found.get("encodings") == encodings
+        and found.get("size_kb") == size_kb
     ):
         return source, None
     shutil.rmtree(source, ignore_errors=True)
@@ -321,6 +369,7 @@ def ensure_corpus(
             encodings,
             "--shared",
             str(shared),
+            *([] if size_kb is None else ["--size-kb", str(size_kb)]),
         ],
         check=True,
     )
@@ -364,10 +413,11 @@ def ratio(numerator: float, denominator: float) -> str:
 def render(measurements: Sequence[Measurement]) -> str:
     """The figures as a Markdown table."""
     rows = [
-        "| run | docs | wall s | docs/s | tree peak RSS MB | w/o server MB | largest process MB "
+        "| run | docs | wall s | CPU s | load | docs/s | docs/CPU-s | tree peak RSS MB "
+        "| w/o server MB | largest process MB "
         "| procs | server s | discovered s | first shard s | first part file s | last shard s "
         "| published s | published/rejected | exit |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
 
     def mark(m: Measurement, name: str) -> str:
@@ -377,7 +427,8 @@ def render(measurements: Sequence[Measurement]) -> str:
         part = f"{m.first_part_file_s:.1f}" if m.first_part_file_s is not None else "-"
         counts = f"{m.published}/{m.rejected}" if m.published is not None else "-"
         rows.append(
-            f"| {m.label} | {m.docs} | {m.wall_s:.1f} | {m.docs_per_s:.1f} "
+            f"| {m.label} | {m.docs} | {m.wall_s:.1f} | {m.cpu_s:.1f} | {m.load:.1f} "
+            f"| {m.docs_per_s:.1f} | {m.docs_per_cpu_s:.1f} "
             f"| {m.tree_peak_rss_mb:.0f} | {m.tree_peak_rss_without_server_mb:.0f} "
             f"| {m.largest_process_rss_mb:.0f} | {m.processes} | {mark(m, 'server')} "
             f"| {mark(m, 'discovered')} | {mark(m, 'first_shard')} | {part} "
@@ -465,7 +516,7 @@ def compare(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
     """The side-by-side run: naive, cold, warm, one document changed, validate."""
     work: Path = args.work
     source, generated = ensure_corpus(
-        work, args.docs, args.seed, args.encodings, args.shared, sys.executable
+        work, args.docs, args.seed, args.encodings, args.shared, sys.executable, args.size_kb
     )
     if generated is not None:
         print(f"generated the corpus in {generated:.1f} s")
@@ -478,7 +529,7 @@ def compare(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
         naive_cmd = [sys.executable, str(BENCHMARKS / "naive_baseline.py"), str(source)]
         results.append(runner.run("naive", [*naive_cmd, str(naive_out)], docs))
     results.append(runner.corpus_run("cold", source, out, docs))
-    results.append(runner.corpus_run("warm", source, out, docs))
+    results.append(runner.corpus_run("unchanged", source, out, docs))
     restore = changed_document(pick_document(source))
     try:
         results.append(runner.corpus_run("one changed", source, out, docs))
@@ -495,20 +546,92 @@ def scale(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
     results = []
     for size in args.scale:
         source, generated = ensure_corpus(
-            args.work, size, args.seed, args.encodings, args.shared, sys.executable
+            args.work, size, args.seed, args.encodings, args.shared, sys.executable, args.size_kb
         )
         if generated is not None:
             print(f"generated the {size}-document corpus in {generated:.1f} s")
         out = args.work / f"out-scale-{size}"
         shutil.rmtree(out, ignore_errors=True)
-        results.append(runner.corpus_run(f"cold {size}", source, out, count_inputs(source)))
+        if args.scale_command == "validate":
+            command = [*runner.cli, "validate", "--source", str(source), *runner.extra]
+            results.append(runner.run(f"validate {size}", command, size, ok_codes=(0, 1)))
+        else:
+            results.append(runner.corpus_run(f"cold {size}", source, out, size))
         shutil.rmtree(out, ignore_errors=True)
     return results
 
 
+def by_size(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
+    """At each document size, one after another: naive, validate, cold, unchanged."""
+    results = []
+    for size_kb in args.sizes:
+        source, generated = ensure_corpus(
+            args.work, args.docs, args.seed, args.encodings, args.shared, sys.executable, size_kb
+        )
+        if generated is not None:
+            print(f"generated the {size_kb:g} kB corpus in {generated:.1f} s")
+        docs = count_inputs(source)
+        tag = f"{size_kb:g}k"
+        out = args.work / f"out-{args.docs}-{args.encodings}-{tag}"
+        shutil.rmtree(out, ignore_errors=True)
+        if not args.skip_naive:
+            naive_cmd = [sys.executable, str(BENCHMARKS / "naive_baseline.py"), str(source)]
+            naive_out = args.work / f"naive-{tag}.parquet"
+            results.append(runner.run(f"naive {tag}", [*naive_cmd, str(naive_out)], docs))
+        if not args.skip_validate:
+            validate = [*runner.cli, "validate", "--source", str(source), *runner.extra]
+            results.append(runner.run(f"validate {tag}", validate, docs, ok_codes=(0, 1)))
+        results.append(runner.corpus_run(f"cold {tag}", source, out, docs))
+        results.append(runner.corpus_run(f"unchanged {tag}", source, out, docs))
+        shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def render_sizes(results: Sequence[Measurement], sizes: Sequence[float]) -> list[str]:
+    """One row per document size: every figure the targets name, side by side."""
+    by = {m.label: m for m in results}
+    rows = [
+        "| size | docs | naive s | validate s | cold s | unchanged s | naive/cold (>=3x) "
+        "| cold/validate (<=1.25x) | cold/unchanged (>=4x) | start->first shard s (<=3) "
+        "| cold docs/s/core | validate docs/s/core | naive docs/s/core | cold CPU s "
+        "| of which server | cold tree peak MB | unchanged tree peak MB | load |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def wall(label: str) -> str:
+        return f"{by[label].wall_s:.1f}" if label in by else "-"
+
+    def per_core(label: str) -> str:
+        return f"{by[label].docs_per_cpu_s:.0f}" if label in by else "-"
+
+    for size_kb in sizes:
+        tag = f"{size_kb:g}k"
+        naive, validate = by.get(f"naive {tag}"), by.get(f"validate {tag}")
+        cold, unchanged = by.get(f"cold {tag}"), by.get(f"unchanged {tag}")
+        if cold is None:
+            continue
+        first = f"{cold.marks['first_shard']:.1f}" if "first_shard" in cold.marks else "-"
+        loads = [m.load for m in (naive, validate, cold, unchanged) if m is not None]
+        rows.append(
+            f"| {tag} | {cold.docs} | {wall(f'naive {tag}')} | {wall(f'validate {tag}')} "
+            f"| {cold.wall_s:.1f} | {wall(f'unchanged {tag}')} "
+            f"| {ratio(naive.wall_s, cold.wall_s) if naive else '-'} "
+            f"| {ratio(cold.wall_s, validate.wall_s) if validate else '-'} "
+            f"| {ratio(cold.wall_s, unchanged.wall_s) if unchanged else '-'} | {first} "
+            f"| {per_core(f'cold {tag}')} | {per_core(f'validate {tag}')} "
+            f"| {per_core(f'naive {tag}')} | {cold.cpu_s:.1f} | {cold.server_cpu_s:.1f} "
+            f"| {cold.tree_peak_rss_mb:.0f} "
+            f"| {unchanged.tree_peak_rss_mb if unchanged else 0:.0f} "
+            f"| {min(loads):.1f}-{max(loads):.1f} |"
+        )
+    return rows
+
+
 def _report(m: Measurement, log: Path) -> None:
     print(
-        f"{m.label}: {m.wall_s:.1f} s, {m.docs_per_s:.1f} docs/s, tree peak "
+        f"{m.label}: {m.wall_s:.1f} s (CPU {m.cpu_s:.1f} s, of which the temporary server "
+        f"{m.server_cpu_s:.1f} s; load {m.load:.1f}), "
+        f"{m.docs_per_s:.1f} docs/s, {m.docs_per_cpu_s:.1f} docs per CPU-second, tree peak "
         f"{m.tree_peak_rss_mb:.0f} MB, exit {m.returncode} (log: {log})",
         flush=True,
     )
@@ -525,10 +648,10 @@ def summarize(results: Sequence[Measurement]) -> list[str]:
             f"cold vs naive: naive wall / cold wall = {ratio(by['naive'].wall_s, by['cold'].wall_s)} "
             f"(target >= 3x); peak tree RSS {ratio(by['cold'].tree_peak_rss_mb, by['naive'].tree_peak_rss_mb)} of naive's"
         )
-    if "warm" in by and "cold" in by:
+    if "unchanged" in by and "cold" in by:
         lines.append(
-            f"warm vs cold: cold wall / warm wall = {ratio(by['cold'].wall_s, by['warm'].wall_s)} "
-            "(target >= 4x)"
+            f"unchanged vs cold: cold wall / unchanged wall = "
+            f"{ratio(by['cold'].wall_s, by['unchanged'].wall_s)} (target >= 4x, unchanged <= 3 s)"
         )
     if "one changed" in by and "cold" in by:
         lines.append(
@@ -547,9 +670,9 @@ def summarize(results: Sequence[Measurement]) -> list[str]:
                 f"{m.label}: command start -> first shard processed {m.marks['first_shard']:.1f} s "
                 f"({m.marks['first_shard'] / m.wall_s:.0%} of its wall time)"
             )
-        if m.label not in ("naive",) and not m.label.startswith("validate"):
+        if m.label.startswith(("cold", "one changed")):
             lines.append(phases(m))
-    scaled = [m for m in results if m.label.startswith("cold ")]
+    scaled = [m for m in results if re.fullmatch(r"(cold|validate) \d+", m.label)]
     if len(scaled) >= 2:
         small, large = scaled[0], scaled[-1]
         lines.append(
@@ -611,6 +734,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--scale",
         type=lambda s: [int(x) for x in s.split(",")],
         help="comma-separated sizes: cold runs only, to compare peak memory (e.g. 6000,60000)",
+    )
+    parser.add_argument(
+        "--scale-command",
+        choices=("run", "validate"),
+        default="run",
+        help="what --scale runs at each size (default: corpus run)",
+    )
+    parser.add_argument(
+        "--size-kb", type=float, help="mean document size in kB (default: 5-20 kB articles)"
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: [float(x) for x in s.split(",")],
+        help="comma-separated mean document sizes in kB (e.g. 1,5,20): naive, validate, "
+        "cold and unchanged runs of --docs documents at each, side by side",
     )
     parser.add_argument(
         "--api-url", help="use this running Prefect server instead of a temporary one"
@@ -683,15 +821,23 @@ def bench(args: argparse.Namespace) -> int:
         tuple(corpus_command(args.corpus_cmd)),
         tuple(args.run_arg),
     )
-    results = scale(args, runner) if args.scale else compare(args, runner)
+    if args.scale:
+        results = scale(args, runner)
+    elif args.sizes:
+        results = by_size(args, runner)
+    else:
+        results = compare(args, runner)
     print()
     print(render(results))
     print()
+    if args.sizes:
+        print("\n".join(render_sizes(results, args.sizes)))
+        print()
     for line in summarize(results):
         print(line)
     print(f"machine after: {machine()}")
     if args.profile and not args.scale:
-        source = args.work / f"corpus-{args.docs}-{args.encodings}-s{args.seed}"
+        source = corpus_folder(args.work, args.docs, args.seed, args.encodings, args.size_kb)
         report = profile_stages(source, args.profile, args.work)
         (args.work / "profile.txt").write_text(report, encoding="utf-8")
         print(

@@ -143,6 +143,14 @@ class Options:
     encodings: str = "mixed"  # "mixed" or "utf-8"
     metadata_share: float = 0.3
     bad_share: float = 0.005
+    # Mean article size in kB (each 0.5x-1.5x of it); None: the default 5-20 kB.
+    size_kb: float | None = None
+
+    def byte_range(self) -> tuple[int, int]:
+        if self.size_kb is None:
+            return MIN_BYTES, MAX_BYTES
+        mean = int(self.size_kb * 1000)
+        return mean // 2, mean * 3 // 2
 
 
 @dataclass(slots=True)
@@ -341,7 +349,7 @@ def document(index: int, options: Options, vocabulary: Vocabulary) -> Document:
     if not _encodes(sentences[0], encoding):
         encoding = "utf-8"
         sentences = vocabulary.sentences[language]
-    title, lines = _article_lines(rng, language, sentences, rng.randint(MIN_BYTES, MAX_BYTES))
+    title, lines = _article_lines(rng, language, sentences, rng.randint(*options.byte_range()))
     path = f"{folder}/doc-{index:07d}-{language}.txt"
     data = _encode(lines, encoding, crlf=rng.random() < 0.1)
     metadata = (
@@ -403,6 +411,7 @@ def stamp(options: Options, vocabulary: Vocabulary, stats: Stats) -> dict[str, A
         "encodings": options.encodings,
         "metadata_share": options.metadata_share,
         "bad_share": options.bad_share,
+        "size_kb": options.size_kb,
         "vocabulary": vocabulary.source,
         "bytes": stats.bytes,
         "metadata_records": stats.metadata_records,
@@ -440,12 +449,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--metadata-share", type=float, default=0.3)
     parser.add_argument("--bad-share", type=float, default=0.005)
+    parser.add_argument(
+        "--size-kb",
+        type=float,
+        help="mean article size in kB, each 0.5x-1.5x of it (default: 5-20 kB); "
+        "1 for a million small inputs",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    options = Options(args.docs, args.seed, args.encodings, args.metadata_share, args.bad_share)
+    options = Options(
+        args.docs, args.seed, args.encodings, args.metadata_share, args.bad_share, args.size_kb
+    )
     vocabulary = load_vocabulary(args.shared)
     started = time.perf_counter()
     stats = generate(args.out, options, vocabulary)

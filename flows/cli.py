@@ -104,13 +104,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, guard: RunGuard) -> int:
-    from flows.engine.plan import preflight
+    from flows.engine.plan import preflight, prepare
+    from flows.engine.unchanged import same_configuration, unchanged_release
+    from flows.settings import config_fingerprint
 
     params = resolve_parameters(args)
     # A bad source, output, lock or rule file fails here, before a server starts (the
     # flow's prepare step runs the same check again, where a deployment starts it).
-    out = preflight(params).out
+    checked = preflight(params)
+    out = checked.out
     assert out is not None  # preflight of a run that publishes
+    # Nothing to publish is found out before a server starts (the flow checks again: a
+    # deployment's run starts there).
+    current = None
+    if same_configuration(
+        out, config_fingerprint(params, checked.rules_digest), params.force_release
+    ):
+        current = unchanged_release(prepare(params, checked=checked))
+    if current is not None:
+        sys.stdout.write(f"unchanged: current is {current.release_id}\n")
+        rejected = current.counts.get("rejected", 0)
+        return EXIT_REJECTED if args.fail_on_reject and rejected else EXIT_OK
     guard.log_path = start_log_file(out)
     start_resource_tracker(guard.log_path)
     guard.watch_output(out)
@@ -121,6 +135,9 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     if guard.reason is not None:  # a stop that landed as the flow finished
         raise KeyboardInterrupt
     stop_progress()
+    if result.unchanged:
+        sys.stdout.write(f"unchanged: current is {result.release_id}\n")
+        return EXIT_REJECTED if args.fail_on_reject and result.rejected else EXIT_OK
     sys.stdout.write(
         f"published {result.published} of {result.inputs} inputs "
         f"({result.rejected} rejected, {result.skipped} skipped, {result.reused} unchanged and reused, "

@@ -455,6 +455,14 @@ class RunParameters(BaseModel):
         ge=1,
         le=7 * 24 * 60,
     )
+    force_release: bool = Field(
+        default=False,
+        title="Publish even if unchanged",
+        description=(
+            "Without it, a run whose source and configuration equal the current release's "
+            "publishes nothing and says 'unchanged: current is <id>'."
+        ),
+    )
 
 
 class DataFile(BaseModel):
@@ -490,6 +498,22 @@ class Manifest(BaseModel):
     rejected_schema_version: int
     input_fingerprint: str = Field(description="sha256 over every input's path and bytes hash.")
     config_fingerprint: str = Field(description="sha256 of the parameters that affect output.")
+    source_fingerprint: str = Field(
+        default="",
+        description=(
+            "sha256 over everything read from the source (each input's path, id, size, "
+            "metadata and bytes hash, skipped files, metadata issues), the dedup_against "
+            "releases and the pipeline's code: equal, with config_fingerprint, means a run "
+            "would publish this release again."
+        ),
+    )
+    source_shards: list[str] = Field(
+        default_factory=list,
+        description=(
+            "source_fingerprint's part per shard (of parameters.shard_size inputs): an "
+            "unchanged check stops reading at the first shard that differs."
+        ),
+    )
     counts: dict[str, int] = Field(description="inputs, published, rejected, skipped.")
     languages: dict[str, int]
     rejection_reasons: dict[str, int]

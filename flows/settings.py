@@ -37,6 +37,7 @@ _EXECUTION_ONLY = frozenset(
         "dask_address",
         "keep_releases",
         "timeout_minutes",
+        "force_release",
     }
 )
 

@@ -285,14 +285,33 @@ def test_summary_lines_compute_the_ratios() -> None:
             "published": 18.0,
         },
     )
-    warm = bench.Measurement("warm", 100, wall_s=5.0)
-    lines = bench.summarize([naive_run, cold, warm])
+    unchanged = bench.Measurement("unchanged", 100, wall_s=5.0)
+    lines = bench.summarize([naive_run, cold, unchanged])
     assert any(line.startswith("cold vs naive: naive wall / cold wall = 3.00x") for line in lines)
-    assert any(line.startswith("warm vs cold: cold wall / warm wall = 4.00x") for line in lines)
+    assert any(
+        line.startswith("unchanged vs cold: cold wall / unchanged wall = 4.00x") for line in lines
+    )
     assert any("first shard processed 8.0 s (40% of its wall time)" in line for line in lines)
     assert any("shards 13.0 s, publish 1.0 s, shutdown 2.0 s" in line for line in lines)
-    table = bench.render([naive_run, cold, warm])
+    table = bench.render([naive_run, cold, unchanged])
     assert table.count("\n") == 4
+
+
+def test_the_size_table_puts_every_target_side_by_side() -> None:
+    runs = [
+        bench.Measurement("naive 5k", 600, wall_s=30.0, cpu_s=30.0),
+        bench.Measurement("validate 5k", 600, wall_s=8.0, cpu_s=12.0),
+        bench.Measurement(
+            "cold 5k", 600, wall_s=10.0, cpu_s=15.0, marks={"first_shard": 2.5}, load=1.0
+        ),
+        bench.Measurement("unchanged 5k", 600, wall_s=2.0, cpu_s=1.0, load=2.0),
+    ]
+    rows = bench.render_sizes(runs, [5.0, 20.0])
+    assert len(rows) == 3  # header, rule, 5k (no 20k runs)
+    cells = [c.strip() for c in rows[2].strip("|").split("|")]
+    assert cells[:11] == [
+        "5k", "600", "30.0", "8.0", "10.0", "2.0", "3.00x", "1.25x", "5.00x", "2.5", "40",
+    ]  # fmt: skip
 
 
 def test_validate_exit_one_is_a_finding_not_a_failure() -> None:

@@ -293,7 +293,8 @@ def test_sigkill_during_processing_and_publishing_never_breaks_current(tmp_path:
     # the final run use the baseline's configuration: shards are copied, finalize comes fast.
     # One pool worker is enough to show that the group's kill reaches it.
     process_run = corpus_command(source, out, "--language-seed", "1", "--workers", "1")
-    thread_run = corpus_command(source, out, "--task-runner", "thread")
+    # The same configuration as the baseline: published again only when forced.
+    thread_run = corpus_command(source, out, "--task-runner", "thread", "--force-release")
     go = {name: tmp_path / f"go-{name}" for name in ("k1", "k2", "k3", "final")}
     with contextlib.ExitStack() as runs:
         # All four start now and import while the baseline runs; each runs on its "go".

@@ -131,7 +131,9 @@ def test_rerun_is_deterministic_and_switches_current(tmp_path: Path) -> None:
     first = corpus_release(params)
     first_rows = ds.dataset(Path(first.path) / "documents").to_table().to_pylist()
     first_manifest = json.loads((Path(first.path) / "manifest.json").read_text())
-    second = corpus_release(params)
+    same = corpus_release(params)  # nothing changed: nothing published
+    assert (same.unchanged, same.release_id) == (True, first.release_id)
+    second = corpus_release(params.model_copy(update={"force_release": True}))
     assert (first.reused, second.reused) == (0, 2)  # unchanged inputs are not processed again
     assert second.release_id != first.release_id
     assert (out / "current").resolve() == Path(second.path).resolve()

@@ -48,10 +48,12 @@ from flows.engine.shard import (
     ShardWork,
     part_name,
     prepare_shard,
+    read_inputs,
     read_part_columns,
     work_shard,
 )
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, build_manifest, merge_all, summarize
+from flows.engine.unchanged import SourceFingerprint
 from flows.hub import hub_license
 from flows.models import Manifest
 from flows.output.changes import release_changes
@@ -119,6 +121,9 @@ class RunResult:
     shard_results: list[ShardResult] = field(default_factory=list)
     # The release this run reused from (its consumer files may be copied when unchanged).
     previous_release: Path | None = None
+    source_fingerprint: str = ""  # of the bytes this run read (flows.engine.unchanged)
+    input_fingerprint: str = ""  # the manifest's, streamed as the inputs were read
+    source_shards: list[str] = field(default_factory=list)
 
     @property
     def release_id(self) -> str | None:
@@ -158,13 +163,16 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     )
     total = len(plan.shards)
     results: list[ShardResult] = []
+    fingerprint = SourceFingerprint()
 
     def works() -> Iterator[ShardWork]:
         # Read in this process, shard by shard, as the runner asks for more work: each
         # input is read once, and a shard that is unchanged as a whole is copied here
         # without a worker.
         for job in plan.shards:
-            prepared = prepare_shard(job, context, previous)
+            inputs = read_inputs(job, context.root, context.max_file_bytes)
+            fingerprint.add(inputs)  # shards are read in order: the hash streams
+            prepared = prepare_shard(job, context, previous, inputs)
             if isinstance(prepared, ShardResult):
                 _done(prepared)
                 continue
@@ -223,6 +231,9 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         processed=sum(r.processed for r in results),
         copied_shards=sum(r.copied for r in results),
         shard_results=results,
+        source_fingerprint=fingerprint.hexdigest(plan),
+        input_fingerprint=fingerprint.input_fingerprint(),
+        source_shards=fingerprint.shards,
     )
 
 
@@ -268,7 +279,10 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
         metadata_issues=plan.discovery.metadata_issues,
         parameters=plan.params.model_dump(mode="json"),
         config_fingerprint=plan.release_fingerprint,
+        input_fingerprint=result.input_fingerprint,
     )
+    manifest.source_fingerprint = result.source_fingerprint
+    manifest.source_shards = result.source_shards
     manifest.corpus = dict(sorted(Counter(d.reason.value for d in result.decisions).items()))
     params = plan.params
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)

@@ -140,11 +140,16 @@ def read_inputs(job: ShardJob, root: str, max_file_bytes: int) -> list[Input]:
 
 
 def prepare_shard(
-    job: ShardJob, context: RunContext, previous: PreviousRelease | None
+    job: ShardJob,
+    context: RunContext,
+    previous: PreviousRelease | None,
+    inputs: list[Input] | None = None,
 ) -> ShardWork | ShardResult:
-    """Read the shard; copy it whole when nothing in it changed and its parts verify;
-    otherwise return the work a worker does (reusing what is unchanged row by row)."""
-    inputs = read_inputs(job, context.root, context.max_file_bytes)
+    """Read the shard (unless the caller read it: ``inputs``); copy it whole when nothing
+    in it changed and its parts verify; otherwise return the work a worker does (reusing
+    what is unchanged row by row)."""
+    if inputs is None:
+        inputs = read_inputs(job, context.root, context.max_file_bytes)
     keys = {
         item.doc.source_path: processing_key(item.doc, item.digest, context.config_fingerprint)
         for item in inputs

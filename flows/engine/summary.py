@@ -39,8 +39,6 @@ class Summary:
     stages: Counter[str] = field(default_factory=Counter)
     rules: Counter[str] = field(default_factory=Counter)
     removed_lines: Counter[str] = field(default_factory=Counter)
-    # (source_path, sha256 or "size:N" when the bytes were never read), for the fingerprint
-    inputs: list[tuple[str, str]] = field(default_factory=list)
     examples: list[tuple[str, str, str]] = field(default_factory=list)  # path, reason, detail
     files: list[str] = field(default_factory=list)
     # what could not be trusted or reused from the previous release, for the run's report
@@ -66,7 +64,6 @@ class Summary:
             removed_lines=Counter(
                 dict((self.removed_lines + other.removed_lines).most_common(_TOP_LINES))
             ),
-            inputs=self.inputs + other.inputs,
             examples=(self.examples + other.examples)[:20],
             files=self.files + other.files,
             warnings=(self.warnings + other.warnings)[:_MAX_WARNINGS],
@@ -158,7 +155,6 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
     for row in docs.to_pylist():
         summary.languages[row["language"]] += 1
         summary.encodings[row["source_encoding"]] += 1
-        summary.inputs.append((row["source_path"], row["source_sha256"]))
         for removed in row["removed"]:
             summary.rules[removed["rule"]] += 1
             summary.removed_lines[removed["text"][:200]] += 1
@@ -166,9 +162,6 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
         summary.reasons[rej["reason"]] += 1
         summary.stages[rej["stage"]] += 1
         summary.stage_reasons[f"{rej['stage']}/{rej['reason']}"] += 1
-        summary.inputs.append(
-            (rej["source_path"], rej["source_sha256"] or f"size:{rej['source_bytes']}")
-        )
         if len(summary.examples) < 20:
             summary.examples.append((rej["source_path"], rej["reason"], rej["detail"]))
     summary.removed_lines = Counter(dict(summary.removed_lines.most_common(_TOP_LINES)))
@@ -183,10 +176,18 @@ def merge_all(summaries: Iterable[Summary]) -> Summary:
     return total
 
 
+def input_line(path: str, content: str) -> bytes:
+    """One input's line of the input fingerprint: its path and its bytes hash, or
+    ``size:N`` when its bytes were never read."""
+    return f"{path}\0{content}\n".encode("utf-8", errors="backslashreplace")
+
+
 def input_fingerprint(inputs: Iterable[tuple[str, str]]) -> str:
+    """sha256 over (path, content) pairs in path order. The engine streams the same hash
+    as it reads (flows.engine.unchanged) rather than keeping a list per input."""
     digest = hashlib.sha256()
     for path, content in sorted(inputs):
-        digest.update(f"{path}\0{content}\n".encode("utf-8", errors="backslashreplace"))
+        digest.update(input_line(path, content))
     return digest.hexdigest()
 
 
@@ -200,6 +201,7 @@ def build_manifest(
     metadata_issues: Sequence[MetadataIssue],
     parameters: dict[str, Any],
     config_fingerprint: str,
+    input_fingerprint: str,
 ) -> Manifest:
     return Manifest(
         release_id=release_id,
@@ -207,7 +209,7 @@ def build_manifest(
         pipeline_version=pipeline_version,
         document_schema_version=DOCUMENT_SCHEMA_VERSION,
         rejected_schema_version=REJECTED_SCHEMA_VERSION,
-        input_fingerprint=input_fingerprint(summary.inputs),
+        input_fingerprint=input_fingerprint,
         config_fingerprint=config_fingerprint,
         counts={
             "inputs": summary.published + summary.rejected,

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
+from flows.engine.plan import Plan
 from flows.engine.pool import init_worker
 from flows.engine.run import execute
+from flows.engine.unchanged import unchanged_release
 from flows.errors import ConfigError
-from flows.models import RunParameters
+from flows.models import Manifest, RunParameters
 from flows.orchestration.tasks import (
     PrefectRunner,
     declare_release_task,
@@ -20,6 +22,7 @@ from flows.orchestration.tasks import (
     prepare_task,
     report_task,
 )
+from flows.output.release import RELEASES
 from flows.words import plural
 
 
@@ -34,6 +37,7 @@ class ReleaseResult(BaseModel):
     skipped: int
     metadata_issues: int
     reused: int = 0
+    unchanged: bool = False  # nothing published: the source and configuration are current's
 
 
 def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
@@ -69,6 +73,9 @@ def build_release(params: RunParameters) -> ReleaseResult:
         where=workers_description(params, workers),
         quote_arguments=params.task_runner != "dask",
     )
+    current = runner.step("unchanged", unchanged_release, plan)
+    if current is not None:
+        return _unchanged(current, plan)
     result = execute(plan, runner)
     assert result.release is not None and result.manifest is not None
     summary = result.summary
@@ -85,6 +92,23 @@ def build_release(params: RunParameters) -> ReleaseResult:
     )
 
 
+def _unchanged(manifest: Manifest, plan: Plan) -> ReleaseResult:
+    assert plan.out is not None
+    counts = manifest.counts
+    get_run_logger().info("unchanged: current is %s", manifest.release_id)
+    return ReleaseResult(
+        release_id=manifest.release_id,
+        path=str(plan.out / RELEASES / manifest.release_id),
+        inputs=counts.get("inputs", 0),
+        published=counts.get("published", 0),
+        rejected=counts.get("rejected", 0),
+        skipped=counts.get("skipped", 0),
+        metadata_issues=counts.get("metadata_issues", 0),
+        reused=counts.get("inputs", 0),
+        unchanged=True,
+    )
+
+
 @flow(name="corpus-release", log_prints=False)
 def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  # noqa: B008
     """Publish a validated, cleaned release of a document folder as Parquet.
@@ -95,7 +119,8 @@ def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  #
     result = build_release.with_options(
         task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
     )(params)
-    declare_release_task(params.out, result.model_dump())
+    if not result.unchanged:  # nothing was materialised
+        declare_release_task(params.out, result.model_dump())
     return result
 
 

@@ -165,13 +165,17 @@ def _load_index(previous: PreviousRelease) -> None:
             previous.warnings.append(f"previous index part {name} not used ({error})")
             continue
         # Column by column: to_pylist() builds a dict per row, 1.5 s for 6,000 inputs.
-        for path, key, kind, file in zip(
+        # One string object per distinct table and file (a few per part, not one per row).
+        shared: dict[str, str] = {}
+        for path, key, table_name, file_name in zip(
             table.column("source_path").to_pylist(),
             table.column("processing_key").to_pylist(),
             table.column("table").to_pylist(),
             table.column("file").to_pylist(),
             strict=True,
         ):
+            kind = shared.setdefault(table_name, table_name)
+            file = shared.setdefault(file_name, file_name)
             previous.index[path] = IndexRow(path, key, kind, file)
             previous.rows_per_file[file] += 1
     for warning in previous.warnings:

@@ -255,6 +255,8 @@ def discover(
     rejected: list[SourceDocument] = []
     for entry in sorted(entries, key=lambda e: display_path(e.fs_relative)):
         path = display_path(entry.fs_relative)
+        if path == entry.fs_relative:
+            path = entry.fs_relative  # one string object for both fields (~80 B an input)
         lines = attached.get(entry.fs_relative, [])
         rejection = entry.rejection
         if rejection is None and len(lines) > 1:
