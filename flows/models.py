@@ -398,6 +398,24 @@ class RunParameters(BaseModel):
         ge=0.0,
         le=1.0,
     )
+    translation_pairs: bool = Field(
+        default=True,
+        title="Translation pairs",
+        description=(
+            "Link documents that translate each other (one per other language), align their "
+            "paragraphs and publish pairs/ and bitext/ (decided across the corpus, after "
+            "the shards; README: Translation pairs)."
+        ),
+    )
+    translation_cleaning: bool = Field(
+        default=True,
+        title="Translation cleaning signal",
+        description=(
+            "In a confidently linked pair, remove short unpunctuated lines (captions, "
+            "labels) that have no counterpart in the translation, as "
+            "'no-counterpart-in-translation'."
+        ),
+    )
     shard_size: int = Field(
         default=200,
         title="Documents per task",

@@ -1,0 +1,550 @@
+"""Translation pairs for the engine's corpus step: candidates from facts, alignment, bitext.
+
+The shard pass writes each published document's paragraph facts (:func:`paragraph_facts`:
+lengths, short unpunctuated lines, anchors) next to its other facts. Here, after
+deduplication and learned furniture:
+
+1. **Candidates** (:func:`candidates`) among documents of different languages, never all
+   pairs: documents sharing rare anchors (a number, name or URL in at most
+   ``max_anchor_docs`` documents), the same URL once its language segment is taken out
+   (``/de/`` and ``/en/``), the same ``published`` day and ``source``, and, for texts with
+   nothing to share, neighbours in the order of their paragraph-length profile.
+2. **Linking** (:func:`link`): each candidate is aligned on its facts
+   (:func:`flows.stages.align.align`); a document keeps the best-scoring partner per other
+   language, one-to-one and symmetric, from ``link_score`` up.
+3. **Alignment and bitext** of the linked pairs only, on their published texts (read by
+   id from the documents parts that hold them), unless the previous release aligned the
+   same two texts (:func:`apply_pairs` then copies its rows).
+4. **Cleaning signal**: in a pair from ``clean_score`` up, a short unpunctuated line with
+   no counterpart on the other side is removed as ``no-counterpart-in-translation``; the
+   rows changed are marked unreusable, as learned furniture does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from flows.contracts import (
+    BITEXT_DIR,
+    BITEXT_SCHEMA,
+    DOCUMENT_SCHEMA,
+    FACTS_DIR,
+    INDEX_DIR,
+    PAIRS_DIR,
+    PAIRS_SCHEMA,
+    AlignedPair,
+    BitextRow,
+    PairRow,
+    rows_table,
+)
+from flows.output.release import write_parquet
+from flows.stages.align import Alignment, Paragraph, align, anchors, paragraphs
+from flows.stages.boilerplate import RemovedLine, tidy
+from flows.stages.metadata import sha256_hex
+
+logger = logging.getLogger(__name__)
+
+NO_COUNTERPART = "no-counterpart-in-translation"
+PAIRS_FILE = f"{PAIRS_DIR}/part-00000.parquet"
+BITEXT_FILE = f"{BITEXT_DIR}/part-00000.parquet"
+UNDETERMINED = "und"
+
+
+@dataclass(frozen=True, slots=True)
+class ParagraphFacts:
+    """A document's paragraphs as the facts keep them: lengths, short unpunctuated lines,
+    anchors (space-separated per paragraph)."""
+
+    chars: tuple[int, ...] = ()
+    short: tuple[bool, ...] = ()
+    anchors: tuple[str, ...] = ()
+
+    def paragraphs(self) -> list[Paragraph]:
+        return [
+            Paragraph(i, chars, frozenset(found.split()), short)
+            for i, (chars, short, found) in enumerate(
+                zip(self.chars, self.short, self.anchors, strict=True)
+            )
+        ]
+
+
+def paragraph_facts(text: str) -> ParagraphFacts:
+    """The paragraph facts of a published text."""
+    found = paragraphs(text)
+    return ParagraphFacts(
+        tuple(p.chars for p in found),
+        tuple(p.short for p in found),
+        tuple(" ".join(sorted(p.anchors)) for p in found),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PairSettings:
+    """Thresholds of the translation-pairs step (README: Translation pairs)."""
+
+    enabled: bool = True
+    # Remove short unpunctuated lines without a counterpart in pairs scoring this or more.
+    clean: bool = True
+    clean_score: float = 0.75
+    # The least score of a link.
+    link_score: float = 0.6
+    # An anchor found in more documents than this blocks nothing (a year, a country).
+    max_anchor_docs: int = 50
+    # Shared rare anchors that make two documents candidates.
+    min_shared_anchors: int = 2
+    # Neighbours compared in each paragraph-length-profile order.
+    structure_window: int = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One published document as the pairing step sees it (facts only)."""
+
+    id: str
+    source_path: str
+    language: str
+    file: str
+    text_sha256: str
+    url: str | None
+    published: dt.datetime | None
+    source: str | None
+    paragraphs: tuple[Paragraph, ...]
+
+    @property
+    def anchors(self) -> frozenset[str]:
+        return frozenset().union(*(p.anchors for p in self.paragraphs))
+
+
+FACTS_COLUMNS = (
+    "id",
+    "source_path",
+    "language",
+    "file",
+    "text_sha256",
+    "url",
+    "published",
+    "source",
+    "paragraph_chars",
+    "paragraph_short",
+    "paragraph_anchors",
+)
+
+
+def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
+    """The documents that can be paired: a known language and at least one paragraph."""
+    docs = []
+    for row in rows:
+        language = str(row["language"])
+        chars = row["paragraph_chars"]
+        if language == UNDETERMINED or not chars:
+            continue
+        facts = ParagraphFacts(
+            tuple(chars),
+            tuple(row["paragraph_short"]),
+            tuple(row["paragraph_anchors"]),
+        )
+        published = row["published"]
+        docs.append(
+            Doc(
+                id=str(row["id"]),
+                source_path=str(row["source_path"]),
+                language=language,
+                file=str(row["file"]),
+                text_sha256=str(row["text_sha256"]),
+                url=row["url"] if isinstance(row["url"], str) else None,
+                published=published if isinstance(published, dt.datetime) else None,
+                source=row["source"] if isinstance(row["source"], str) else None,
+                paragraphs=tuple(facts.paragraphs()),
+            )
+        )
+    return docs
+
+
+_LANGUAGE_SEGMENT = re.compile(r"(?<=[/.=_-])([a-z]{2,3}(?:[-_][a-zA-Z]{2,4})?)(?=[/._&-]|$)")
+
+
+def url_key(url: str, language: str) -> str | None:
+    """The URL with its language segment taken out (``example.org/de/x`` and
+    ``example.org/en/x`` give one key); None when it names no language of the document's."""
+    primary = language.split("-", maxsplit=1)[0].lower()
+    base = url.split("://", 1)[-1].lower().rstrip("/")
+    replaced, count = _LANGUAGE_SEGMENT.subn(
+        lambda m: "{lang}" if m.group(1).split("-")[0].split("_")[0] == primary else m.group(1),
+        base,
+    )
+    return replaced if count and "{lang}" in replaced else None
+
+
+Candidates = dict[tuple[int, int], set[str]]
+
+
+def _add(found: Candidates, docs: Sequence[Doc], i: int, j: int, signal: str) -> None:
+    if docs[i].language == docs[j].language:
+        return
+    key = (i, j) if i < j else (j, i)
+    found.setdefault(key, set()).add(signal)
+
+
+def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Candidates:
+    """Pairs of documents of different languages worth aligning, with the signals that
+    proposed them; the work grows with the documents, never with their pairs."""
+    settings = settings or PairSettings()
+    found: Candidates = {}
+    _by_anchors(docs, settings, found)
+    _by_metadata(docs, settings, found)
+    _by_structure(docs, settings, found)
+    return found
+
+
+def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, doc in enumerate(docs):
+        for anchor in doc.anchors:
+            postings[anchor].append(i)
+    shared: dict[tuple[int, int], int] = defaultdict(int)
+    for members in postings.values():
+        if len(members) < 2 or len(members) > settings.max_anchor_docs:
+            continue
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                if docs[i].language != docs[j].language:
+                    shared[(i, j)] += 1
+    for (i, j), count in shared.items():
+        least = min(len(docs[i].anchors), len(docs[j].anchors), settings.min_shared_anchors)
+        if count >= max(1, least):
+            _add(found, docs, i, j, "anchors")
+
+
+def _by_metadata(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, doc in enumerate(docs):
+        if doc.url and (key := url_key(doc.url, doc.language)):
+            groups[("url", key)].append(i)
+        if doc.published is not None:
+            day = doc.published.date().isoformat()
+            groups[("published", f"{day} {doc.source or ''}")].append(i)
+    for (signal, _), members in groups.items():
+        if len(members) > settings.max_anchor_docs:
+            continue
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                _add(found, docs, i, j, signal)
+
+
+def _profile(doc: Doc) -> tuple[float, float] | None:
+    """Where a document's two longest paragraphs sit, as shares of its prose characters:
+    what survives translation into any script."""
+    prose = [p for p in doc.paragraphs if not p.short]
+    total = sum(p.chars for p in prose)
+    if len(prose) < 2 or total == 0:
+        return None
+    middles = []
+    before = 0
+    for p in prose:
+        middles.append(((before + p.chars / 2) / total, p.chars))
+        before += p.chars
+    ranked = sorted(middles, key=lambda m: -m[1])
+    return ranked[0][0], ranked[1][0]
+
+
+def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    profiles = [(_profile(doc), i) for i, doc in enumerate(docs)]
+    keyed = [(profile, i) for profile, i in profiles if profile is not None]
+    counts = [sum(1 for p in doc.paragraphs if not p.short) for doc in docs]
+    for axis in (0, 1):
+        order = sorted(keyed, key=lambda item: (item[0][axis], item[1]))
+        for x, (profile, i) in enumerate(order):
+            for other, j in order[x + 1 : x + 1 + settings.structure_window]:
+                if abs(other[axis] - profile[axis]) > 0.05:
+                    break
+                if 0.6 <= counts[i] / counts[j] <= 1 / 0.6:
+                    _add(found, docs, i, j, "structure")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Two documents linked as translations, with their alignment on facts."""
+
+    a: int  # index of the document with the smaller id
+    b: int
+    score: float
+    signals: tuple[str, ...]
+
+
+def link(
+    docs: Sequence[Doc], found: Candidates, settings: PairSettings | None = None
+) -> list[Link]:
+    """The best partner per other language for every document, one-to-one: candidates
+    from the best score down, each taken when neither document is linked to the other's
+    language yet."""
+    settings = settings or PairSettings()
+    scored = []
+    for (i, j), signals in found.items():
+        a, b = (i, j) if docs[i].id < docs[j].id else (j, i)
+        result = align(docs[a].paragraphs, docs[b].paragraphs)
+        if result.score >= settings.link_score:
+            scored.append(Link(a, b, result.score, tuple(sorted(signals))))
+    scored.sort(key=lambda item: (-item.score, docs[item.a].id, docs[item.b].id))
+    taken: set[tuple[int, str]] = set()
+    links = []
+    for item in scored:
+        if (item.a, docs[item.b].language) in taken or (item.b, docs[item.a].language) in taken:
+            continue
+        taken.update({(item.a, docs[item.b].language), (item.b, docs[item.a].language)})
+        links.append(item)
+    return sorted(links, key=lambda item: (docs[item.a].id, docs[item.b].id))
+
+
+def read_texts(release: Path, wanted: Mapping[str, set[str]]) -> dict[str, str]:
+    """id -> text of the wanted documents (part file -> ids); two columns read per part."""
+    texts: dict[str, str] = {}
+    for file, ids in sorted(wanted.items()):
+        table = pq.ParquetFile(release / file).read(columns=["id", "text"], use_threads=False)
+        table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(sorted(ids))))
+        texts.update(
+            zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
+        )
+    return texts
+
+
+def pair_rows(
+    a: Doc, b: Doc, text_a: str, text_b: str, signals: Sequence[str]
+) -> tuple[PairRow, list[BitextRow], Alignment, list[Paragraph], list[Paragraph]]:
+    """Align two published texts: the pairs row, its bitext rows, and the alignment."""
+    left, right = paragraphs(text_a), paragraphs(text_b)
+    result = align(left, right)
+    lines_a, lines_b = text_a.split("\n"), text_b.split("\n")
+    aligned = tuple(AlignedPair(bead.a, bead.b, round(bead.score, 4)) for bead in result.aligned)
+    row = PairRow(
+        id_a=a.id,
+        id_b=b.id,
+        language_a=a.language,
+        language_b=b.language,
+        score=round(result.score, 4),
+        signals=tuple(signals),
+        aligned=aligned,
+        unaligned_a=tuple(result.unaligned("a")),
+        unaligned_b=tuple(result.unaligned("b")),
+    )
+    bitext = [
+        BitextRow(
+            id_a=a.id,
+            id_b=b.id,
+            language_a=a.language,
+            text_a="\n".join(lines_a[left[i].line].strip() for i in step.a),
+            language_b=b.language,
+            text_b="\n".join(lines_b[right[j].line].strip() for j in step.b),
+            score=step.score,
+        )
+        for step in aligned
+    ]
+    return row, bitext, result, left, right
+
+
+def removable(result: Alignment, side: str, found: Sequence[Paragraph]) -> list[int]:
+    """Line numbers (0-based) of the short unpunctuated paragraphs of one side that have no
+    counterpart on the other."""
+    return sorted(found[i].line for i in result.unaligned(side) if found[i].short)
+
+
+def pair_settings(enabled: bool, clean: bool) -> PairSettings:
+    return PairSettings(enabled=enabled, clean=clean)
+
+
+def apply_pairs(
+    release: Path,
+    settings: PairSettings,
+    excluded: frozenset[str] = frozenset(),
+    previous: Path | None = None,
+) -> tuple[set[str], dict[str, int]]:
+    """Link, align and write the pairs and bitext tables of the staged release; remove
+    lines without a counterpart. Returns the parts written and the counts for the manifest."""
+    if not settings.enabled:
+        return set(), {}
+    from flows.engine.corpus import read_facts
+
+    facts = read_facts(release, FACTS_COLUMNS)
+    facts = facts.filter(
+        pc.invert(
+            pc.is_in(facts.column("source_path"), value_set=pa.array(sorted(excluded), pa.string()))
+        )
+    )
+    docs = docs_from_facts(facts.to_pylist())
+    found = candidates(docs, settings)
+    links = link(docs, found, settings)
+    reused = _previous_rows(previous, docs, links)
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for item in links:
+        if (docs[item.a].id, docs[item.b].id) not in reused:
+            for k in (item.a, item.b):
+                wanted[docs[k].file].add(docs[k].id)
+    texts = read_texts(release, wanted)
+    pairs: list[PairRow] = []
+    bitext: list[BitextRow] = []
+    removals: dict[str, dict[str, list[int]]] = defaultdict(dict)  # file -> id -> lines
+    for item in links:
+        a, b = docs[item.a], docs[item.b]
+        if (a.id, b.id) in reused:
+            old_pair, old_bitext = reused[(a.id, b.id)]
+            pairs.append(old_pair)
+            bitext.extend(old_bitext)
+            continue
+        row, rows, result, left, right = pair_rows(a, b, texts[a.id], texts[b.id], item.signals)
+        pairs.append(row)
+        bitext.extend(rows)
+        if settings.clean and result.score >= settings.clean_score:
+            for doc, side, found_side in ((a, "a", left), (b, "b", right)):
+                lines = removable(result, side, found_side)
+                if lines:
+                    removals[doc.file][doc.id] = lines
+    touched = {PAIRS_FILE, BITEXT_FILE}
+    write_parquet(rows_table(pairs, PAIRS_SCHEMA), release / PAIRS_FILE)
+    write_parquet(rows_table(bitext, BITEXT_SCHEMA), release / BITEXT_FILE)
+    removed = 0
+    for file, by_id in sorted(removals.items()):
+        changed = _clean_part(release, file, by_id)
+        removed += sum(len(by_id[i]) for i in changed)
+        if changed:
+            part = file.split("/", 1)[1]
+            touched.update({file, f"{FACTS_DIR}/{part}", f"{INDEX_DIR}/{part}"})
+    counts = {
+        "translation_pairs": len(pairs),
+        "bitext_segments": len(bitext),
+        "pair_candidates": len(found),
+        "pairs_reused": len(reused),
+        NO_COUNTERPART: removed,
+    }
+    logger.info(
+        "corpus step: %d translation pairs (%d candidates, %d reused), %d bitext segments, "
+        "%d lines without a counterpart removed",
+        len(pairs),
+        len(found),
+        len(reused),
+        len(bitext),
+        removed,
+    )
+    return touched, counts
+
+
+def _previous_rows(
+    previous: Path | None, docs: Sequence[Doc], links: Sequence[Link]
+) -> dict[tuple[str, str], tuple[PairRow, list[BitextRow]]]:
+    """Rows of the previous release for links between the same two unchanged texts."""
+    if previous is None or not (previous / PAIRS_FILE).exists() or not links:
+        return {}
+    try:
+        from flows.engine.corpus import read_facts
+
+        shas = dict(
+            zip(
+                *(
+                    read_facts(previous, ("id", "text_sha256")).column(c).to_pylist()
+                    for c in ("id", "text_sha256")
+                ),
+                strict=True,
+            )
+        )
+        old_pairs = pq.ParquetFile(previous / PAIRS_FILE).read().cast(PAIRS_SCHEMA).to_pylist()
+        old_bitext = pq.ParquetFile(previous / BITEXT_FILE).read().cast(BITEXT_SCHEMA).to_pylist()
+    except (OSError, pa.ArrowInvalid, KeyError, ValueError) as error:
+        logger.warning("previous pairs not used (%s): pairs aligned again", error)
+        return {}
+    wanted = {
+        (docs[item.a].id, docs[item.b].id): item
+        for item in links
+        if shas.get(docs[item.a].id) == docs[item.a].text_sha256
+        and shas.get(docs[item.b].id) == docs[item.b].text_sha256
+    }
+    segments: dict[tuple[str, str], list[BitextRow]] = defaultdict(list)
+    for row in old_bitext:
+        key = (row["id_a"], row["id_b"])
+        if key in wanted:
+            segments[key].append(BitextRow(**row))
+    found = {}
+    for row in old_pairs:
+        key = (row["id_a"], row["id_b"])
+        if key in wanted:
+            row["aligned"] = tuple(
+                AlignedPair(tuple(s["a"]), tuple(s["b"]), s["score"]) for s in row["aligned"]
+            )
+            row["signals"] = tuple(wanted[key].signals)
+            row["unaligned_a"] = tuple(row["unaligned_a"])
+            row["unaligned_b"] = tuple(row["unaligned_b"])
+            found[key] = (PairRow(**row), segments.get(key, []))
+    return found
+
+
+def _clean_part(release: Path, file: str, by_id: Mapping[str, list[int]]) -> set[str]:
+    """Remove the given lines from the documents of one part; update the facts' text hash
+    and length and mark the rows unreusable. Returns the ids changed."""
+    from flows.engine.furniture import _mark_unreusable, _update_facts
+
+    path = release / file
+    rows = (
+        pq.ParquetFile(path).read(columns=DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA).to_pylist()
+    )
+    updates: dict[str, tuple[str, int]] = {}
+    changed: set[str] = set()
+    for row in rows:
+        lines_out = by_id.get(row["id"])
+        if not lines_out:
+            continue
+        lines = row["text"].split("\n")
+        drop = set(lines_out)
+        kept = tidy("\n".join(line for i, line in enumerate(lines) if i not in drop))
+        if not kept.strip():
+            continue
+        first = next((i for i, line in enumerate(lines) if line.strip()), None)
+        if first in drop and row["title"] is None:
+            row["title"] = lines[first].strip()  # a title without a counterpart is a title
+        removed = [RemovedLine(NO_COUNTERPART, lines[i].strip(), i + 1) for i in sorted(drop)]
+        row["text"] = kept
+        row["text_sha256"] = sha256_hex(kept.encode("utf-8"))
+        row["text_chars"] = len(kept)
+        row["removed"] = [
+            *row["removed"],
+            *({"rule": r.rule, "text": r.text, "line": r.line} for r in removed),
+        ]
+        updates[row["source_path"]] = (row["text_sha256"], row["text_chars"])
+        changed.add(row["id"])
+    if not updates:
+        return set()
+    write_parquet(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), path)
+    part = file.split("/", 1)[1]
+    _update_facts(release / FACTS_DIR / part, updates)
+    _mark_unreusable(release / INDEX_DIR / part, set(updates))
+    return changed
+
+
+__all__ = [
+    "BITEXT_FILE",
+    "FACTS_COLUMNS",
+    "NO_COUNTERPART",
+    "PAIRS_FILE",
+    "Doc",
+    "Link",
+    "PairSettings",
+    "ParagraphFacts",
+    "anchors",
+    "apply_pairs",
+    "candidates",
+    "docs_from_facts",
+    "link",
+    "pair_rows",
+    "pair_settings",
+    "paragraph_facts",
+    "read_texts",
+    "removable",
+    "url_key",
+]
