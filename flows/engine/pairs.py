@@ -104,7 +104,7 @@ class PairSettings:
     # Shared rare anchors that make two documents candidates.
     min_shared_anchors: int = 2
     # Neighbours compared in each paragraph-length-profile order.
-    structure_window: int = 6
+    structure_window: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,12 +242,12 @@ def _by_metadata(docs: Sequence[Doc], settings: PairSettings, found: Candidates)
                 _add(found, docs, i, j, signal)
 
 
-def _profile(doc: Doc) -> tuple[float, float] | None:
-    """Where a document's two longest paragraphs sit, as shares of its prose characters:
-    what survives translation into any script."""
+def _profile(doc: Doc) -> tuple[float, ...] | None:
+    """Where a document's three longest paragraphs sit, as shares of its prose
+    characters, and the longest one's share: what survives translation into any script."""
     prose = [p for p in doc.paragraphs if not p.short]
     total = sum(p.chars for p in prose)
-    if len(prose) < 2 or total == 0:
+    if len(prose) < 3 or total == 0:
         return None
     middles = []
     before = 0
@@ -255,19 +255,24 @@ def _profile(doc: Doc) -> tuple[float, float] | None:
         middles.append(((before + p.chars / 2) / total, p.chars))
         before += p.chars
     ranked = sorted(middles, key=lambda m: -m[1])
-    return ranked[0][0], ranked[1][0]
+    return ranked[0][0], ranked[1][0], ranked[2][0], ranked[0][1] / total
 
 
 def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    profiles = [(_profile(doc), i) for i, doc in enumerate(docs)]
-    keyed = [(profile, i) for profile, i in profiles if profile is not None]
+    """Sorted neighbourhoods: in the order of each profile value, each document and its
+    next ``structure_window`` neighbours of another language (n x window pairs at most)."""
+    keyed = [(profile, i) for i, doc in enumerate(docs) if (profile := _profile(doc)) is not None]
     counts = [sum(1 for p in doc.paragraphs if not p.short) for doc in docs]
-    for axis in (0, 1):
+    for axis in range(4):
         order = sorted(keyed, key=lambda item: (item[0][axis], item[1]))
         for x, (profile, i) in enumerate(order):
-            for other, j in order[x + 1 : x + 1 + settings.structure_window]:
-                if abs(other[axis] - profile[axis]) > 0.05:
+            near = 0
+            for other, j in order[x + 1 :]:
+                if other[axis] - profile[axis] > 0.05 or near >= settings.structure_window:
                     break
+                if docs[i].language == docs[j].language:
+                    continue
+                near += 1
                 if 0.6 <= counts[i] / counts[j] <= 1 / 0.6:
                     _add(found, docs, i, j, "structure")
 

@@ -101,6 +101,7 @@ class Alignment:
     score: float
     shared_anchors: int
     length_ratio: float  # characters of b per character of a
+    evidence: float = 0.0  # the summed log-likelihood ratio of the steps
 
     @property
     def aligned(self) -> list[Bead]:
@@ -110,54 +111,52 @@ class Alignment:
         return [i for bead in self.beads if not (bead.a and bead.b) for i in getattr(bead, side)]
 
 
-# Gale & Church's priors of each move (1993, Table 5), as costs; a short line left out
-# costs less than a paragraph: captions and labels are what one side adds most often.
-_MOVES: tuple[tuple[int, int, float], ...] = (
-    (1, 1, -math.log(0.89)),
-    (1, 0, -math.log(0.0099)),
-    (0, 1, -math.log(0.0099)),
-    (2, 1, -math.log(0.089 / 2)),
-    (1, 2, -math.log(0.089 / 2)),
-)
-_SKIP_SHORT = 2.0
-_RELATIVE_VARIANCE = 0.02  # floor of the variance of log(length ratio): long paragraphs
-_CHAR_VARIANCE = 6.8  # Gale & Church's s^2: short paragraphs vary more
+# Each step is scored as a log-likelihood ratio: how much likelier its length ratio (and
+# anchors) is between a paragraph and its translation than between two unrelated
+# paragraphs. The DP maximises the sum, so the same number aligns and links.
+# Translation: log(length ratio) ~ N(0, variance), the variance falling with the length
+# (measured on the UDHR in 13 languages: sd 0.19 under 100 characters, 0.15 at 100-200,
+# 0.11 at 200-400, 0.09 above); unrelated paragraphs: sd 0.89 (same data).
+_VARIANCE_FLOOR = 0.005
+_VARIANCE_CHARS = 3.0
+_UNRELATED_SD = 0.89
+_MERGE_COST = 1.0  # a 1-2 or 2-1 step is rarer than 1-1 (Gale & Church: 0.089 vs 0.89)
+_SKIP_PROSE = 2.0  # a paragraph left out: rare in a translation, common between strangers
+_SKIP_SHORT = 0.3  # a caption or label left out: what one side adds most often
 _SHARED_BONUS = 1.5  # per shared anchor (up to three)
 _NUMBER_PENALTY = 1.0  # per number on one side only (up to three)
-_MAX_COST = 12.0
+_WORST_STEP = -6.0
+_MOVES: tuple[tuple[int, int], ...] = ((1, 1), (1, 0), (0, 1), (2, 1), (1, 2))
+# Prior odds against a candidate being a translation: the pair score is the posterior.
+PRIOR_LOG_ODDS = -3.0
 
 
-def _normal_tail(z: float) -> float:
-    """Two-sided tail probability of a standard normal."""
-    return math.erfc(abs(z) / math.sqrt(2.0))
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, x))))
 
 
-def _length_z(la: int, lb: int, ratio: float) -> float:
-    """How far the log length ratio of a step is from the documents' ratio, in deviations."""
+def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float:
+    """Log-likelihood ratio of aligning paragraphs a with paragraphs b."""
+    la, lb = sum(p.chars for p in a), sum(p.chars for p in b)
     expected = la * ratio
-    variance = _RELATIVE_VARIANCE + _CHAR_VARIANCE / max(1.0, (expected + lb) / 2.0)
-    return math.log((lb + 1.0) / (expected + 1.0)) / math.sqrt(variance)
-
-
-def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> tuple[float, float]:
-    """Cost (without the move's prior) and score of aligning paragraphs a with paragraphs b."""
-    z = _length_z(sum(p.chars for p in a), sum(p.chars for p in b), ratio)
-    tail = max(_normal_tail(z), 1e-12)
-    cost = min(-math.log(tail), _MAX_COST)
+    variance = _VARIANCE_FLOOR + _VARIANCE_CHARS / max(1.0, (expected + lb) / 2.0)
+    r = math.log((lb + 1.0) / (expected + 1.0))
+    unrelated = _UNRELATED_SD**2
+    llr = (
+        0.5 * math.log(unrelated / variance)
+        - r * r / (2.0 * variance)
+        + r * r / (2.0 * unrelated)
+    )
     left = frozenset().union(*(p.anchors for p in a))
     right = frozenset().union(*(p.anchors for p in b))
-    shared = len(left & right)
-    missing = sum(1 for x in left ^ right if x.startswith("n:"))
-    cost -= _SHARED_BONUS * min(shared, 3)
-    cost += _NUMBER_PENALTY * min(missing, 3)
-    # A merge of a caption with a paragraph is rarely a translator's work.
-    if len(a) + len(b) > 2 and any(p.short for p in (*a, *b)):
-        cost += 2.0
-    score = tail
-    if shared:
-        score = 1.0 - (1.0 - score) * 0.5**shared
-    score *= 0.8 ** min(missing, 3)
-    return cost, score
+    llr += _SHARED_BONUS * min(len(left & right), 3)
+    llr -= _NUMBER_PENALTY * min(sum(1 for x in left ^ right if x.startswith("n:")), 3)
+    if len(a) + len(b) > 2:
+        llr -= _MERGE_COST
+        # A merge of a caption with a paragraph is rarely a translator's work.
+        if any(p.short for p in (*a, *b)):
+            llr -= 2.0
+    return max(llr, _WORST_STEP)
 
 
 def length_ratio(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
@@ -169,68 +168,62 @@ def length_ratio(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
 
 
 def align(a: Sequence[Paragraph], b: Sequence[Paragraph], band: int = 0) -> Alignment:
-    """The cheapest alignment of two paragraph sequences; ``band`` (0: none) bounds how far
-    from the diagonal a step may go, for a cheap first look at a candidate pair."""
+    """The likeliest alignment of two paragraph sequences; ``band`` (0: none) bounds how far
+    from the diagonal a step may go, for a cheap first look at a candidate pair.
+
+    Aligned twice: the length ratio of the whole documents is thrown off by a paragraph one
+    side dropped, so the second pass uses the ratio of the steps the first one aligned."""
+    first = _align(a, b, length_ratio(a, b), band)
+    steps = [bead for bead in first.beads if bead.a and bead.b and bead.score >= 0.5]
+    left = sum(a[i].chars for bead in steps for i in bead.a)
+    right = sum(b[j].chars for bead in steps for j in bead.b)
+    if not left or not right or abs(math.log(right / left / first.length_ratio)) < 0.02:
+        return first
+    second = _align(a, b, right / left, band)
+    return second if second.evidence >= first.evidence else first
+
+
+def _align(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float, band: int) -> Alignment:
     n, m = len(a), len(b)
-    ratio = length_ratio(a, b)
-    inf = float("inf")
-    cost = [[inf] * (m + 1) for _ in range(n + 1)]
+    worst = float("-inf")
+    best = [[worst] * (m + 1) for _ in range(n + 1)]
     back: list[list[tuple[int, int, float] | None]] = [[None] * (m + 1) for _ in range(n + 1)]
-    cost[0][0] = 0.0
+    best[0][0] = 0.0
     for i in range(n + 1):
         centre = i * m / n if n else 0
         lo, hi = (0, m) if band <= 0 else (max(0, int(centre) - band), min(m, int(centre) + band))
         for j in range(lo, hi + 1):
-            here = cost[i][j]
-            if here == inf:
+            here = best[i][j]
+            if here == worst:
                 continue
-            for da, db, prior in _MOVES:
+            for da, db in _MOVES:
                 ni, nj = i + da, j + db
                 if ni > n or nj > m:
                     continue
                 if da and db:
-                    step, score = _step(a[i:ni], b[j:nj], ratio)
+                    gain = _step(a[i:ni], b[j:nj], ratio)
                 else:
                     skipped = a[i] if da else b[j]
-                    step, score = (_SKIP_SHORT - prior if skipped.short else 0.0), 0.0
-                total = here + prior + step
-                if total < cost[ni][nj]:
-                    cost[ni][nj] = total
-                    back[ni][nj] = (i, j, score)
+                    gain = -(_SKIP_SHORT if skipped.short else _SKIP_PROSE)
+                total = here + gain
+                if total > best[ni][nj]:
+                    best[ni][nj] = total
+                    back[ni][nj] = (i, j, gain)
     beads: list[Bead] = []
     i, j = n, m
     while (i, j) != (0, 0):
         step_back = back[i][j]
-        if step_back is None:  # outside the band: the rest as left out
+        if step_back is None:  # outside the band
             break
-        pi, pj, score = step_back
-        beads.append(Bead(tuple(range(pi, i)), tuple(range(pj, j)), score))
+        pi, pj, gain = step_back
+        both = i > pi and j > pj
+        beads.append(Bead(tuple(range(pi, i)), tuple(range(pj, j)), _sigmoid(gain) if both else 0.0))
         i, j = pi, pj
     beads.reverse()
-    shared = len(
-        frozenset().union(*(p.anchors for p in a)) & frozenset().union(*(p.anchors for p in b))
-    )
-    return Alignment(tuple(beads), pair_score(a, b, beads), shared, ratio)
-
-
-def pair_score(a: Sequence[Paragraph], b: Sequence[Paragraph], beads: Sequence[Bead]) -> float:
-    """How sure we are the two documents translate each other (0..1): the characters of
-    both sides in aligned steps, weighted by each step's score; captions and labels left
-    out count for nothing either way."""
-    weight = 0.0
-    total = 0.0
-    for bead in beads:
-        chars = sum(a[i].chars for i in bead.a if not a[i].short)
-        chars_b = sum(b[j].chars for j in bead.b if not b[j].short)
-        # Each side's characters count as a share of that side (scripts differ in density).
-        part = chars / max(1, _prose_chars(a)) + chars_b / max(1, _prose_chars(b))
-        total += part
-        weight += part * bead.score
-    return weight / total if total else 0.0
-
-
-def _prose_chars(side: Sequence[Paragraph]) -> int:
-    return sum(p.chars for p in side if not p.short) or 1
+    total = best[n][m] if best[n][m] != worst else _WORST_STEP * (n + m)
+    everything = frozenset().union(*(p.anchors for p in a))
+    shared = len(everything & frozenset().union(*(p.anchors for p in b)))
+    return Alignment(tuple(beads), _sigmoid(total + PRIOR_LOG_ODDS), shared, ratio, total)
 
 
 __all__ = [
@@ -242,6 +235,6 @@ __all__ = [
     "align",
     "anchors",
     "length_ratio",
-    "pair_score",
+    "PRIOR_LOG_ODDS",
     "paragraphs",
 ]
