@@ -89,12 +89,23 @@ class BenchDoc:
     text: str
     refs: list[frozenset[int]]  # per paragraph (non-blank line): UDHR indexes, empty = furniture
     story: int | None  # None: a hard negative
+    window: tuple[int, int] = (0, 0)
 
 
 def make_doc(
-    doc_id: str, language: str, lines: Sequence[str], window: range, rng: random.Random, story: int | None
+    doc_id: str,
+    language: str,
+    lines: Sequence[str],
+    window: range,
+    rng: random.Random,
+    story: int | None,
+    edited: bool = True,
 ) -> BenchDoc:
     units: list[tuple[str, frozenset[int]]] = [(lines[k], frozenset({k})) for k in window]
+    span = (window.start, window.stop)
+    if not edited:
+        text = "\n\n".join(lines[k] for k in window)
+        return BenchDoc(doc_id, language, text, [frozenset({k}) for k in window], story, span)
     if len(units) > 4 and rng.random() < 0.4:  # a paragraph dropped
         del units[rng.randrange(1, len(units) - 1)]
     if len(units) > 4 and rng.random() < 0.4:  # two paragraphs merged into one
@@ -103,31 +114,62 @@ def make_doc(
     if rng.random() < 0.6:  # captions or furniture between paragraphs
         for _ in range(rng.randint(1, 3)):
             units.insert(rng.randrange(len(units) + 1), (rng.choice(CAPTIONS), frozenset()))
-    return BenchDoc(doc_id, language, "\n\n".join(text for text, _ in units), [r for _, r in units], story)
+    text = "\n\n".join(text for text, _ in units)
+    return BenchDoc(doc_id, language, text, [r for _, r in units], story, span)
 
 
 def build(texts: dict[str, list[str]], rounds: int, seed: int) -> list[BenchDoc]:
+    """Stories on fixed windows of 7 paragraphs (starts 0, 8, 16, ...): each round publishes
+    every window as an original and its edited translation, in two languages drawn anew (so
+    one window is in several languages across rounds, and all of them translate each
+    other). Hard negatives: excerpts starting 3-5 paragraphs into a window, of 6-8
+    paragraphs, each in one language only: they overlap two stories by up to 5 paragraphs
+    and translate nothing in the corpus."""
     rng = random.Random(seed)
     languages = sorted(texts)
     docs: list[BenchDoc] = []
-    story = 0
     total = len(next(iter(texts.values())))
-    for round_ in range(rounds):
-        start = [0, 4, 2][round_ % 3]
-        while start + 6 <= total:
-            size = min(rng.randint(6, 8), total - start)
-            window = range(start, start + size)
-            cluster = rng.sample(languages, 4)
-            for language in cluster:
-                docs.append(make_doc(f"s{story}-{language}", language, texts[language], window, rng, story))
-            # Hard negatives: half-overlapping and neighbouring excerpts in other languages.
-            for shift in (size // 2, size):
-                if start + shift + size <= total:
-                    language = rng.choice([x for x in languages if x not in cluster])
-                    neg = range(start + shift, start + shift + size)
-                    docs.append(make_doc(f"n{story}-{shift}-{language}", language, texts[language], neg, rng, None))
+    starts = range(0, total - 7 + 1, 8)
+    story = 0
+    # Each window's languages are drawn without replacement: one document per language.
+    order = {start: rng.sample(languages, len(languages)) for start in starts}
+    for round_ in range(min(rounds, len(languages) // 2)):
+        for start in starts:
+            window = range(start, start + 7)
+            cluster = order[start][2 * round_ : 2 * round_ + 2]
+            for edited, language in enumerate(cluster):
+                docs.append(
+                    make_doc(
+                        f"s{story}-{language}",
+                        language,
+                        texts[language],
+                        window,
+                        rng,
+                        story,
+                        bool(edited),
+                    )
+                )
             story += 1
-            start += size + 1
+    used: set[tuple[int, int]] = set()
+    for start in starts:
+        for _ in range(rounds):
+            begin, size = start + rng.choice((3, 4, 5)), rng.choice((6, 7, 8))
+            if begin + size > total or (begin, size) in used:
+                continue
+            used.add((begin, size))
+            language = rng.choice(languages)
+            window = range(begin, begin + size)
+            docs.append(
+                make_doc(
+                    f"n{begin}-{size}-{language}",
+                    language,
+                    texts[language],
+                    window,
+                    rng,
+                    None,
+                    False,
+                )
+            )
     return docs
 
 
@@ -154,18 +196,22 @@ def evaluate(docs: list[BenchDoc], settings: PairSettings) -> None:
     started = time.process_time()
     links = link(facts, found, settings)
     link_cpu = time.process_time() - started
+    # Translations: two documents cut from the same window (a negative may happen to share
+    # its window with another negative: they translate each other too).
     truth = {
         frozenset((a.id, b.id))
         for a, b in itertools.combinations(docs, 2)
-        if a.story is not None and a.story == b.story
+        if a.language != b.language and a.window == b.window
     }
-    found_truth = {frozenset((a.id, b.id)) for (i, j) in found for a, b in [(docs[i], docs[j])]} & truth
+    found_truth = {
+        frozenset((a.id, b.id)) for (i, j) in found for a, b in [(docs[i], docs[j])]
+    } & truth
     made = {frozenset((docs[item.a].id, docs[item.b].id)) for item in links}
     right = made & truth
     precision = len(right) / len(made) if made else 0.0
     recall = len(right) / len(truth) if truth else 0.0
     print(
-        f"UDHR: {len(docs)} documents ({sum(d.story is None for d in docs)} hard negatives), "
+        f"UDHR: {len(docs)} documents ({len(docs) - len({x for pair in truth for x in pair})} without a translation), "
         f"{len(truth)} true pairs; {len(found)} candidates ({len(found_truth)} true: candidate "
         f"recall {len(found_truth) / len(truth):.3f}); {len(made)} links"
     )
@@ -179,7 +225,8 @@ def evaluate(docs: list[BenchDoc], settings: PairSettings) -> None:
         key = "-".join(sorted((_script(a.language), _script(b.language))))
         stats = by_pair[key]
         if frozenset((a.id, b.id)) not in truth:
-            wrong_links["negative" if a.story is None or b.story is None else "other story"] += 1
+            overlap = len(set(range(*a.window)) & set(range(*b.window)))
+            wrong_links["overlapping" if overlap else "neighbouring or apart"] += 1
             continue
         result = align(paragraphs(a.text), paragraphs(b.text))
         ok = sum(
@@ -224,7 +271,9 @@ def _reference_steps(a: BenchDoc, b: BenchDoc) -> int:
     for refs in a.refs:
         if refs and any(refs & other for other in b.refs):
             count += 1
-    merged_b = sum(1 for refs in b.refs if len(refs) > 1 and sum(bool(refs & r) for r in a.refs) > 1)
+    merged_b = sum(
+        1 for refs in b.refs if len(refs) > 1 and sum(bool(refs & r) for r in a.refs) > 1
+    )
     return count - merged_b
 
 
@@ -253,7 +302,9 @@ def engine_cost(source: Path, label: str, **changes: Any) -> None:
     with tempfile.TemporaryDirectory() as out:
         runner = TimingRunner()
         started, wall = time.process_time(), time.perf_counter()
-        result = execute(prepare(RunParameters(source=str(source), out=out, workers=1, **changes)), runner)
+        result = execute(
+            prepare(RunParameters(source=str(source), out=out, workers=1, **changes)), runner
+        )
         total, wall = time.process_time() - started, time.perf_counter() - wall
         pairs = runner.cpu.get("pairs", 0.0)
         corpus = result.manifest.corpus if result.manifest else {}
@@ -283,7 +334,11 @@ def seeds() -> None:
             f"{row['language_b']} ({dict(moves)}), unaligned {row['unaligned_a']} / {row['unaligned_b']}"
         )
         for doc_id in (row["id_a"], row["id_b"]):
-            gone = [r["text"] for r in docs[doc_id]["removed"] if r["rule"] == "no-counterpart-in-translation"]
+            gone = [
+                r["text"]
+                for r in docs[doc_id]["removed"]
+                if r["rule"] == "no-counterpart-in-translation"
+            ]
             print(f"  {doc_id} title {docs[doc_id]['title']!r}; removed as no-counterpart: {gone}")
     if not pairs:
         print("seeds: no pair found")
@@ -306,17 +361,23 @@ def scale(sizes: Sequence[int], seed: int) -> None:
                 )
                 for k in range(count)
             )
-            docs.append(Doc(f"d{i}", f"p{i}", rng.choice(languages), "f", "", None, None, None, paras))
+            docs.append(
+                Doc(f"d{i}", f"p{i}", rng.choice(languages), "f", "", None, None, None, paras)
+            )
         started = time.process_time()
         found = candidates(docs)
         cpu = time.process_time() - started
-        print(f"candidates at {n:,} documents of facts: {cpu:.2f} s CPU, {len(found):,} candidate pairs ({len(found) / n:.1f} per document)")
+        print(
+            f"candidates at {n:,} documents of facts: {cpu:.2f} s CPU, {len(found):,} candidate pairs ({len(found) / n:.1f} per document)"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--udhr", type=Path, default=DEFAULT_UDHR)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus", type=Path, help="a generate_corpus.py folder for the cost")
     parser.add_argument("--scale", default="10000,100000", help="documents of synthetic facts")
@@ -325,7 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = PairSettings()
     if args.udhr.is_dir():
         texts = load(args.udhr)
-        print(f"UDHR languages aligned one for one with English: {len(texts)}: {' '.join(sorted(texts))}")
+        print(
+            f"UDHR languages aligned one for one with English: {len(texts)}: {' '.join(sorted(texts))}"
+        )
         docs = build(texts, args.rounds, args.seed)
         evaluate(docs, settings)
         with tempfile.TemporaryDirectory() as source:

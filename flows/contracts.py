@@ -134,12 +134,14 @@ class FactsRow:
     source: str | None = None
     line_hashes: tuple[bytes, ...] = ()
     # Translation pairs (flows/engine/pairs.py): the metadata's url, and per paragraph
-    # (non-blank line) its length, whether it is a short unpunctuated line, and its
-    # anchors (flows.stages.align.anchors, space-separated).
+    # (non-blank line) its length, whether it is a short unpunctuated line, its anchors
+    # (flows.stages.align.anchors, space-separated), its sentences and clause marks.
     url: str | None = None
     paragraph_chars: tuple[int, ...] = ()
     paragraph_short: tuple[bool, ...] = ()
     paragraph_anchors: tuple[str, ...] = ()
+    paragraph_sentences: tuple[int, ...] = ()
+    paragraph_clauses: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,8 @@ _FACTS_TYPES: dict[str, pa.DataType] = {
     "paragraph_chars": pa.list_(pa.field("item", pa.int32(), nullable=False)),
     "paragraph_short": pa.list_(pa.field("item", pa.bool_(), nullable=False)),
     "paragraph_anchors": _strings(),
+    "paragraph_sentences": pa.list_(pa.field("item", pa.int32(), nullable=False)),
+    "paragraph_clauses": pa.list_(pa.field("item", pa.int32(), nullable=False)),
 }
 
 _SCALARS: dict[Any, pa.DataType] = {

@@ -333,6 +333,8 @@ def facts_table(
             paragraph_chars=fact.paragraphs.chars,
             paragraph_short=fact.paragraphs.short,
             paragraph_anchors=fact.paragraphs.anchors,
+            paragraph_sentences=fact.paragraphs.sentences,
+            paragraph_clauses=fact.paragraphs.clauses,
         )
         for doc_id, path, sha, chars, language, published, source, url, fact in zip(
             columns["id"],
@@ -365,6 +367,8 @@ _KNOWN_COLUMNS = (
     "paragraph_chars",
     "paragraph_short",
     "paragraph_anchors",
+    "paragraph_sentences",
+    "paragraph_clauses",
 )
 
 
@@ -396,11 +400,11 @@ def _reused_facts(
         except (PartMismatch, pa.ArrowInvalid, OSError, KeyError) as error:
             warnings.append(f"previous {name} not used ({error}): facts computed again")
             continue
-        for path, sha, norm, minhash, lines, chars, short, anchors in zip(
+        for path, sha, norm, minhash, lines, *shape in zip(
             *(table.column(c).to_pylist() for c in _KNOWN_COLUMNS), strict=True
         ):
             if text_sha.get(path) == sha and path not in known:
-                paragraphs = ParagraphFacts(tuple(chars), tuple(short), tuple(anchors))
+                paragraphs = ParagraphFacts(*(tuple(values) for values in shape))
                 known[path] = KnownFacts(Signature(norm, minhash), tuple(lines), paragraphs)
     for warning in warnings:
         logger.warning("shard %d: %s", work.index, warning)

@@ -17,7 +17,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flows.stages.maincontent import ends_sentence
+from flows.stages.maincontent import _SENTENCE_END, ends_sentence
 
 # A short line without a sentence end (a caption, a label, a title) is what the cleaning
 # signal may remove when its translation has no counterpart for it.
@@ -30,6 +30,28 @@ _URL = re.compile(
 )
 # A Latin-script word that starts with a capital (names, acronyms, brands).
 _LATIN_NAME = re.compile(r"\b[A-Z][A-Za-z\u00c0-\u024f'-]{2,}")
+
+
+# A sentence end (any script's; not the colon) before a space, a closing mark or the end,
+# and the clause marks: translators keep both nearly everywhere (UDHR, 13 languages: equal
+# sentence counts in 86 % of paragraph pairs vs 52 % of unrelated ones; comma counts within
+# one of each other 75 % vs 50 %).
+_SENTENCE = re.compile(
+    "[" + re.escape("".join(sorted(_SENTENCE_END - {":"}))) + "]+(?=[\\s\"'”’»)\\]]|$)"
+)
+_CLAUSE = re.compile("[,،、，;；:]")
+_SAME_SENTENCES, _OTHER_SENTENCES = math.log(0.86 / 0.52), math.log(0.14 / 0.48)
+_NEAR_COMMAS, _FAR_COMMAS = math.log(0.75 / 0.50), math.log(0.25 / 0.50)
+
+
+def sentences(line: str) -> int:
+    """Sentences in a line, at least one."""
+    return max(1, len(_SENTENCE.findall(line)))
+
+
+def clauses(line: str) -> int:
+    """Clause marks (commas, semicolons, colons of any script) in a line."""
+    return len(_CLAUSE.findall(line))
 
 
 def _number_key(raw: str) -> str | None:
@@ -70,6 +92,8 @@ class Paragraph:
     chars: int
     anchors: frozenset[str]
     short: bool  # under SHORT_CHARS and no sentence end: a caption, label or title
+    sentences: int = 1
+    clauses: int = 0
 
 
 def paragraphs(text: str) -> list[Paragraph]:
@@ -79,7 +103,16 @@ def paragraphs(text: str) -> list[Paragraph]:
         stripped = line.strip()
         if stripped:
             short = len(stripped) < SHORT_CHARS and not ends_sentence(stripped)
-            out.append(Paragraph(number, len(stripped), anchors(stripped), short))
+            out.append(
+                Paragraph(
+                    number,
+                    len(stripped),
+                    anchors(stripped),
+                    short,
+                    sentences(stripped),
+                    clauses(stripped),
+                )
+            )
     return out
 
 
@@ -143,14 +176,16 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
     r = math.log((lb + 1.0) / (expected + 1.0))
     unrelated = _UNRELATED_SD**2
     llr = (
-        0.5 * math.log(unrelated / variance)
-        - r * r / (2.0 * variance)
-        + r * r / (2.0 * unrelated)
+        0.5 * math.log(unrelated / variance) - r * r / (2.0 * variance) + r * r / (2.0 * unrelated)
     )
     left = frozenset().union(*(p.anchors for p in a))
     right = frozenset().union(*(p.anchors for p in b))
     llr += _SHARED_BONUS * min(len(left & right), 3)
     llr -= _NUMBER_PENALTY * min(sum(1 for x in left ^ right if x.startswith("n:")), 3)
+    same = sum(p.sentences for p in a) == sum(p.sentences for p in b)
+    llr += _SAME_SENTENCES if same else _OTHER_SENTENCES
+    near = abs(sum(p.clauses for p in a) - sum(p.clauses for p in b)) <= 1
+    llr += _NEAR_COMMAS if near else _FAR_COMMAS
     if len(a) + len(b) > 2:
         llr -= _MERGE_COST
         # A merge of a caption with a paragraph is rarely a translator's work.
@@ -217,7 +252,9 @@ def _align(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float, band: i
             break
         pi, pj, gain = step_back
         both = i > pi and j > pj
-        beads.append(Bead(tuple(range(pi, i)), tuple(range(pj, j)), _sigmoid(gain) if both else 0.0))
+        beads.append(
+            Bead(tuple(range(pi, i)), tuple(range(pj, j)), _sigmoid(gain) if both else 0.0)
+        )
         i, j = pi, pj
     beads.reverse()
     total = best[n][m] if best[n][m] != worst else _WORST_STEP * (n + m)
@@ -228,13 +265,15 @@ def _align(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float, band: i
 
 __all__ = [
     "MAX_ANCHORS",
+    "PRIOR_LOG_ODDS",
     "SHORT_CHARS",
     "Alignment",
     "Bead",
     "Paragraph",
     "align",
     "anchors",
+    "clauses",
     "length_ratio",
-    "PRIOR_LOG_ODDS",
     "paragraphs",
+    "sentences",
 ]
