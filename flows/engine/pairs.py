@@ -386,7 +386,10 @@ def apply_pairs(
     """Link, align and write the pairs and bitext tables of the staged release; remove
     lines without a counterpart. Returns the parts written and the counts for the manifest."""
     if not settings.enabled:
-        return set(), {}
+        # Readers always find both tables, with their schema.
+        write_parquet(rows_table([], PAIRS_SCHEMA), release / PAIRS_FILE)
+        write_parquet(rows_table([], BITEXT_SCHEMA), release / BITEXT_FILE)
+        return {PAIRS_FILE, BITEXT_FILE}, {}
     from flows.engine.corpus import read_facts
 
     facts = read_facts(release, FACTS_COLUMNS)

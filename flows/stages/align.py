@@ -156,7 +156,8 @@ _UNRELATED_SD = 0.89
 _MERGE_COST = 1.0  # a 1-2 or 2-1 step is rarer than 1-1 (Gale & Church: 0.089 vs 0.89)
 _SKIP_PROSE = 2.0  # a paragraph left out: rare in a translation, common between strangers
 _SKIP_SHORT = 0.3  # a caption or label left out: what one side adds most often
-_SHARED_BONUS = 1.5  # per shared anchor (up to three)
+_SHARED_BONUS = 1.5  # per shared number or URL (up to three)
+_NAME_BONUS = 0.5  # per shared name (up to two): a site's articles share their names too
 _NUMBER_PENALTY = 1.0  # per number on one side only (up to three)
 _WORST_STEP = -6.0
 _MOVES: tuple[tuple[int, int], ...] = ((1, 1), (1, 0), (0, 1), (2, 1), (1, 2))
@@ -180,7 +181,9 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
     )
     left = frozenset().union(*(p.anchors for p in a))
     right = frozenset().union(*(p.anchors for p in b))
-    llr += _SHARED_BONUS * min(len(left & right), 3)
+    shared = left & right
+    names = sum(1 for x in shared if x.startswith("w:"))
+    llr += _SHARED_BONUS * min(len(shared) - names, 3) + _NAME_BONUS * min(names, 2)
     llr -= _NUMBER_PENALTY * min(sum(1 for x in left ^ right if x.startswith("n:")), 3)
     same = sum(p.sentences for p in a) == sum(p.sentences for p in b)
     llr += _SAME_SENTENCES if same else _OTHER_SENTENCES
