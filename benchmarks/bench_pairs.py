@@ -307,7 +307,7 @@ def engine_cost(source: Path, label: str, **changes: Any) -> None:
         )
         total, wall = time.process_time() - started, time.perf_counter() - wall
         pairs = runner.cpu.get("pairs", 0.0)
-        corpus = result.manifest.corpus if result.manifest else {}
+        corpus = result.manifest.pairs if result.manifest else {}
         print(
             f"{label}: whole run {total:.2f} s CPU ({wall:.2f} s wall), pairing step "
             f"{pairs:.3f} s CPU = {100 * pairs / total:.1f} %; "

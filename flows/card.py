@@ -152,7 +152,7 @@ def _pairs(manifest: Manifest) -> list[str]:
     """The translation pairs and the bitext (README: Translation pairs)."""
     if manifest.parameters.get("translation_pairs") is False:
         return ["## Translation pairs", "", "Not linked (`translation_pairs = false`).", ""]
-    corpus = manifest.corpus
+    corpus = manifest.pairs
     return [
         "## Translation pairs",
         "",

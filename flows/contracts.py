@@ -134,7 +134,7 @@ class FactsRow:
     source: str | None = None
     line_hashes: tuple[bytes, ...] = ()
     # Translation pairs (flows/engine/pairs.py): the metadata's url, and per paragraph
-    # (non-blank line) its length, whether it is a short unpunctuated line, its anchors
+    # (non-blank line, of the text before the no-counterpart signal) its length, whether it is a short unpunctuated line, its anchors
     # (flows.stages.align.anchors, space-separated), its sentences and clause marks.
     url: str | None = None
     paragraph_chars: tuple[int, ...] = ()
@@ -142,6 +142,8 @@ class FactsRow:
     paragraph_anchors: tuple[str, ...] = ()
     paragraph_sentences: tuple[int, ...] = ()
     paragraph_clauses: tuple[int, ...] = ()
+    # Paragraphs (of the text before it) the no-counterpart signal took out of the row.
+    translation_removed: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,7 @@ _FACTS_TYPES: dict[str, pa.DataType] = {
     "paragraph_anchors": _strings(),
     "paragraph_sentences": pa.list_(pa.field("item", pa.int32(), nullable=False)),
     "paragraph_clauses": pa.list_(pa.field("item", pa.int32(), nullable=False)),
+    "translation_removed": pa.list_(pa.field("item", pa.int32(), nullable=False)),
 }
 
 _SCALARS: dict[Any, pa.DataType] = {

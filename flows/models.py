@@ -505,6 +505,13 @@ class Manifest(BaseModel):
             "bands x rows, threshold, seed, library and version (counts are in corpus)."
         ),
     )
+    pairs: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Translation pairs: candidates, translation_pairs, pairs_reused, "
+            "bitext_segments and no-counterpart-in-translation lines removed."
+        ),
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description=(

@@ -8,10 +8,22 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows.contracts import BITEXT_SCHEMA, PAIRS_SCHEMA
-from flows.engine.pairs import NO_COUNTERPART, Doc, candidates, link, paragraph_facts, url_key
+from flows.engine.pairs import (
+    NO_COUNTERPART,
+    Doc,
+    candidates,
+    link,
+    paragraph_facts,
+    restore,
+    take_out,
+    url_key,
+)
 from flows.stages.align import align, anchors, paragraphs
+from flows.stages.boilerplate import tidy
 from tests.conftest import REPO, run_release
 
 CASES = REPO / "tests" / "cases" / "pairs"
@@ -64,7 +76,7 @@ def test_the_seeds_are_one_pair_aligned_paragraph_by_paragraph(seeds_release: Pa
     assert pair[f"unaligned_{english}"] == []
     # The title and the four captions are the German paragraphs without a counterpart.
     text = docs[pair[f"id_{german}"]]["removed"]
-    found = [r["text"] for r in text if r["rule"] == NO_COUNTERPART]
+    found = [r["text"] for r in text if r["rule"] == NO_COUNTERPART and r["text"]]
     assert found == [GERMAN_TITLE, *GERMAN_CAPTIONS]
     assert pair["score"] > 0.99
     assert "anchors" in pair["signals"]
@@ -99,7 +111,7 @@ def test_the_captions_go_and_every_real_paragraph_stays(seeds_release: Path) -> 
     assert german["title"] == GERMAN_TITLE
     assert len([line for line in english["text"].split("\n") if line.strip()]) == 46
     assert not any(r["rule"] == NO_COUNTERPART for r in english["removed"])
-    assert (seeds_release / "current" / "manifest.json").read_text().count("translation_pairs")
+    assert (seeds_release / "current" / "manifest.json").read_text().count('"translation_pairs": 1')
     card = (seeds_release / "current" / "README.md").read_text(encoding="utf-8")
     assert "## Translation pairs" in card
 
@@ -112,7 +124,7 @@ def test_the_cleaning_signal_can_be_turned_off(tmp_path: Path) -> None:
     assert not any(r["rule"] == NO_COUNTERPART for r in german["removed"])
     assert len(_table(out, "pairs")) == 1  # still linked and aligned
     assert result.manifest is not None
-    assert NO_COUNTERPART not in result.manifest.corpus
+    assert result.manifest.pairs[NO_COUNTERPART] == 0
 
 
 def test_pairs_can_be_turned_off(tmp_path: Path) -> None:
@@ -155,7 +167,7 @@ def test_each_document_links_to_one_document_per_language(tmp_path: Path) -> Non
     }
     # The German caption has no counterpart in either translation.
     german = _by_path(out)["de_budget.txt"]
-    assert [r["text"] for r in german["removed"] if r["rule"] == NO_COUNTERPART] == [
+    assert [r["text"] for r in german["removed"] if r["rule"] == NO_COUNTERPART and r["text"]] == [
         "Bürgermeisterin Carter vor dem Rathaus"
     ]
 
@@ -168,7 +180,7 @@ def test_unchanged_pairs_are_reused_and_a_new_translation_links(tmp_path: Path) 
     shutil.copy(CASES / "de_budget.txt", source / "de_budget.txt")
     result = run_release(source, out)
     assert result.manifest is not None
-    assert result.manifest.corpus["pairs_reused"] == 1
+    assert result.manifest.pairs["pairs_reused"] == 1
     assert result.processed == 1  # only the new translation's text was processed
     assert frozenset({"en_budget.txt", "de_budget.txt"}) in _linked(out)
     assert frozenset({"en_budget.txt", "ru_budget.txt"}) in _linked(out)
@@ -227,3 +239,51 @@ def test_url_keys_pair_language_folders() -> None:
         "https://www.wsws.org/en/articles/2024/x", "en"
     )
     assert url_key("https://example.org/news/x", "en") is None
+
+
+def test_when_the_translation_goes_its_captions_come_back_as_from_scratch(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "seeds", source)
+    out = tmp_path / "out"
+    run_release(source, out)
+    english = next(p for p in source.iterdir() if p.name.startswith("001_"))
+    english.unlink()
+    again = run_release(source, out)
+    assert again.processed == 0  # the German row is reused, and given its lines back
+    alone = tmp_path / "alone"
+    run_release(source, alone)
+    assert _table(out, "documents") == _table(alone, "documents")
+    assert _table(out, "pairs") == []
+
+
+def test_an_unchanged_rerun_reuses_the_cleaned_seeds(seeds_release: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(seeds_release.parent / "out", out, symlinks=True)
+    before = _table(out, "documents"), _table(out, "pairs"), _table(out, "bitext")
+    result = run_release(REPO / "seeds", out)
+    assert result.processed == 0
+    assert result.manifest is not None and result.manifest.pairs["pairs_reused"] == 1
+    assert (_table(out, "documents"), _table(out, "pairs"), _table(out, "bitext")) == before
+
+
+_TIDY_LINES = st.lists(
+    st.one_of(
+        st.just(""), st.text(alphabet="ab .", min_size=1, max_size=5).map(lambda s: "x" + s.strip())
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(_TIDY_LINES, st.sets(st.integers(0, 11)))
+def test_taking_paragraphs_out_is_undone_exactly(lines: list[str], gone: set[int]) -> None:
+    text = tidy("\n".join(lines))
+    if not text:
+        return
+    result = take_out(text, gone)
+    if result is None:
+        return
+    cleaned, taken = result
+    assert cleaned == tidy(cleaned)  # no doubled or edge blank lines
+    entries = [{"rule": r.rule, "text": r.text, "line": r.line} for r in taken]
+    assert restore(cleaned, entries) == text

@@ -40,7 +40,7 @@ from flows.contracts import (
     BITEXT_SCHEMA,
     DOCUMENT_SCHEMA,
     FACTS_DIR,
-    INDEX_DIR,
+    FACTS_SCHEMA,
     PAIRS_DIR,
     PAIRS_SCHEMA,
     AlignedPair,
@@ -49,8 +49,8 @@ from flows.contracts import (
     rows_table,
 )
 from flows.output.release import write_parquet
-from flows.stages.align import Alignment, Paragraph, align, anchors, paragraphs
-from flows.stages.boilerplate import RemovedLine, tidy
+from flows.stages.align import Paragraph, align, anchors, paragraphs
+from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class ParagraphFacts:
     anchors: tuple[str, ...] = ()
     sentences: tuple[int, ...] = ()
     clauses: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()  # paragraphs the no-counterpart signal took out
 
     def paragraphs(self) -> list[Paragraph]:
         return [
@@ -81,16 +82,60 @@ class ParagraphFacts:
         ]
 
 
-def paragraph_facts(text: str) -> ParagraphFacts:
-    """The paragraph facts of a published text."""
-    found = paragraphs(text)
+def paragraph_facts(text: str, removed: Iterable[Mapping[str, Any]] = ()) -> ParagraphFacts:
+    """The paragraph facts of a published row: of its text as it was before the
+    no-counterpart signal took lines out (:func:`restore`), so a row reused by the next run
+    has the facts it had when it was made."""
+    removed = list(removed)
+    before = restore(text, removed)
+    found = paragraphs(before)
+    taken = {int(r["line"]) - 1 for r in removed if r["rule"] == NO_COUNTERPART and r["text"]}
     return ParagraphFacts(
         tuple(p.chars for p in found),
         tuple(p.short for p in found),
         tuple(" ".join(sorted(p.anchors)) for p in found),
         tuple(p.sentences for p in found),
         tuple(p.clauses for p in found),
+        tuple(k for k, p in enumerate(found) if p.line in taken),
     )
+
+
+def restore(text: str, removed: Iterable[Mapping[str, Any]]) -> str:
+    """The text before the no-counterpart signal: each line it took out (blank ones too)
+    put back at its line number, in ascending order, so each lands where it was."""
+    entries = sorted(
+        (int(r["line"]), str(r["text"])) for r in removed if r["rule"] == NO_COUNTERPART
+    )
+    if not entries:
+        return text
+    lines = text.split("\n")
+    for line, value in entries:
+        lines.insert(line - 1, value)
+    return "\n".join(lines)
+
+
+def take_out(text: str, gone: Iterable[int]) -> tuple[str, list[RemovedLine]] | None:
+    """Remove the given paragraphs (indexes among the non-blank lines) and the blank lines
+    that would then double up or sit at an edge; every line taken out is recorded, blank
+    ones too, so :func:`restore` gives the text back exactly. None when nothing would be
+    left."""
+    lines = text.split("\n")
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    drop = {nonblank[k] for k in gone if k < len(nonblank)}
+    remaining: list[int] = []
+    for i, line in enumerate(lines):
+        if i in drop:
+            continue
+        if not line.strip() and (not remaining or not lines[remaining[-1]].strip()):
+            drop.add(i)  # a blank line that would double up or open the text
+            continue
+        remaining.append(i)
+    while remaining and not lines[remaining[-1]].strip():
+        drop.add(remaining.pop())  # ... or close it
+    if not remaining:
+        return None
+    result = "\n".join(lines[i] for i in remaining)
+    return result, [RemovedLine(NO_COUNTERPART, lines[i].strip(), i + 1) for i in sorted(drop)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +171,7 @@ class Doc:
     published: dt.datetime | None
     source: str | None
     paragraphs: tuple[Paragraph, ...]
+    cleaned: frozenset[int] = frozenset()  # paragraphs the signal took out of its row
 
     @property
     def anchors(self) -> frozenset[str]:
@@ -146,6 +192,7 @@ FACTS_COLUMNS = (
     "paragraph_anchors",
     "paragraph_sentences",
     "paragraph_clauses",
+    "translation_removed",
 )
 
 
@@ -164,6 +211,7 @@ def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
             tuple(row["paragraph_sentences"]),
             tuple(row["paragraph_clauses"]),
         )
+        cleaned = frozenset(row["translation_removed"])
         published = row["published"]
         docs.append(
             Doc(
@@ -176,6 +224,7 @@ def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
                 published=published if isinstance(published, dt.datetime) else None,
                 source=row["source"] if isinstance(row["source"], str) else None,
                 paragraphs=tuple(facts.paragraphs()),
+                cleaned=cleaned,
             )
         )
     return docs
@@ -322,21 +371,25 @@ def link(
 
 
 def read_texts(release: Path, wanted: Mapping[str, set[str]]) -> dict[str, str]:
-    """id -> text of the wanted documents (part file -> ids); two columns read per part."""
+    """id -> text before the no-counterpart signal (:func:`restore`) of the wanted documents
+    (part file -> ids); three columns read per part, only the wanted rows kept."""
     texts: dict[str, str] = {}
     for file, ids in sorted(wanted.items()):
-        table = pq.ParquetFile(release / file).read(columns=["id", "text"], use_threads=False)
-        table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(sorted(ids))))
-        texts.update(
-            zip(table.column("id").to_pylist(), table.column("text").to_pylist(), strict=True)
+        table = pq.ParquetFile(release / file).read(
+            columns=["id", "text", "removed"], use_threads=False
         )
+        table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(sorted(ids))))
+        for doc_id, text, removed in zip(
+            *(table.column(c).to_pylist() for c in ("id", "text", "removed")), strict=True
+        ):
+            texts[doc_id] = restore(text, removed)
     return texts
 
 
 def pair_rows(
     a: Doc, b: Doc, text_a: str, text_b: str, signals: Sequence[str]
-) -> tuple[PairRow, list[BitextRow], Alignment, list[Paragraph], list[Paragraph]]:
-    """Align two published texts: the pairs row, its bitext rows, and the alignment."""
+) -> tuple[PairRow, list[BitextRow]]:
+    """Align two texts: the pairs row and its bitext rows."""
     left, right = paragraphs(text_a), paragraphs(text_b)
     result = align(left, right)
     lines_a, lines_b = text_a.split("\n"), text_b.split("\n")
@@ -346,7 +399,7 @@ def pair_rows(
         id_b=b.id,
         language_a=a.language,
         language_b=b.language,
-        score=round(result.score, 4),
+        score=round(result.score, 6),
         signals=tuple(signals),
         aligned=aligned,
         unaligned_a=tuple(result.unaligned("a")),
@@ -364,13 +417,15 @@ def pair_rows(
         )
         for step in aligned
     ]
-    return row, bitext, result, left, right
+    return row, bitext
 
 
-def removable(result: Alignment, side: str, found: Sequence[Paragraph]) -> list[int]:
-    """Line numbers (0-based) of the short unpunctuated paragraphs of one side that have no
-    counterpart on the other."""
-    return sorted(found[i].line for i in result.unaligned(side) if found[i].short)
+def without_counterpart(row: PairRow, a: Doc, b: Doc) -> dict[str, set[int]]:
+    """Per document of a pair, its short unpunctuated paragraphs left unaligned."""
+    return {
+        a.id: {k for k in row.unaligned_a if a.paragraphs[k].short},
+        b.id: {k for k in row.unaligned_b if b.paragraphs[k].short},
+    }
 
 
 def pair_settings(enabled: bool, clean: bool) -> PairSettings:
@@ -383,23 +438,21 @@ def apply_pairs(
     excluded: frozenset[str] = frozenset(),
     previous: Path | None = None,
 ) -> tuple[set[str], dict[str, int]]:
-    """Link, align and write the pairs and bitext tables of the staged release; remove
-    lines without a counterpart. Returns the parts written and the counts for the manifest."""
+    """Link, align and write the pairs and bitext tables of the staged release, and bring
+    every document's no-counterpart removals to what this run's pairs say. Returns the
+    parts written and the counts for the manifest."""
     if not settings.enabled:
-        # Readers always find both tables, with their schema.
+        # Readers always find both tables, with their schema; earlier removals are undone.
         write_parquet(rows_table([], PAIRS_SCHEMA), release / PAIRS_FILE)
         write_parquet(rows_table([], BITEXT_SCHEMA), release / BITEXT_FILE)
-        return {PAIRS_FILE, BITEXT_FILE}, {}
+        settings = PairSettings(enabled=False, clean=False)
     from flows.engine.corpus import read_facts
 
     facts = read_facts(release, FACTS_COLUMNS)
-    facts = facts.filter(
-        pc.invert(
-            pc.is_in(facts.column("source_path"), value_set=pa.array(sorted(excluded), pa.string()))
-        )
-    )
+    gone = pa.array(sorted(excluded), pa.string())
+    facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
     docs = docs_from_facts(facts.to_pylist())
-    found = candidates(docs, settings)
+    found = candidates(docs, settings) if settings.enabled else {}
     links = link(docs, found, settings)
     reused = _previous_rows(previous, docs, links)
     wanted: dict[str, set[str]] = defaultdict(set)
@@ -410,46 +463,50 @@ def apply_pairs(
     texts = read_texts(release, wanted)
     pairs: list[PairRow] = []
     bitext: list[BitextRow] = []
-    removals: dict[str, dict[str, list[int]]] = defaultdict(dict)  # file -> id -> lines
+    desired: dict[str, set[int]] = defaultdict(set)
     for item in links:
         a, b = docs[item.a], docs[item.b]
         if (a.id, b.id) in reused:
-            old_pair, old_bitext = reused[(a.id, b.id)]
-            pairs.append(old_pair)
-            bitext.extend(old_bitext)
-            continue
-        row, rows, result, left, right = pair_rows(a, b, texts[a.id], texts[b.id], item.signals)
+            row, rows = reused[(a.id, b.id)]
+        else:
+            row, rows = pair_rows(a, b, texts[a.id], texts[b.id], item.signals)
         pairs.append(row)
         bitext.extend(rows)
-        if settings.clean and result.score >= settings.clean_score:
-            for doc, side, found_side in ((a, "a", left), (b, "b", right)):
-                lines = removable(result, side, found_side)
-                if lines:
-                    removals[doc.file][doc.id] = lines
-    touched = {PAIRS_FILE, BITEXT_FILE}
-    write_parquet(rows_table(pairs, PAIRS_SCHEMA), release / PAIRS_FILE)
-    write_parquet(rows_table(bitext, BITEXT_SCHEMA), release / BITEXT_FILE)
+        if settings.clean and row.score >= settings.clean_score:
+            for doc_id, paragraphs_out in without_counterpart(row, a, b).items():
+                desired[doc_id] |= paragraphs_out
+    touched = set()
+    if settings.enabled:
+        write_parquet(rows_table(pairs, PAIRS_SCHEMA), release / PAIRS_FILE)
+        write_parquet(rows_table(bitext, BITEXT_SCHEMA), release / BITEXT_FILE)
+        touched = {PAIRS_FILE, BITEXT_FILE}
+    # Documents whose removals change: newly removed lines, or lines given back because the
+    # pair that justified them is gone (the row is reused as it was published).
+    changes: dict[str, dict[str, frozenset[int]]] = defaultdict(dict)
+    for doc in docs:
+        target = frozenset(desired.get(doc.id, ()))
+        if target != doc.cleaned:
+            changes[doc.file][doc.id] = target
     removed = 0
-    for file, by_id in sorted(removals.items()):
-        changed = _clean_part(release, file, by_id)
-        removed += sum(len(by_id[i]) for i in changed)
-        if changed:
-            part = file.split("/", 1)[1]
-            touched.update({file, f"{FACTS_DIR}/{part}", f"{INDEX_DIR}/{part}"})
+    for file, by_id in sorted(changes.items()):
+        removed += _clean_part(release, file, by_id)
+        part = file.split("/", 1)[1]
+        touched.update({file, f"{FACTS_DIR}/{part}"})
     counts = {
-        "translation_pairs": len(pairs),
-        "bitext_segments": len(bitext),
         "pair_candidates": len(found),
+        "translation_pairs": len(pairs),
         "pairs_reused": len(reused),
-        NO_COUNTERPART: removed,
+        "bitext_segments": len(bitext),
+        NO_COUNTERPART: sum(len(paragraphs_out) for paragraphs_out in desired.values()),
     }
     logger.info(
         "corpus step: %d translation pairs (%d candidates, %d reused), %d bitext segments, "
-        "%d lines without a counterpart removed",
+        "%d lines without a counterpart removed from the documents (%d rewritten)",
         len(pairs),
         len(found),
         len(reused),
         len(bitext),
+        counts[NO_COUNTERPART],
         removed,
     )
     return touched, counts
@@ -461,28 +518,31 @@ def _previous_rows(
     """Rows of the previous release for links between the same two unchanged texts."""
     if previous is None or not (previous / PAIRS_FILE).exists() or not links:
         return {}
-    try:
-        from flows.engine.corpus import read_facts
+    from flows.engine.corpus import read_facts
 
-        shas = dict(
-            zip(
-                *(
-                    read_facts(previous, ("id", "text_sha256")).column(c).to_pylist()
-                    for c in ("id", "text_sha256")
-                ),
-                strict=True,
-            )
-        )
+    try:
+        table = read_facts(previous, ("id", "text_sha256", "translation_removed"))
         old_pairs = pq.ParquetFile(previous / PAIRS_FILE).read().cast(PAIRS_SCHEMA).to_pylist()
         old_bitext = pq.ParquetFile(previous / BITEXT_FILE).read().cast(BITEXT_SCHEMA).to_pylist()
     except (OSError, pa.ArrowInvalid, KeyError, ValueError) as error:
         logger.warning("previous pairs not used (%s): pairs aligned again", error)
         return {}
+    # A text is the same when its published hash and its removals are (the text before
+    # the signal is then the same too).
+    before = {
+        doc_id: (sha, tuple(taken))
+        for doc_id, sha, taken in zip(
+            *(table.column(c).to_pylist() for c in ("id", "text_sha256", "translation_removed")),
+            strict=True,
+        )
+    }
     wanted = {
         (docs[item.a].id, docs[item.b].id): item
         for item in links
-        if shas.get(docs[item.a].id) == docs[item.a].text_sha256
-        and shas.get(docs[item.b].id) == docs[item.b].text_sha256
+        if all(
+            before.get(docs[k].id) == (docs[k].text_sha256, tuple(sorted(docs[k].cleaned)))
+            for k in (item.a, item.b)
+        )
     }
     segments: dict[tuple[str, str], list[BitextRow]] = defaultdict(list)
     for row in old_bitext:
@@ -503,46 +563,46 @@ def _previous_rows(
     return found
 
 
-def _clean_part(release: Path, file: str, by_id: Mapping[str, list[int]]) -> set[str]:
-    """Remove the given lines from the documents of one part; update the facts' text hash
-    and length and mark the rows unreusable. Returns the ids changed."""
-    from flows.engine.furniture import _mark_unreusable, _update_facts
-
+def _clean_part(release: Path, file: str, by_id: Mapping[str, frozenset[int]]) -> int:
+    """Set the no-counterpart removals of some documents of one part: each text is restored
+    and the wanted paragraphs taken out again, so the result is the same whatever an
+    earlier run removed. The row stays reusable: the next run restores it the same way.
+    Updates the facts (text hash, length, removals). Returns the documents rewritten."""
     path = release / file
-    rows = (
-        pq.ParquetFile(path).read(columns=DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA).to_pylist()
-    )
-    updates: dict[str, tuple[str, int]] = {}
-    changed: set[str] = set()
-    for row in rows:
-        lines_out = by_id.get(row["id"])
-        if not lines_out:
+    rows = pq.ParquetFile(path).read(columns=DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA)
+    rows_list = rows.to_pylist()
+    updates: dict[str, tuple[str, int, tuple[int, ...]]] = {}
+    for row in rows_list:
+        target = by_id.get(row["id"])
+        if target is None:
             continue
-        lines = row["text"].split("\n")
-        drop = set(lines_out)
-        kept = tidy("\n".join(line for i, line in enumerate(lines) if i not in drop))
-        if not kept.strip():
-            continue
-        first = next((i for i, line in enumerate(lines) if line.strip()), None)
-        if first in drop and row["title"] is None:
-            row["title"] = lines[first].strip()  # a title without a counterpart is a title
-        removed = [RemovedLine(NO_COUNTERPART, lines[i].strip(), i + 1) for i in sorted(drop)]
-        row["text"] = kept
-        row["text_sha256"] = sha256_hex(kept.encode("utf-8"))
-        row["text_chars"] = len(kept)
+        before = restore(row["text"], row["removed"])
+        others = [r for r in row["removed"] if r["rule"] != NO_COUNTERPART]
+        result = take_out(before, target) if target else (before, [])
+        if result is None:  # nothing would be left: the document stays whole
+            result, target = (before, []), frozenset()
+        text, taken = result
+        row["text"] = text
+        row["text_sha256"] = sha256_hex(text.encode("utf-8"))
+        row["text_chars"] = len(text)
         row["removed"] = [
-            *row["removed"],
-            *({"rule": r.rule, "text": r.text, "line": r.line} for r in removed),
+            *others,
+            *({"rule": r.rule, "text": r.text, "line": r.line} for r in taken),
         ]
-        updates[row["source_path"]] = (row["text_sha256"], row["text_chars"])
-        changed.add(row["id"])
+        updates[row["source_path"]] = (row["text_sha256"], row["text_chars"], tuple(sorted(target)))
     if not updates:
-        return set()
-    write_parquet(pa.Table.from_pylist(rows, schema=DOCUMENT_SCHEMA), path)
-    part = file.split("/", 1)[1]
-    _update_facts(release / FACTS_DIR / part, updates)
-    _mark_unreusable(release / INDEX_DIR / part, set(updates))
-    return changed
+        return 0
+    write_parquet(pa.Table.from_pylist(rows_list, schema=DOCUMENT_SCHEMA), path)
+    facts_path = release / FACTS_DIR / file.split("/", 1)[1]
+    facts = pq.ParquetFile(facts_path).read(columns=FACTS_SCHEMA.names).cast(FACTS_SCHEMA)
+    facts_rows = facts.to_pylist()
+    for row in facts_rows:
+        if row["source_path"] in updates:
+            row["text_sha256"], row["text_chars"], row["translation_removed"] = updates[
+                row["source_path"]
+            ]
+    write_parquet(pa.Table.from_pylist(facts_rows, schema=FACTS_SCHEMA), facts_path)
+    return len(updates)
 
 
 __all__ = [
@@ -563,6 +623,8 @@ __all__ = [
     "pair_settings",
     "paragraph_facts",
     "read_texts",
-    "removable",
+    "restore",
+    "take_out",
     "url_key",
+    "without_counterpart",
 ]

@@ -249,8 +249,8 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
         parameters=plan.params.model_dump(mode="json"),
         config_fingerprint=plan.release_fingerprint,
     )
-    corpus = Counter(d.reason.value for d in result.decisions) + Counter(result.pairs)
-    manifest.corpus = dict(sorted(corpus.items()))
+    manifest.corpus = dict(sorted(Counter(d.reason.value for d in result.decisions).items()))
+    manifest.pairs = dict(sorted(result.pairs.items()))
     params = plan.params
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)

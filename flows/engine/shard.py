@@ -305,7 +305,7 @@ def facts_table(
     picked = documents.select(["text", "removed"]).take(pa.array(todo, pa.int64()))
     made = {
         paths[i]: KnownFacts(
-            signature(text), tuple(document_facts(text, removed)), paragraph_facts(text)
+            signature(text), tuple(document_facts(text, removed)), paragraph_facts(text, removed)
         )
         for i, text, removed in zip(
             todo,
@@ -335,6 +335,7 @@ def facts_table(
             paragraph_anchors=fact.paragraphs.anchors,
             paragraph_sentences=fact.paragraphs.sentences,
             paragraph_clauses=fact.paragraphs.clauses,
+            translation_removed=fact.paragraphs.removed,
         )
         for doc_id, path, sha, chars, language, published, source, url, fact in zip(
             columns["id"],
@@ -369,6 +370,7 @@ _KNOWN_COLUMNS = (
     "paragraph_anchors",
     "paragraph_sentences",
     "paragraph_clauses",
+    "translation_removed",
 )
 
 
