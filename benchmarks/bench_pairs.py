@@ -257,8 +257,11 @@ def evaluate(docs: list[BenchDoc], settings: PairSettings) -> None:
         lang = "-".join(sorted((a.rsplit("-", 1)[-1], b.rsplit("-", 1)[-1])))
         by_language[lang][0] += 1
         by_language[lang][1] += pair in made
-    missed = {k: v for k, v in by_language.items() if v[1] < v[0]}
-    print(f"  language pairs: {len(by_language)}; with a missed pair: {missed}")
+    worst = sorted(by_language.items(), key=lambda kv: (kv[1][1] / kv[1][0], kv[0]))[:8]
+    print(
+        f"  recall by language pair ({len(by_language)} pairs), lowest: "
+        + ", ".join(f"{k} {found}/{n}" for k, (n, found) in worst)
+    )
 
 
 def _refs(doc: BenchDoc, indexes: Sequence[int]) -> frozenset[int]:
