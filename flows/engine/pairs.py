@@ -321,11 +321,14 @@ def _profile(doc: Doc) -> tuple[float, ...] | None:
     return ranked[0][0], ranked[1][0], ranked[2][0], ranked[0][1] / total
 
 
-def _agree(one: tuple[float, ...], other: tuple[float, ...]) -> bool:
+def _agree(one: tuple[float, ...], other: tuple[float, ...], long: bool) -> bool:
     """Two profiles that may be one text's: two of the three longest paragraphs in the same
-    places, and the longest of about the same share."""
-    places = sum(1 for axis in range(3) if abs(one[axis] - other[axis]) <= _PLACE)
-    return places >= 2 and 0.67 <= one[3] / other[3] <= 1.5
+    places (all three, and closer, for long texts, whose paragraphs move less when one is
+    dropped and whose profiles are otherwise too alike), and the longest of about the same
+    share."""
+    place = _PLACE / 3 if long else _PLACE
+    places = sum(1 for axis in range(3) if abs(one[axis] - other[axis]) <= place)
+    return places >= (3 if long else 2) and 0.67 <= one[3] / other[3] <= 1.5
 
 
 _PLACE = 0.06  # how far (share of the prose) a long paragraph may move in translation
@@ -352,13 +355,15 @@ def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates
                     if docs[i].language == docs[j].language:
                         continue
                     near += 1
-                    if 0.6 <= counts[i] / counts[j] <= 1 / 0.6 and _agree(profile, other):
+                    long = min(counts[i], counts[j]) >= _LONG
+                    if 0.6 <= counts[i] / counts[j] <= 1 / 0.6 and _agree(profile, other, long):
                         _add(found, docs, i, j, "structure")
                     if near >= settings.structure_window:
                         break
 
 
 _SCAN = 64
+_LONG = 12  # prose paragraphs from which a text's profile must agree in all three places
 
 
 def _step_shape(one: Paragraph, following: Paragraph) -> int:
@@ -429,7 +434,7 @@ def link(
     scored = []
     for (i, j), signals in found.items():
         a, b = (i, j) if docs[i].id < docs[j].id else (j, i)
-        result = align(docs[a].paragraphs, docs[b].paragraphs, band=settings.band)
+        result = align(docs[a].paragraphs, docs[b].paragraphs, band=settings.band, refine=False)
         if result.score >= settings.link_score:
             scored.append(Link(a, b, result.score, tuple(sorted(signals))))
     scored.sort(key=lambda item: (-item.score, docs[item.a].id, docs[item.b].id))

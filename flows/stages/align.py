@@ -179,12 +179,13 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
     llr = (
         0.5 * math.log(unrelated / variance) - r * r / (2.0 * variance) + r * r / (2.0 * unrelated)
     )
-    left = frozenset().union(*(p.anchors for p in a))
-    right = frozenset().union(*(p.anchors for p in b))
-    shared = left & right
-    names = sum(1 for x in shared if x.startswith("w:"))
-    llr += _SHARED_BONUS * min(len(shared) - names, 3) + _NAME_BONUS * min(names, 2)
-    llr -= _NUMBER_PENALTY * min(sum(1 for x in left ^ right if x.startswith("n:")), 3)
+    left = a[0].anchors if len(a) == 1 else frozenset().union(*(p.anchors for p in a))
+    right = b[0].anchors if len(b) == 1 else frozenset().union(*(p.anchors for p in b))
+    if left or right:  # most paragraphs of most texts have none: skip the set work
+        shared = left & right
+        names = sum(1 for x in shared if x.startswith("w:"))
+        llr += _SHARED_BONUS * min(len(shared) - names, 3) + _NAME_BONUS * min(names, 2)
+        llr -= _NUMBER_PENALTY * min(sum(1 for x in left ^ right if x.startswith("n:")), 3)
     same = sum(p.sentences for p in a) == sum(p.sentences for p in b)
     llr += _SAME_SENTENCES if same else _OTHER_SENTENCES
     near = abs(sum(p.clauses for p in a) - sum(p.clauses for p in b)) <= 1
@@ -205,13 +206,18 @@ def length_ratio(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
     return max(right, 1) / max(left, 1)
 
 
-def align(a: Sequence[Paragraph], b: Sequence[Paragraph], band: int = 0) -> Alignment:
+def align(
+    a: Sequence[Paragraph], b: Sequence[Paragraph], band: int = 0, refine: bool = True
+) -> Alignment:
     """The likeliest alignment of two paragraph sequences; ``band`` (0: none) bounds how far
     from the diagonal a step may go, for a cheap first look at a candidate pair.
 
     Aligned twice: the length ratio of the whole documents is thrown off by a paragraph one
-    side dropped, so the second pass uses the ratio of the steps the first one aligned."""
+    side dropped, so the second pass uses the ratio of the steps the first one aligned
+    (``refine``; a first look at a candidate does without)."""
     first = _align(a, b, length_ratio(a, b), band)
+    if not refine:
+        return first
     steps = [bead for bead in first.beads if bead.a and bead.b and bead.score >= 0.5]
     left = sum(a[i].chars for bead in steps for i in bead.a)
     right = sum(b[j].chars for bead in steps for j in bead.b)
