@@ -49,7 +49,7 @@ from flows.contracts import (
     rows_table,
 )
 from flows.output.release import write_parquet
-from flows.stages.align import Paragraph, align, anchors, paragraphs
+from flows.stages.align import Paragraph, align, anchors, paragraphs, quick_evidence
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
 
@@ -159,6 +159,13 @@ class PairSettings:
     # Candidates are scored on a band of this many paragraphs around the diagonal (the
     # linked pairs are then aligned in full): 30 x 30 paragraphs cost 3.5 ms, not 12.
     band: int = 6
+    # Texts of this many paragraphs or more are first compared in linear time
+    # (flows.stages.align.quick_evidence): below ``quick_least`` per paragraph they are not
+    # aligned. Measured: translations of 21 UDHR paragraphs (edited) score -0.2 to 3, a
+    # median of 1.6; unrelated excerpts at most 0.4, a median of -0.9; the 4,882 candidates
+    # of the 6,000-document generated corpus a median of -3.3, none above 0.
+    quick_from: int = 12
+    quick_least: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,7 +441,11 @@ def link(
     scored = []
     for (i, j), signals in found.items():
         a, b = (i, j) if docs[i].id < docs[j].id else (j, i)
-        result = align(docs[a].paragraphs, docs[b].paragraphs, band=settings.band, refine=False)
+        left, right = docs[a].paragraphs, docs[b].paragraphs
+        quick = min(len(left), len(right)) >= settings.quick_from
+        if quick and quick_evidence(left, right) < settings.quick_least:
+            continue
+        result = align(left, right, band=settings.band, refine=False)
         if result.score >= settings.link_score:
             scored.append(Link(a, b, result.score, tuple(sorted(signals))))
     scored.sort(key=lambda item: (-item.score, docs[item.a].id, docs[item.b].id))

@@ -198,6 +198,25 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
     return max(llr, _WORST_STEP)
 
 
+def quick_evidence(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
+    """An optimistic evidence per paragraph, in linear time: each paragraph of a against
+    the three of b around its proportional place. Translations score about +2, unrelated
+    texts about 0 (a step matches by chance about half the time): a first filter before
+    :func:`align` for long texts."""
+    n, m = len(a), len(b)
+    if not n or not m:
+        return _WORST_STEP
+    ratio = length_ratio(a, b)
+    total = 0.0
+    for i in range(n):
+        centre = round(i * (m - 1) / max(1, n - 1))
+        total += max(
+            _step(a[i : i + 1], b[j : j + 1], ratio)
+            for j in range(max(0, centre - 1), min(m, centre + 2))
+        )
+    return total / n
+
+
 def length_ratio(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
     """Characters of b per character of a over their longer paragraphs (captions and
     labels, which one side may add, left out)."""
@@ -284,5 +303,6 @@ __all__ = [
     "clauses",
     "length_ratio",
     "paragraphs",
+    "quick_evidence",
     "sentences",
 ]
