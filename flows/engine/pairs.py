@@ -49,7 +49,7 @@ from flows.contracts import (
     rows_table,
 )
 from flows.output.release import write_parquet
-from flows.stages.align import Paragraph, align, anchors, paragraphs, quick_evidence
+from flows.stages.align import Paragraph, align, paragraphs, quick_evidence
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
 
@@ -703,7 +703,6 @@ __all__ = [
     "Link",
     "PairSettings",
     "ParagraphFacts",
-    "anchors",
     "apply_pairs",
     "candidates",
     "docs_from_facts",

@@ -94,6 +94,12 @@ class Paragraph:
     short: bool  # under SHORT_CHARS and no sentence end: a caption, label or title
     sentences: int = 1
     clauses: int = 0
+    numbers: int = -1  # anchors that are numbers; -1: count them from ``anchors``
+
+    def __post_init__(self) -> None:
+        if self.numbers < 0:  # counted once here, not in every alignment step
+            count = sum(1 for x in self.anchors if x.startswith("n:"))
+            object.__setattr__(self, "numbers", count)
 
 
 def paragraphs(text: str) -> list[Paragraph]:
@@ -153,6 +159,7 @@ class Alignment:
 _VARIANCE_FLOOR = 0.005
 _VARIANCE_CHARS = 3.0
 _UNRELATED_SD = 0.89
+_UNRELATED_VARIANCE = _UNRELATED_SD**2
 _MERGE_COST = 1.0  # a 1-2 or 2-1 step is rarer than 1-1 (Gale & Church: 0.089 vs 0.89)
 _SKIP_PROSE = 2.0  # a paragraph left out: rare in a translation, common between strangers
 _SKIP_SHORT = 0.3  # a caption or label left out: what one side adds most often
@@ -171,31 +178,43 @@ def _sigmoid(x: float) -> float:
 
 def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float:
     """Log-likelihood ratio of aligning paragraphs a with paragraphs b."""
-    la, lb = sum(p.chars for p in a), sum(p.chars for p in b)
+    if len(a) == 1 and len(b) == 1:  # nearly every step: no sums, no set unions
+        one, other = a[0], b[0]
+        la, lb = one.chars, other.chars
+        left, right = one.anchors, other.anchors
+        numbers = one.numbers + other.numbers
+        same = one.sentences == other.sentences
+        near = abs(one.clauses - other.clauses) <= 1
+        merge = 0.0
+    else:
+        la, lb = sum(p.chars for p in a), sum(p.chars for p in b)
+        left = frozenset().union(*(p.anchors for p in a))
+        right = frozenset().union(*(p.anchors for p in b))
+        numbers = sum(1 for x in left if x.startswith("n:")) + sum(
+            1 for x in right if x.startswith("n:")
+        )
+        same = sum(p.sentences for p in a) == sum(p.sentences for p in b)
+        near = abs(sum(p.clauses for p in a) - sum(p.clauses for p in b)) <= 1
+        # A merge of a caption with a paragraph is rarely a translator's work.
+        merge = _MERGE_COST + (2.0 if any(p.short for p in (*a, *b)) else 0.0)
     expected = la * ratio
     variance = _VARIANCE_FLOOR + _VARIANCE_CHARS / max(1.0, (expected + lb) / 2.0)
     r = math.log((lb + 1.0) / (expected + 1.0))
-    unrelated = _UNRELATED_SD**2
-    llr = (
-        0.5 * math.log(unrelated / variance) - r * r / (2.0 * variance) + r * r / (2.0 * unrelated)
-    )
-    left = a[0].anchors if len(a) == 1 else frozenset().union(*(p.anchors for p in a))
-    right = b[0].anchors if len(b) == 1 else frozenset().union(*(p.anchors for p in b))
-    if left or right:  # most paragraphs of most texts have none: skip the set work
+    llr = 0.5 * math.log(_UNRELATED_VARIANCE / variance) - r * r / (2.0 * variance)
+    llr += r * r / (2.0 * _UNRELATED_VARIANCE)
+    if numbers or (left and right):
         shared = left & right
-        names = sum(1 for x in shared if x.startswith("w:"))
+        names = shared_numbers = 0
+        for x in shared:
+            if x.startswith("w:"):
+                names += 1
+            elif x.startswith("n:"):
+                shared_numbers += 1
         llr += _SHARED_BONUS * min(len(shared) - names, 3) + _NAME_BONUS * min(names, 2)
-        llr -= _NUMBER_PENALTY * min(sum(1 for x in left ^ right if x.startswith("n:")), 3)
-    same = sum(p.sentences for p in a) == sum(p.sentences for p in b)
+        llr -= _NUMBER_PENALTY * min(numbers - 2 * shared_numbers, 3)
     llr += _SAME_SENTENCES if same else _OTHER_SENTENCES
-    near = abs(sum(p.clauses for p in a) - sum(p.clauses for p in b)) <= 1
     llr += _NEAR_COMMAS if near else _FAR_COMMAS
-    if len(a) + len(b) > 2:
-        llr -= _MERGE_COST
-        # A merge of a caption with a paragraph is rarely a translator's work.
-        if any(p.short for p in (*a, *b)):
-            llr -= 2.0
-    return max(llr, _WORST_STEP)
+    return max(llr - merge, _WORST_STEP)
 
 
 def quick_evidence(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
