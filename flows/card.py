@@ -8,10 +8,12 @@ from typing import Any
 import pyarrow as pa
 
 from flows.contracts import (
+    BITEXT_SCHEMA,
     DOCUMENT_SCHEMA,
     DOCUMENTS_DIR,
     FACTS_DIR,
     INDEX_DIR,
+    PAIRS_SCHEMA,
     REJECTED_SCHEMA,
     SHARDS_DIR,
     published_tables,
@@ -102,6 +104,7 @@ def dataset_card(
     ]
     parts += _duplicates(manifest)
     parts += quality_section()
+    parts += _pairs(manifest)
     if summary.examples:
         parts += [
             "Examples:",
@@ -242,6 +245,37 @@ def _duplicates(manifest: Manifest) -> list[str]:
         "published document counts the copies folded into it in `duplicates`.",
         "",
         _table(["parameter", "value"], settings),
+        "",
+    ]
+
+
+def _pairs(manifest: Manifest) -> list[str]:
+    """The translation pairs and the bitext (README: Translation pairs)."""
+    if manifest.parameters.get("translation_pairs") is False:
+        return ["## Translation pairs", "", "Not linked (`translation_pairs = false`).", ""]
+    corpus = manifest.pairs
+    return [
+        "## Translation pairs",
+        "",
+        f"{corpus.get('translation_pairs', 0)} pairs of documents that translate each other "
+        f"(`pairs/`, from {corpus.get('pair_candidates', 0)} candidates; each document is "
+        "linked to at most one document per other language) and "
+        f"{corpus.get('bitext_segments', 0)} aligned paragraph pairs (`bitext/`); "
+        f"{corpus.get('no-counterpart-in-translation', 0)} short lines without a counterpart "
+        "in their translation were removed (`removed`, rule `no-counterpart-in-translation`).",
+        "",
+        "```python",
+        "import pandas as pd",
+        'bitext = pd.read_parquet("bitext")  # id_a, id_b, language_a, text_a, language_b, text_b, score',
+        "```",
+        "",
+        "Schema of `pairs/`:",
+        "",
+        _table(["column", "type", "nullable"], _schema_rows(PAIRS_SCHEMA)),
+        "",
+        "Schema of `bitext/`:",
+        "",
+        _table(["column", "type", "nullable"], _schema_rows(BITEXT_SCHEMA)),
         "",
     ]
 

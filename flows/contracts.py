@@ -26,7 +26,9 @@ from flows.stages.types import Rejection
 DOCUMENT_SCHEMA_VERSION = 4
 REJECTED_SCHEMA_VERSION = 2
 INDEX_SCHEMA_VERSION = 1
-FACTS_SCHEMA_VERSION = 2
+FACTS_SCHEMA_VERSION = 3
+PAIRS_SCHEMA_VERSION = 1
+BITEXT_SCHEMA_VERSION = 1
 
 DOCUMENTS_DIR = "documents"
 REJECTED_DIR = "rejected"
@@ -35,6 +37,8 @@ FACTS_DIR = "facts"
 # Inside a release, the engine's own folder: every table's per-shard parts (what the next
 # run reuses and copies), from which the consumer files at the top are packed.
 SHARDS_DIR = "shards"
+PAIRS_DIR = "pairs"
+BITEXT_DIR = "bitext"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,54 @@ class FactsRow:
     # lines are counted in) and the 8-byte hashes of its short or non-prose lines.
     source: str | None = None
     line_hashes: tuple[bytes, ...] = ()
+    # Translation pairs (flows/engine/pairs.py): the metadata's url, and per paragraph
+    # (non-blank line, of the text before the no-counterpart signal) its length, whether it is a short unpunctuated line, its anchors
+    # (flows.stages.align.anchors, space-separated), its sentences and clause marks.
+    url: str | None = None
+    paragraph_chars: tuple[int, ...] = ()
+    paragraph_short: tuple[bool, ...] = ()
+    paragraph_anchors: tuple[str, ...] = ()
+    paragraph_sentences: tuple[int, ...] = ()
+    paragraph_clauses: tuple[int, ...] = ()
+    # Paragraphs (of the text before it) the no-counterpart signal took out of the row.
+    translation_removed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PairRow:
+    """Two published documents that translate each other (flows/engine/pairs.py)."""
+
+    id_a: str  # the smaller id of the two
+    id_b: str
+    language_a: str
+    language_b: str
+    score: float  # 0..1: aligned characters of both sides weighted by each step's score
+    signals: tuple[str, ...]  # the evidence that made them candidates (anchors, url, ...)
+    aligned: tuple[AlignedPair, ...]  # paragraph steps, 0-based paragraph indexes
+    unaligned_a: tuple[int, ...]  # paragraphs of a without a counterpart
+    unaligned_b: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlignedPair:
+    """One alignment step: paragraphs of a, paragraphs of b (1-1, 1-2 or 2-1), score."""
+
+    a: tuple[int, ...]
+    b: tuple[int, ...]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class BitextRow:
+    """One aligned paragraph pair of a linked pair: ready for translation training."""
+
+    id_a: str
+    id_b: str
+    language_a: str
+    text_a: str
+    language_b: str
+    text_b: str
+    score: float
 
 
 @dataclass(slots=True)
@@ -171,6 +223,12 @@ _FACTS_TYPES: dict[str, pa.DataType] = {
     "published": _UTC_MICROS,
     "minhash": pa.binary(),
     "line_hashes": pa.list_(pa.field("item", pa.binary(), nullable=False)),
+    "paragraph_chars": pa.list_(pa.field("item", pa.int32(), nullable=False)),
+    "paragraph_short": pa.list_(pa.field("item", pa.bool_(), nullable=False)),
+    "paragraph_anchors": _strings(),
+    "paragraph_sentences": pa.list_(pa.field("item", pa.int32(), nullable=False)),
+    "paragraph_clauses": pa.list_(pa.field("item", pa.int32(), nullable=False)),
+    "translation_removed": pa.list_(pa.field("item", pa.int32(), nullable=False)),
 }
 
 _SCALARS: dict[Any, pa.DataType] = {
@@ -213,10 +271,30 @@ def _arrow_schema(
     return pa.schema(fields, metadata={"schema": f"corpus.{name}", "version": str(version)})
 
 
+def _indexes() -> pa.DataType:
+    return pa.list_(pa.field("item", pa.int32(), nullable=False))
+
+
+_ALIGNED_PAIR = pa.struct(
+    [
+        pa.field("a", _indexes(), nullable=False),
+        pa.field("b", _indexes(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+    ]
+)
+_PAIR_TYPES: dict[str, pa.DataType] = {
+    "signals": _strings(),
+    "aligned": pa.list_(pa.field("item", _ALIGNED_PAIR, nullable=False)),
+    "unaligned_a": _indexes(),
+    "unaligned_b": _indexes(),
+}
+
 DOCUMENT_SCHEMA = _arrow_schema(DocumentRow, "documents", DOCUMENT_SCHEMA_VERSION, _DOCUMENT_TYPES)
 REJECTED_SCHEMA = _arrow_schema(RejectedRow, "rejected", REJECTED_SCHEMA_VERSION, {})
 INDEX_SCHEMA = _arrow_schema(IndexRow, "index", INDEX_SCHEMA_VERSION, {})
 FACTS_SCHEMA = _arrow_schema(FactsRow, "facts", FACTS_SCHEMA_VERSION, _FACTS_TYPES)
+PAIRS_SCHEMA = _arrow_schema(PairRow, "pairs", PAIRS_SCHEMA_VERSION, _PAIR_TYPES)
+BITEXT_SCHEMA = _arrow_schema(BitextRow, "bitext", BITEXT_SCHEMA_VERSION, {})
 
 # Every table of a release, by folder: its schema and its row type.
 TABLES: dict[str, tuple[pa.Schema, type[Any]]] = {
@@ -224,6 +302,8 @@ TABLES: dict[str, tuple[pa.Schema, type[Any]]] = {
     REJECTED_DIR: (REJECTED_SCHEMA, RejectedRow),
     INDEX_DIR: (INDEX_SCHEMA, IndexRow),
     FACTS_DIR: (FACTS_SCHEMA, FactsRow),
+    PAIRS_DIR: (PAIRS_SCHEMA, PairRow),
+    BITEXT_DIR: (BITEXT_SCHEMA, BitextRow),
 }
 
 
@@ -238,6 +318,8 @@ def published_tables() -> dict[str, pa.Schema]:
 
 
 def _cell(value: object) -> object:
+    if isinstance(value, AlignedPair):
+        return {"a": list(value.a), "b": list(value.b), "score": value.score}
     if isinstance(value, RemovedLine):
         return {"rule": value.rule, "text": value.text, "line": value.line}
     if isinstance(value, QualitySignals):
@@ -268,6 +350,8 @@ def empty_table(schema: pa.Schema) -> pa.Table:
 
 
 __all__ = [
+    "BITEXT_DIR",
+    "BITEXT_SCHEMA",
     "DOCUMENTS_DIR",
     "DOCUMENT_SCHEMA",
     "DOCUMENT_SCHEMA_VERSION",
@@ -276,15 +360,20 @@ __all__ = [
     "INDEX_DIR",
     "INDEX_SCHEMA",
     "INTERNAL_TABLES",
+    "PAIRS_DIR",
+    "PAIRS_SCHEMA",
     "REJECTED_DIR",
     "REJECTED_SCHEMA",
     "REJECTED_SCHEMA_VERSION",
     "SHARDS_DIR",
     "TABLES",
+    "AlignedPair",
+    "BitextRow",
     "DocumentRow",
     "FactsRow",
     "IndexRow",
     "Outcome",
+    "PairRow",
     "RejectedRow",
     "SourceDocument",
     "documents_table",

@@ -409,6 +409,24 @@ class RunParameters(BaseModel):
         ),
         min_length=1,
     )
+    translation_pairs: bool = Field(
+        default=True,
+        title="Translation pairs",
+        description=(
+            "Link documents that translate each other (one per other language), align their "
+            "paragraphs and publish pairs/ and bitext/ (decided across the corpus, after "
+            "the shards; README: Translation pairs)."
+        ),
+    )
+    translation_cleaning: bool = Field(
+        default=True,
+        title="Translation cleaning signal",
+        description=(
+            "In a confidently linked pair, remove short unpunctuated lines (captions, "
+            "labels) that have no counterpart in the translation, as "
+            "'no-counterpart-in-translation'."
+        ),
+    )
     shard_size: int = Field(
         default=200,
         title="Documents per task",
@@ -529,6 +547,13 @@ class Manifest(BaseModel):
         description=(
             "How duplicates were decided: method, normalisation, n-gram, permutations, "
             "bands x rows, threshold, seed, library and version (counts are in corpus)."
+        ),
+    )
+    pairs: dict[str, int] = Field(
+        default_factory=dict,
+        description=(
+            "Translation pairs: candidates, translation_pairs, pairs_reused, "
+            "bitext_segments and no-counterpart-in-translation lines removed."
         ),
     )
     warnings: list[str] = Field(

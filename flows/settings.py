@@ -186,7 +186,15 @@ def stage_config(params: RunParameters, rules: RuleSet) -> StageConfig:
 # Parameters that only the corpus step reads: they change which rows are published, not how
 # a document's row is made, so they stay out of the per-document processing key.
 _CORPUS_ONLY = frozenset(
-    {"dedup", "dedup_threshold", "dedup_against", "furniture_min_docs", "furniture_min_share"}
+    {
+        "dedup",
+        "dedup_threshold",
+        "dedup_against",
+        "furniture_min_docs",
+        "furniture_min_share",
+        "translation_pairs",
+        "translation_cleaning",
+    }
 )
 
 

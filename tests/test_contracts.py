@@ -123,3 +123,10 @@ def test_a_row_round_trips_through_its_table() -> None:
     assert back["text_repairs"] == ["x>y"]
     assert back["quality"]["word_count"] == 1
     assert back["quality"]["mean_word_length"] == 4.0
+
+
+def test_readme_documents_every_column_of_the_pairs_tables() -> None:
+    from flows.contracts import BITEXT_SCHEMA, PAIRS_SCHEMA
+
+    assert _readme_columns("### `pairs` schema") == PAIRS_SCHEMA.names
+    assert _readme_columns("### `bitext` schema") == BITEXT_SCHEMA.names

@@ -40,6 +40,7 @@ from flows.engine.corpus import (
     published_paths,
 )
 from flows.engine.furniture import apply_furniture, furniture_settings
+from flows.engine.pairs import apply_pairs, pair_settings
 from flows.engine.plan import Plan
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
@@ -114,6 +115,7 @@ class RunResult:
 
     summary: Summary
     decisions: list[Decision]
+    pairs: dict[str, int] = field(default_factory=dict)  # translation-pairs counts
     processed: int = 0
     copied_shards: int = 0
     release: Path | None = None
@@ -220,6 +222,16 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     # not make its short lines "repeated across the corpus".
     copies = frozenset(decision.source_path for decision in decisions)
     touched |= runner.step("furniture", apply_furniture, staging, furniture_settings(plan), copies)
+    # Translations are linked on what is published: after duplicates and furniture.
+    written, pair_counts = runner.step(
+        "pairs",
+        apply_pairs,
+        staging,
+        pair_settings(params.translation_pairs, params.translation_cleaning),
+        copies,
+        previous.path if previous else None,
+    )
+    touched |= written
     if touched:
         results = [_resummarize(r, staging, touched) for r in results]
     summary = merge_all(r.summary for r in results)
@@ -228,6 +240,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     return RunResult(
         summary=summary,
         decisions=decisions,
+        pairs=pair_counts,
         processed=sum(r.processed for r in results),
         copied_shards=sum(r.copied for r in results),
         shard_results=results,
@@ -284,6 +297,7 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     manifest.source_fingerprint = result.source_fingerprint
     manifest.source_shards = result.source_shards
     manifest.corpus = dict(sorted(Counter(d.reason.value for d in result.decisions).items()))
+    manifest.pairs = dict(sorted(result.pairs.items()))
     params = plan.params
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)

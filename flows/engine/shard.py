@@ -40,6 +40,7 @@ from flows.contracts import (
     rows_table,
 )
 from flows.engine.furniture import document_facts
+from flows.engine.pairs import ParagraphFacts, paragraph_facts
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
 from flows.output.previous import (
     PartMismatch,
@@ -115,6 +116,7 @@ class KnownFacts:
 
     signature: Signature
     line_hashes: tuple[bytes, ...]
+    paragraphs: ParagraphFacts
 
 
 def part_name(index: int) -> str:
@@ -300,14 +302,16 @@ def facts_table(
     verified facts of a reused row) or else computed from its text."""
     known = known or {}
     columns = documents.select(
-        ["id", "source_path", "text_sha256", "text_chars", "language", "published", "source"]
+        ["id", "source_path", "text_sha256", "text_chars", "language", "published", "source", "url"]
     ).to_pydict()
     paths = columns["source_path"]
     todo = [i for i, path in enumerate(paths) if path not in known]
     # Only the texts that need facts are taken out of Arrow.
     picked = documents.select(["text", "removed"]).take(pa.array(todo, pa.int64()))
     made = {
-        paths[i]: KnownFacts(signature(text), tuple(document_facts(text, removed)))
+        paths[i]: KnownFacts(
+            signature(text), tuple(document_facts(text, removed)), paragraph_facts(text, removed)
+        )
         for i, text, removed in zip(
             todo,
             picked.column("text").to_pylist(),
@@ -330,8 +334,15 @@ def facts_table(
             file=file,
             source=source,
             line_hashes=fact.line_hashes,
+            url=url,
+            paragraph_chars=fact.paragraphs.chars,
+            paragraph_short=fact.paragraphs.short,
+            paragraph_anchors=fact.paragraphs.anchors,
+            paragraph_sentences=fact.paragraphs.sentences,
+            paragraph_clauses=fact.paragraphs.clauses,
+            translation_removed=fact.paragraphs.removed,
         )
-        for doc_id, path, sha, chars, language, published, source, fact in zip(
+        for doc_id, path, sha, chars, language, published, source, url, fact in zip(
             columns["id"],
             paths,
             columns["text_sha256"],
@@ -339,6 +350,7 @@ def facts_table(
             columns["language"],
             columns["published"],
             columns["source"],
+            columns["url"],
             facts,
             strict=True,
         )
@@ -352,7 +364,19 @@ def _facts_part(file: str) -> str | None:
     return f"{FACTS_DIR}/{name}" if folder == DOCUMENTS_DIR else None
 
 
-_KNOWN_COLUMNS = ("source_path", "text_sha256", "norm_sha256", "minhash", "line_hashes")
+_KNOWN_COLUMNS = (
+    "source_path",
+    "text_sha256",
+    "norm_sha256",
+    "minhash",
+    "line_hashes",
+    "paragraph_chars",
+    "paragraph_short",
+    "paragraph_anchors",
+    "paragraph_sentences",
+    "paragraph_clauses",
+    "translation_removed",
+)
 
 
 def _reused_facts(
@@ -383,11 +407,12 @@ def _reused_facts(
         except (PartMismatch, pa.ArrowInvalid, OSError, KeyError) as error:
             warnings.append(f"previous {name} not used ({error}): facts computed again")
             continue
-        for path, sha, norm, minhash, lines in zip(
+        for path, sha, norm, minhash, lines, *shape in zip(
             *(table.column(c).to_pylist() for c in _KNOWN_COLUMNS), strict=True
         ):
             if text_sha.get(path) == sha and path not in known:
-                known[path] = KnownFacts(Signature(norm, minhash), tuple(lines))
+                paragraphs = ParagraphFacts(*(tuple(values) for values in shape))
+                known[path] = KnownFacts(Signature(norm, minhash), tuple(lines), paragraphs)
     for warning in warnings:
         logger.warning("shard %d: %s", work.index, warning)
     return known, warnings

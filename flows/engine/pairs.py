@@ -1,0 +1,718 @@
+"""Translation pairs for the engine's corpus step: candidates from facts, alignment, bitext.
+
+The shard pass writes each published document's paragraph facts (:func:`paragraph_facts`:
+lengths, short unpunctuated lines, anchors) next to its other facts. Here, after
+deduplication and learned furniture:
+
+1. **Candidates** (:func:`candidates`) among documents of different languages, never all
+   pairs: documents sharing rare anchors (a number, name or URL in at most
+   ``max_anchor_docs`` documents), the same URL once its language segment is taken out
+   (``/de/`` and ``/en/``), the same ``published`` day and ``source``, and, for texts with
+   nothing to share, neighbours in the order of their paragraph-length profile.
+2. **Linking** (:func:`link`): each candidate is aligned on its facts
+   (:func:`flows.stages.align.align`); a document keeps the best-scoring partner per other
+   language, one-to-one and symmetric, from ``link_score`` up.
+3. **Alignment and bitext** of the linked pairs only, on their published texts (read by
+   id from the documents parts that hold them), unless the previous release aligned the
+   same two texts (:func:`apply_pairs` then copies its rows).
+4. **Cleaning signal**: in a pair from ``clean_score`` up, a short unpunctuated line with
+   no counterpart on the other side is removed as ``no-counterpart-in-translation``; the
+   rows changed are marked unreusable, as learned furniture does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from flows.contracts import (
+    BITEXT_DIR,
+    BITEXT_SCHEMA,
+    DOCUMENT_SCHEMA,
+    FACTS_DIR,
+    FACTS_SCHEMA,
+    PAIRS_DIR,
+    PAIRS_SCHEMA,
+    AlignedPair,
+    BitextRow,
+    PairRow,
+    rows_table,
+)
+from flows.output.release import write_parquet
+from flows.stages.align import Paragraph, align, paragraphs, quick_evidence
+from flows.stages.boilerplate import RemovedLine
+from flows.stages.metadata import sha256_hex
+
+logger = logging.getLogger(__name__)
+
+NO_COUNTERPART = "no-counterpart-in-translation"
+PAIRS_FILE = f"{PAIRS_DIR}/part-00000.parquet"
+BITEXT_FILE = f"{BITEXT_DIR}/part-00000.parquet"
+UNDETERMINED = "und"
+
+
+@dataclass(frozen=True, slots=True)
+class ParagraphFacts:
+    """A document's paragraphs as the facts keep them: lengths, short unpunctuated lines,
+    anchors (space-separated per paragraph)."""
+
+    chars: tuple[int, ...] = ()
+    short: tuple[bool, ...] = ()
+    anchors: tuple[str, ...] = ()
+    sentences: tuple[int, ...] = ()
+    clauses: tuple[int, ...] = ()
+    removed: tuple[int, ...] = ()  # paragraphs the no-counterpart signal took out
+
+    def paragraphs(self) -> list[Paragraph]:
+        return [
+            Paragraph(i, chars, frozenset(found.split()), short, sentences, clauses)
+            for i, (chars, short, found, sentences, clauses) in enumerate(
+                zip(self.chars, self.short, self.anchors, self.sentences, self.clauses, strict=True)
+            )
+        ]
+
+
+def paragraph_facts(text: str, removed: Iterable[Mapping[str, Any]] = ()) -> ParagraphFacts:
+    """The paragraph facts of a published row: of its text as it was before the
+    no-counterpart signal took lines out (:func:`restore`), so a row reused by the next run
+    has the facts it had when it was made."""
+    removed = list(removed)
+    before = restore(text, removed)
+    found = paragraphs(before)
+    taken = {int(r["line"]) - 1 for r in removed if r["rule"] == NO_COUNTERPART and r["text"]}
+    return ParagraphFacts(
+        tuple(p.chars for p in found),
+        tuple(p.short for p in found),
+        tuple(" ".join(sorted(p.anchors)) for p in found),
+        tuple(p.sentences for p in found),
+        tuple(p.clauses for p in found),
+        tuple(k for k, p in enumerate(found) if p.line in taken),
+    )
+
+
+def restore(text: str, removed: Iterable[Mapping[str, Any]]) -> str:
+    """The text before the no-counterpart signal: each line it took out (blank ones too)
+    put back at its line number, in ascending order, so each lands where it was."""
+    entries = sorted(
+        (int(r["line"]), str(r["text"])) for r in removed if r["rule"] == NO_COUNTERPART
+    )
+    if not entries:
+        return text
+    lines = text.split("\n")
+    for line, value in entries:
+        lines.insert(line - 1, value)
+    return "\n".join(lines)
+
+
+def take_out(text: str, gone: Iterable[int]) -> tuple[str, list[RemovedLine]] | None:
+    """Remove the given paragraphs (indexes among the non-blank lines) and the blank lines
+    that would then double up or sit at an edge; every line taken out is recorded, blank
+    ones too, so :func:`restore` gives the text back exactly. None when nothing would be
+    left."""
+    lines = text.split("\n")
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    drop = {nonblank[k] for k in gone if k < len(nonblank)}
+    remaining: list[int] = []
+    for i, line in enumerate(lines):
+        if i in drop:
+            continue
+        if not line.strip() and (not remaining or not lines[remaining[-1]].strip()):
+            drop.add(i)  # a blank line that would double up or open the text
+            continue
+        remaining.append(i)
+    while remaining and not lines[remaining[-1]].strip():
+        drop.add(remaining.pop())  # ... or close it
+    if not remaining:
+        return None
+    result = "\n".join(lines[i] for i in remaining)
+    return result, [RemovedLine(NO_COUNTERPART, lines[i].strip(), i + 1) for i in sorted(drop)]
+
+
+@dataclass(frozen=True, slots=True)
+class PairSettings:
+    """Thresholds of the translation-pairs step (README: Translation pairs)."""
+
+    enabled: bool = True
+    # Remove short unpunctuated lines without a counterpart in pairs scoring this or more
+    # (summed evidence >= 10: a dozen well-matched paragraphs, or fewer sharing anchors).
+    clean: bool = True
+    clean_score: float = 0.999
+    # The least score of a link: summed evidence >= 6.5 (UDHR benchmark: precision 0.93 at
+    # 0.97, 0.86 at 0.6; benchmarks/bench_pairs.py).
+    link_score: float = 0.97
+    # An anchor found in more documents than this blocks nothing (a year, a country).
+    max_anchor_docs: int = 50
+    # Shared rare anchors that make two documents candidates.
+    min_shared_anchors: int = 2
+    # Neighbours compared in each paragraph-length-profile order.
+    structure_window: int = 8
+    # Candidates are scored on a band of this many paragraphs around the diagonal (the
+    # linked pairs are then aligned in full): 30 x 30 paragraphs cost 3.5 ms, not 12.
+    band: int = 6
+    # Texts of this many paragraphs or more are first compared in linear time
+    # (flows.stages.align.quick_evidence): below ``quick_least`` per paragraph they are not
+    # aligned. Measured: translations of 21 UDHR paragraphs (edited) score -0.2 to 3, a
+    # median of 1.6; unrelated excerpts at most 0.4, a median of -0.9; the 4,882 candidates
+    # of the 6,000-document generated corpus a median of -3.3, none above 0.
+    quick_from: int = 12
+    quick_least: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One published document as the pairing step sees it (facts only)."""
+
+    id: str
+    source_path: str
+    language: str
+    file: str
+    text_sha256: str
+    url: str | None
+    published: dt.datetime | None
+    source: str | None
+    paragraphs: tuple[Paragraph, ...]
+    cleaned: frozenset[int] = frozenset()  # paragraphs the signal took out of its row
+
+    @property
+    def anchors(self) -> frozenset[str]:
+        return frozenset().union(*(p.anchors for p in self.paragraphs))
+
+
+FACTS_COLUMNS = (
+    "id",
+    "source_path",
+    "language",
+    "file",
+    "text_sha256",
+    "url",
+    "published",
+    "source",
+    "paragraph_chars",
+    "paragraph_short",
+    "paragraph_anchors",
+    "paragraph_sentences",
+    "paragraph_clauses",
+    "translation_removed",
+)
+
+
+def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
+    """The documents that can be paired: a known language and at least one paragraph."""
+    docs = []
+    for row in rows:
+        language = str(row["language"])
+        chars = row["paragraph_chars"]
+        if language == UNDETERMINED or not chars:
+            continue
+        facts = ParagraphFacts(
+            tuple(chars),
+            tuple(row["paragraph_short"]),
+            tuple(row["paragraph_anchors"]),
+            tuple(row["paragraph_sentences"]),
+            tuple(row["paragraph_clauses"]),
+        )
+        cleaned = frozenset(row["translation_removed"])
+        published = row["published"]
+        docs.append(
+            Doc(
+                id=str(row["id"]),
+                source_path=str(row["source_path"]),
+                language=language,
+                file=str(row["file"]),
+                text_sha256=str(row["text_sha256"]),
+                url=row["url"] if isinstance(row["url"], str) else None,
+                published=published if isinstance(published, dt.datetime) else None,
+                source=row["source"] if isinstance(row["source"], str) else None,
+                paragraphs=tuple(facts.paragraphs()),
+                cleaned=cleaned,
+            )
+        )
+    return docs
+
+
+_LANGUAGE_SEGMENT = re.compile(r"(?<=[/.=_-])([a-z]{2,3}(?:[-_][a-zA-Z]{2,4})?)(?=[/._&-]|$)")
+
+
+def url_key(url: str, language: str) -> str | None:
+    """The URL with its language segment taken out (``example.org/de/x`` and
+    ``example.org/en/x`` give one key); None when it names no language of the document's."""
+    primary = language.split("-", maxsplit=1)[0].lower()
+    base = url.split("://", 1)[-1].lower().rstrip("/")
+    replaced, count = _LANGUAGE_SEGMENT.subn(
+        lambda m: "{lang}" if m.group(1).split("-")[0].split("_")[0] == primary else m.group(1),
+        base,
+    )
+    return replaced if count and "{lang}" in replaced else None
+
+
+Candidates = dict[tuple[int, int], set[str]]
+
+
+def _add(found: Candidates, docs: Sequence[Doc], i: int, j: int, signal: str) -> None:
+    if docs[i].language == docs[j].language:
+        return
+    key = (i, j) if i < j else (j, i)
+    found.setdefault(key, set()).add(signal)
+
+
+def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Candidates:
+    """Pairs of documents of different languages worth aligning, with the signals that
+    proposed them; the work grows with the documents, never with their pairs."""
+    settings = settings or PairSettings()
+    found: Candidates = {}
+    _by_anchors(docs, settings, found)
+    _by_metadata(docs, settings, found)
+    _by_structure(docs, settings, found)
+    _by_shapes(docs, settings, found)
+    return found
+
+
+def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    postings: dict[str, list[int]] = defaultdict(list)
+    for i, doc in enumerate(docs):
+        for anchor in doc.anchors:
+            postings[anchor].append(i)
+    shared: dict[tuple[int, int], int] = defaultdict(int)
+    for members in postings.values():
+        if len(members) < 2 or len(members) > settings.max_anchor_docs:
+            continue
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                if docs[i].language != docs[j].language:
+                    shared[(i, j)] += 1
+    for (i, j), count in shared.items():
+        least = min(len(docs[i].anchors), len(docs[j].anchors), settings.min_shared_anchors)
+        if count >= max(1, least):
+            _add(found, docs, i, j, "anchors")
+
+
+def _by_metadata(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, doc in enumerate(docs):
+        if doc.url and (key := url_key(doc.url, doc.language)):
+            groups[("url", key)].append(i)
+        if doc.published is not None:
+            day = doc.published.date().isoformat()
+            groups[("published", f"{day} {doc.source or ''}")].append(i)
+    for (signal, _), members in groups.items():
+        if len(members) > settings.max_anchor_docs:
+            continue
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                _add(found, docs, i, j, signal)
+
+
+def _profile(doc: Doc) -> tuple[float, ...] | None:
+    """Where a document's three longest paragraphs sit, as shares of its prose
+    characters, and the longest one's share: what survives translation into any script."""
+    prose = [p for p in doc.paragraphs if not p.short]
+    total = sum(p.chars for p in prose)
+    if len(prose) < 3 or total == 0:
+        return None
+    middles = []
+    before = 0
+    for p in prose:
+        middles.append(((before + p.chars / 2) / total, p.chars))
+        before += p.chars
+    ranked = sorted(middles, key=lambda m: -m[1])
+    return ranked[0][0], ranked[1][0], ranked[2][0], ranked[0][1] / total
+
+
+def _agree(one: tuple[float, ...], other: tuple[float, ...], long: bool) -> bool:
+    """Two profiles that may be one text's: two of the three longest paragraphs in the same
+    places (all three, and closer, for long texts, whose paragraphs move less when one is
+    dropped and whose profiles are otherwise too alike), and the longest of about the same
+    share."""
+    place = _PLACE / 3 if long else _PLACE
+    places = sum(1 for axis in range(3) if abs(one[axis] - other[axis]) <= place)
+    return places >= (3 if long else 2) and 0.67 <= one[3] / other[3] <= 1.5
+
+
+_PLACE = 0.06  # how far (share of the prose) a long paragraph may move in translation
+
+
+def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    """Sorted neighbourhoods: in the order of each of the three places, each document and
+    its nearest ``structure_window`` neighbours of another language on either side (at
+    most ``_SCAN`` documents looked at each way, so a corpus of mostly one language stays
+    linear), kept when their profiles agree (:func:`_agree`)."""
+    keyed = [(profile, i) for i, doc in enumerate(docs) if (profile := _profile(doc)) is not None]
+    counts = [sum(1 for p in doc.paragraphs if not p.short) for doc in docs]
+    for axis in range(3):
+        order = sorted(keyed, key=lambda item: (item[0][axis], item[1]))
+        for x, (profile, i) in enumerate(order):
+            for step in (1, -1):
+                near = 0
+                y = x + step
+                while 0 <= y < len(order) and abs(y - x) <= _SCAN:
+                    other, j = order[y]
+                    y += step
+                    if abs(other[axis] - profile[axis]) > _PLACE:
+                        break
+                    if docs[i].language == docs[j].language:
+                        continue
+                    near += 1
+                    long = min(counts[i], counts[j]) >= _LONG
+                    if 0.6 <= counts[i] / counts[j] <= 1 / 0.6 and _agree(profile, other, long):
+                        _add(found, docs, i, j, "structure")
+                    if near >= settings.structure_window:
+                        break
+
+
+_SCAN = 64
+_LONG = 12  # prose paragraphs from which a text's profile must agree in all three places
+
+
+def _step_shape(one: Paragraph, following: Paragraph) -> int:
+    ratio = following.chars / max(1, one.chars)
+    return 1 if ratio > 1.3 else -1 if ratio < 1 / 1.3 else 0
+
+
+def shapes(doc: Doc) -> set[tuple[int, ...]]:
+    """The document's structure as shingles of three consecutive prose paragraphs: their
+    sentence counts and whether each is much longer or shorter than the one before. A
+    translation keeps most of them (a dropped or merged paragraph breaks the two or three
+    around it); unrelated texts share few."""
+    prose = [p for p in doc.paragraphs if not p.short]
+    found = set()
+    for i in range(len(prose) - 2):
+        window = prose[i : i + 3]
+        found.add(
+            (
+                *(min(p.sentences, 5) for p in window),
+                _step_shape(window[0], window[1]),
+                _step_shape(window[1], window[2]),
+            )
+        )
+    return found
+
+
+def _by_shapes(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    """Documents sharing two or more structure shingles (:func:`shapes`), each shingle
+    blocking only while it is in at most ``max_anchor_docs`` documents."""
+    postings: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    sizes = []
+    for i, doc in enumerate(docs):
+        found_shapes = shapes(doc)
+        sizes.append(len(found_shapes))
+        for shape in found_shapes:
+            postings[shape].append(i)
+    shared: dict[tuple[int, int], int] = defaultdict(int)
+    for members in postings.values():
+        if len(members) < 2 or len(members) > settings.max_anchor_docs:
+            continue
+        for x, i in enumerate(members):
+            for j in members[x + 1 :]:
+                if docs[i].language != docs[j].language:
+                    shared[(i, j)] += 1
+    for (i, j), count in shared.items():
+        # Short texts have few shingles, and an edit breaks most of them: one is enough.
+        if count >= (1 if min(sizes[i], sizes[j]) <= 6 else 2):
+            _add(found, docs, i, j, "structure")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Two documents linked as translations, with their alignment on facts."""
+
+    a: int  # index of the document with the smaller id
+    b: int
+    score: float
+    signals: tuple[str, ...]
+
+
+def link(
+    docs: Sequence[Doc], found: Candidates, settings: PairSettings | None = None
+) -> list[Link]:
+    """The best partner per other language for every document, one-to-one: candidates
+    from the best score down, each taken when neither document is linked to the other's
+    language yet."""
+    settings = settings or PairSettings()
+    scored = []
+    for (i, j), signals in found.items():
+        a, b = (i, j) if docs[i].id < docs[j].id else (j, i)
+        left, right = docs[a].paragraphs, docs[b].paragraphs
+        quick = min(len(left), len(right)) >= settings.quick_from
+        if quick and quick_evidence(left, right) < settings.quick_least:
+            continue
+        result = align(left, right, band=settings.band, refine=False)
+        if result.score >= settings.link_score:
+            scored.append(Link(a, b, result.score, tuple(sorted(signals))))
+    scored.sort(key=lambda item: (-item.score, docs[item.a].id, docs[item.b].id))
+    taken: set[tuple[int, str]] = set()
+    links = []
+    for item in scored:
+        if (item.a, docs[item.b].language) in taken or (item.b, docs[item.a].language) in taken:
+            continue
+        taken.update({(item.a, docs[item.b].language), (item.b, docs[item.a].language)})
+        links.append(item)
+    return sorted(links, key=lambda item: (docs[item.a].id, docs[item.b].id))
+
+
+def read_texts(release: Path, wanted: Mapping[str, set[str]]) -> dict[str, str]:
+    """id -> text before the no-counterpart signal (:func:`restore`) of the wanted documents
+    (part file -> ids); three columns read per part, only the wanted rows kept."""
+    texts: dict[str, str] = {}
+    for file, ids in sorted(wanted.items()):
+        table = pq.ParquetFile(release / file).read(
+            columns=["id", "text", "removed"], use_threads=False
+        )
+        table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(sorted(ids))))
+        for doc_id, text, removed in zip(
+            *(table.column(c).to_pylist() for c in ("id", "text", "removed")), strict=True
+        ):
+            texts[doc_id] = restore(text, removed)
+    return texts
+
+
+def pair_rows(
+    a: Doc, b: Doc, text_a: str, text_b: str, signals: Sequence[str]
+) -> tuple[PairRow, list[BitextRow]]:
+    """Align two texts: the pairs row and its bitext rows."""
+    left, right = paragraphs(text_a), paragraphs(text_b)
+    result = align(left, right)
+    lines_a, lines_b = text_a.split("\n"), text_b.split("\n")
+    aligned = tuple(AlignedPair(bead.a, bead.b, round(bead.score, 4)) for bead in result.aligned)
+    row = PairRow(
+        id_a=a.id,
+        id_b=b.id,
+        language_a=a.language,
+        language_b=b.language,
+        score=round(result.score, 6),
+        signals=tuple(signals),
+        aligned=aligned,
+        unaligned_a=tuple(result.unaligned("a")),
+        unaligned_b=tuple(result.unaligned("b")),
+    )
+    bitext = [
+        BitextRow(
+            id_a=a.id,
+            id_b=b.id,
+            language_a=a.language,
+            text_a="\n".join(lines_a[left[i].line].strip() for i in step.a),
+            language_b=b.language,
+            text_b="\n".join(lines_b[right[j].line].strip() for j in step.b),
+            score=step.score,
+        )
+        for step in aligned
+    ]
+    return row, bitext
+
+
+def without_counterpart(row: PairRow, a: Doc, b: Doc) -> dict[str, set[int]]:
+    """Per document of a pair, its short unpunctuated paragraphs left unaligned."""
+    return {
+        a.id: {k for k in row.unaligned_a if a.paragraphs[k].short},
+        b.id: {k for k in row.unaligned_b if b.paragraphs[k].short},
+    }
+
+
+def pair_settings(enabled: bool, clean: bool) -> PairSettings:
+    return PairSettings(enabled=enabled, clean=clean)
+
+
+def apply_pairs(
+    release: Path,
+    settings: PairSettings,
+    excluded: frozenset[str] = frozenset(),
+    previous: Path | None = None,
+) -> tuple[set[str], dict[str, int]]:
+    """Link, align and write the pairs and bitext tables of the staged release, and bring
+    every document's no-counterpart removals to what this run's pairs say. Returns the
+    parts written and the counts for the manifest."""
+    if not settings.enabled:
+        # Readers always find both tables, with their schema; earlier removals are undone.
+        write_parquet(rows_table([], PAIRS_SCHEMA), release / PAIRS_FILE)
+        write_parquet(rows_table([], BITEXT_SCHEMA), release / BITEXT_FILE)
+        settings = PairSettings(enabled=False, clean=False)
+    from flows.engine.corpus import read_facts
+
+    facts = read_facts(release, FACTS_COLUMNS)
+    gone = pa.array(sorted(excluded), pa.string())
+    facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
+    docs = docs_from_facts(facts.to_pylist())
+    found = candidates(docs, settings) if settings.enabled else {}
+    links = link(docs, found, settings)
+    reused = _previous_rows(previous, docs, links)
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for item in links:
+        if (docs[item.a].id, docs[item.b].id) not in reused:
+            for k in (item.a, item.b):
+                wanted[docs[k].file].add(docs[k].id)
+    texts = read_texts(release, wanted)
+    pairs: list[PairRow] = []
+    bitext: list[BitextRow] = []
+    desired: dict[str, set[int]] = defaultdict(set)
+    for item in links:
+        a, b = docs[item.a], docs[item.b]
+        if (a.id, b.id) in reused:
+            row, rows = reused[(a.id, b.id)]
+        else:
+            row, rows = pair_rows(a, b, texts[a.id], texts[b.id], item.signals)
+        pairs.append(row)
+        bitext.extend(rows)
+        if settings.clean and row.score >= settings.clean_score:
+            for doc_id, paragraphs_out in without_counterpart(row, a, b).items():
+                desired[doc_id] |= paragraphs_out
+    touched = set()
+    if settings.enabled:
+        write_parquet(rows_table(pairs, PAIRS_SCHEMA), release / PAIRS_FILE)
+        write_parquet(rows_table(bitext, BITEXT_SCHEMA), release / BITEXT_FILE)
+        touched = {PAIRS_FILE, BITEXT_FILE}
+    # Documents whose removals change: newly removed lines, or lines given back because the
+    # pair that justified them is gone (the row is reused as it was published).
+    changes: dict[str, dict[str, frozenset[int]]] = defaultdict(dict)
+    for doc in docs:
+        target = frozenset(desired.get(doc.id, ()))
+        if target != doc.cleaned:
+            changes[doc.file][doc.id] = target
+    removed = 0
+    for file, by_id in sorted(changes.items()):
+        removed += _clean_part(release, file, by_id)
+        part = file.split("/", 1)[1]
+        touched.update({file, f"{FACTS_DIR}/{part}"})
+    counts = {
+        "pair_candidates": len(found),
+        "translation_pairs": len(pairs),
+        "pairs_reused": len(reused),
+        "bitext_segments": len(bitext),
+        NO_COUNTERPART: sum(len(paragraphs_out) for paragraphs_out in desired.values()),
+    }
+    logger.info(
+        "corpus step: %d translation pairs (%d candidates, %d reused), %d bitext segments, "
+        "%d lines without a counterpart removed from the documents (%d rewritten)",
+        len(pairs),
+        len(found),
+        len(reused),
+        len(bitext),
+        counts[NO_COUNTERPART],
+        removed,
+    )
+    return touched, counts
+
+
+def _previous_rows(
+    previous: Path | None, docs: Sequence[Doc], links: Sequence[Link]
+) -> dict[tuple[str, str], tuple[PairRow, list[BitextRow]]]:
+    """Rows of the previous release for links between the same two unchanged texts."""
+    if previous is None or not (previous / PAIRS_FILE).exists() or not links:
+        return {}
+    from flows.engine.corpus import read_facts
+
+    try:
+        table = read_facts(previous, ("id", "text_sha256", "translation_removed"))
+        old_pairs = pq.ParquetFile(previous / PAIRS_FILE).read().cast(PAIRS_SCHEMA).to_pylist()
+        old_bitext = pq.ParquetFile(previous / BITEXT_FILE).read().cast(BITEXT_SCHEMA).to_pylist()
+    except (OSError, pa.ArrowInvalid, KeyError, ValueError) as error:
+        logger.warning("previous pairs not used (%s): pairs aligned again", error)
+        return {}
+    # A text is the same when its published hash and its removals are (the text before
+    # the signal is then the same too).
+    before = {
+        doc_id: (sha, tuple(taken))
+        for doc_id, sha, taken in zip(
+            *(table.column(c).to_pylist() for c in ("id", "text_sha256", "translation_removed")),
+            strict=True,
+        )
+    }
+    wanted = {
+        (docs[item.a].id, docs[item.b].id): item
+        for item in links
+        if all(
+            before.get(docs[k].id) == (docs[k].text_sha256, tuple(sorted(docs[k].cleaned)))
+            for k in (item.a, item.b)
+        )
+    }
+    segments: dict[tuple[str, str], list[BitextRow]] = defaultdict(list)
+    for row in old_bitext:
+        key = (row["id_a"], row["id_b"])
+        if key in wanted:
+            segments[key].append(BitextRow(**row))
+    found = {}
+    for row in old_pairs:
+        key = (row["id_a"], row["id_b"])
+        if key in wanted:
+            row["aligned"] = tuple(
+                AlignedPair(tuple(s["a"]), tuple(s["b"]), s["score"]) for s in row["aligned"]
+            )
+            row["signals"] = tuple(wanted[key].signals)
+            row["unaligned_a"] = tuple(row["unaligned_a"])
+            row["unaligned_b"] = tuple(row["unaligned_b"])
+            found[key] = (PairRow(**row), segments.get(key, []))
+    return found
+
+
+def _clean_part(release: Path, file: str, by_id: Mapping[str, frozenset[int]]) -> int:
+    """Set the no-counterpart removals of some documents of one part: each text is restored
+    and the wanted paragraphs taken out again, so the result is the same whatever an
+    earlier run removed. The row stays reusable: the next run restores it the same way.
+    Updates the facts (text hash, length, removals). Returns the documents rewritten."""
+    path = release / file
+    rows = pq.ParquetFile(path).read(columns=DOCUMENT_SCHEMA.names).cast(DOCUMENT_SCHEMA)
+    rows_list = rows.to_pylist()
+    updates: dict[str, tuple[str, int, tuple[int, ...]]] = {}
+    for row in rows_list:
+        target = by_id.get(row["id"])
+        if target is None:
+            continue
+        before = restore(row["text"], row["removed"])
+        others = [r for r in row["removed"] if r["rule"] != NO_COUNTERPART]
+        result = take_out(before, target) if target else (before, [])
+        if result is None:  # nothing would be left: the document stays whole
+            result, target = (before, []), frozenset()
+        text, taken = result
+        row["text"] = text
+        row["text_sha256"] = sha256_hex(text.encode("utf-8"))
+        row["text_chars"] = len(text)
+        row["removed"] = [
+            *others,
+            *({"rule": r.rule, "text": r.text, "line": r.line} for r in taken),
+        ]
+        updates[row["source_path"]] = (row["text_sha256"], row["text_chars"], tuple(sorted(target)))
+    if not updates:
+        return 0
+    write_parquet(pa.Table.from_pylist(rows_list, schema=DOCUMENT_SCHEMA), path)
+    facts_path = release / FACTS_DIR / file.split("/", 1)[1]
+    facts = pq.ParquetFile(facts_path).read(columns=FACTS_SCHEMA.names).cast(FACTS_SCHEMA)
+    facts_rows = facts.to_pylist()
+    for row in facts_rows:
+        if row["source_path"] in updates:
+            row["text_sha256"], row["text_chars"], row["translation_removed"] = updates[
+                row["source_path"]
+            ]
+    write_parquet(pa.Table.from_pylist(facts_rows, schema=FACTS_SCHEMA), facts_path)
+    return len(updates)
+
+
+__all__ = [
+    "BITEXT_FILE",
+    "FACTS_COLUMNS",
+    "NO_COUNTERPART",
+    "PAIRS_FILE",
+    "Doc",
+    "Link",
+    "PairSettings",
+    "ParagraphFacts",
+    "apply_pairs",
+    "candidates",
+    "docs_from_facts",
+    "link",
+    "pair_rows",
+    "pair_settings",
+    "paragraph_facts",
+    "read_texts",
+    "restore",
+    "take_out",
+    "url_key",
+    "without_counterpart",
+]

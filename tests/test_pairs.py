@@ -1,0 +1,289 @@
+"""Translation pairs: linking, paragraph alignment, bitext, the cleaning signal, reuse."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.contracts import BITEXT_SCHEMA, PAIRS_SCHEMA
+from flows.engine.pairs import (
+    NO_COUNTERPART,
+    Doc,
+    candidates,
+    link,
+    paragraph_facts,
+    restore,
+    take_out,
+    url_key,
+)
+from flows.stages.align import align, anchors, paragraphs
+from flows.stages.boilerplate import tidy
+from tests.conftest import REPO, run_release
+
+CASES = REPO / "tests" / "cases" / "pairs"
+GERMAN_CAPTIONS = [
+    "Studie von CVL Economics aus dem Jahr 2024",
+    "Streik der Writers Guild 2023",
+    "Tom Hanks und Robin Wright im Film „Here“ (2024)",
+    "Schauspieler und Drehbuchautoren beim Streik 2023",
+]
+GERMAN_TITLE = "KI in der Unterhaltungsindustrie und die notwendige sozialistische Antwort"
+
+
+def _source(tmp_path: Path, *names: str) -> Path:
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy(CASES / name, source / name)
+    return source
+
+
+def _table(out: Path, folder: str) -> list[dict[str, Any]]:
+    return pq.read_table(out / "current" / folder).to_pylist()  # type: ignore[no-any-return]
+
+
+def _by_path(out: Path) -> dict[str, dict[str, Any]]:
+    return {row["source_path"]: row for row in _table(out, "documents")}
+
+
+def _linked(out: Path) -> set[frozenset[str]]:
+    ids = {row["id"]: row["source_path"] for row in _table(out, "documents")}
+    return {frozenset((ids[p["id_a"]], ids[p["id_b"]])) for p in _table(out, "pairs")}
+
+
+@pytest.fixture(scope="module")
+def seeds_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("seeds-pairs") / "out"
+    run_release(REPO / "seeds", out)
+    return out
+
+
+def test_the_seeds_are_one_pair_aligned_paragraph_by_paragraph(seeds_release: Path) -> None:
+    (pair,) = _table(seeds_release, "pairs")
+    docs = {row["id"]: row for row in _table(seeds_release, "documents")}
+    assert {pair["language_a"], pair["language_b"]} == {"de", "en"}
+    german = "a" if pair["language_a"] == "de" else "b"
+    english = "b" if german == "a" else "a"
+    # Every English paragraph has its German counterpart; 46 German paragraphs are aligned.
+    assert sorted(i for step in pair["aligned"] for i in step[english]) == list(range(46))
+    assert sum(len(step[german]) for step in pair["aligned"]) == 46
+    assert pair[f"unaligned_{english}"] == []
+    # The title and the four captions are the German paragraphs without a counterpart.
+    text = docs[pair[f"id_{german}"]]["removed"]
+    found = [r["text"] for r in text if r["rule"] == NO_COUNTERPART and r["text"]]
+    assert found == [GERMAN_TITLE, *GERMAN_CAPTIONS]
+    assert pair["score"] > 0.99
+    assert "anchors" in pair["signals"]
+    assert pq.read_schema(seeds_release / "current" / "pairs" / "part-00000.parquet").equals(
+        PAIRS_SCHEMA, check_metadata=False
+    )
+
+
+def test_the_seeds_bitext_pairs_german_and_english_paragraphs(seeds_release: Path) -> None:
+    bitext = _table(seeds_release, "bitext")
+    assert len(bitext) == 46
+    first = bitext[0]
+    german, english = (
+        (first["text_a"], first["text_b"])
+        if first["language_a"] == "de"
+        else (first["text_b"], first["text_a"])
+    )
+    assert german.startswith("Und so müssen wir uns bezüglich der Technik")
+    assert english.startswith("And hence, with regard to technology")
+    assert all(0.0 <= row["score"] <= 1.0 for row in bitext)
+    schema = pq.read_schema(seeds_release / "current" / "bitext" / "part-00000.parquet")
+    assert schema.equals(BITEXT_SCHEMA, check_metadata=False)
+
+
+def test_the_captions_go_and_every_real_paragraph_stays(seeds_release: Path) -> None:
+    docs = _table(seeds_release, "documents")
+    german = next(d for d in docs if d["language"] == "de")
+    english = next(d for d in docs if d["language"] == "en")
+    lines = [line for line in german["text"].split("\n") if line.strip()]
+    assert len(lines) == 46
+    assert not any(caption in german["text"] for caption in GERMAN_CAPTIONS)
+    assert german["title"] == GERMAN_TITLE
+    assert len([line for line in english["text"].split("\n") if line.strip()]) == 46
+    assert not any(r["rule"] == NO_COUNTERPART for r in english["removed"])
+    assert (seeds_release / "current" / "manifest.json").read_text().count('"translation_pairs": 1')
+    card = (seeds_release / "current" / "README.md").read_text(encoding="utf-8")
+    assert "## Translation pairs" in card
+
+
+def test_the_cleaning_signal_can_be_turned_off(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_release(REPO / "seeds", out, translation_cleaning=False)
+    german = next(d for d in _table(out, "documents") if d["language"] == "de")
+    assert all(caption in german["text"] for caption in GERMAN_CAPTIONS)
+    assert not any(r["rule"] == NO_COUNTERPART for r in german["removed"])
+    assert len(_table(out, "pairs")) == 1  # still linked and aligned
+    assert result.manifest is not None
+    assert result.manifest.pairs[NO_COUNTERPART] == 0
+
+
+def test_pairs_can_be_turned_off(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_release(REPO / "seeds", out, translation_pairs=False)
+    assert _table(out, "pairs") == []
+    assert _table(out, "bitext") == []
+
+
+def test_a_pair_in_two_scripts_is_linked_and_aligned(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run_release(_source(tmp_path, "en_budget.txt", "ru_budget.txt"), out)
+    assert _linked(out) == {frozenset({"en_budget.txt", "ru_budget.txt"})}
+    (pair,) = _table(out, "pairs")
+    assert [(s["a"], s["b"]) for s in pair["aligned"]] == [([i], [i]) for i in range(7)]
+    russian = next(
+        row["text_a"] if row["language_a"] == "ru" else row["text_b"]
+        for row in _table(out, "bitext")
+        if "412" in row["text_a"]
+    )
+    assert russian.startswith("Во вторник городской совет Спрингфилда")
+
+
+def test_a_hard_negative_is_left_unlinked(tmp_path: Path) -> None:
+    # The same site, the same names and the same tram line, but another article.
+    out = tmp_path / "out"
+    run_release(_source(tmp_path, "en_budget.txt", "de_tram.txt"), out)
+    assert _linked(out) == set()
+    assert all(not r["removed"] for r in _table(out, "documents") if r["language"] == "de")
+
+
+def test_each_document_links_to_one_document_per_language(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    names = ("en_budget.txt", "de_budget.txt", "de_tram.txt", "ru_budget.txt")
+    run_release(_source(tmp_path, *names), out)
+    assert _linked(out) == {
+        frozenset({"en_budget.txt", "de_budget.txt"}),
+        frozenset({"en_budget.txt", "ru_budget.txt"}),
+        frozenset({"de_budget.txt", "ru_budget.txt"}),
+    }
+    # The German caption has no counterpart in either translation.
+    german = _by_path(out)["de_budget.txt"]
+    assert [r["text"] for r in german["removed"] if r["rule"] == NO_COUNTERPART and r["text"]] == [
+        "Bürgermeisterin Carter vor dem Rathaus"
+    ]
+
+
+def test_unchanged_pairs_are_reused_and_a_new_translation_links(tmp_path: Path) -> None:
+    source = _source(tmp_path, "en_budget.txt", "ru_budget.txt")
+    out = tmp_path / "out"
+    run_release(source, out)
+    first = _table(out, "pairs")
+    shutil.copy(CASES / "de_budget.txt", source / "de_budget.txt")
+    result = run_release(source, out)
+    assert result.manifest is not None
+    assert result.manifest.pairs["pairs_reused"] == 1
+    assert result.processed == 1  # only the new translation's text was processed
+    assert frozenset({"en_budget.txt", "de_budget.txt"}) in _linked(out)
+    assert frozenset({"en_budget.txt", "ru_budget.txt"}) in _linked(out)
+    reused = next(
+        p
+        for p in _table(out, "pairs")
+        if p["id_a"] == first[0]["id_a"] and p["id_b"] == first[0]["id_b"]
+    )
+    assert reused == first[0]
+
+
+def _doc(name: str, language: str, text: str) -> Doc:
+    facts = paragraph_facts(text)
+    return Doc(name, name, language, "f", "", None, None, None, tuple(facts.paragraphs()))
+
+
+def test_candidates_block_on_anchors_not_on_all_pairs() -> None:
+    texts = {
+        name: (CASES / name).read_text(encoding="utf-8")
+        for name in ("en_budget.txt", "ru_budget.txt")
+    }
+    docs = [_doc("en", "en", texts["en_budget.txt"]), _doc("ru", "ru", texts["ru_budget.txt"])]
+    # Unrelated documents of other languages with nothing in common.
+    docs += [
+        _doc(f"x{i}", "fr", f"Texte {i} sans chiffres.\n\nUn autre paragraphe.") for i in range(20)
+    ]
+    found = candidates(docs)
+    assert (0, 1) in found and "anchors" in found[(0, 1)]
+    assert len(found) < len(docs) * (len(docs) - 1) // 2
+    (only,) = link(docs, found)
+    assert {docs[only.a].id, docs[only.b].id} == {"en", "ru"}
+
+
+def test_anchors_are_the_same_in_every_locale() -> None:
+    assert "n:204000" in anchors("etwa 204.000 Stellen") and "n:204000" in anchors(
+        "some 204,000 jobs"
+    )
+    assert "n:7.5" in anchors("um 7,5 Prozent") and "n:7.5" in anchors("by 7.5 percent")
+    assert "n:2024" in anchors("في عام ٢٠٢٤")  # Arabic-Indic digits
+
+
+def test_alignment_merges_and_skips() -> None:
+    english = "First point is made here, at some length.\n\nSecond point follows it. It has two sentences.\n\nThird."
+    german = (
+        "Der erste Punkt wird hier gemacht, etwas ausführlicher. Der zweite Punkt folgt ihm. "
+        "Er hat zwei Sätze.\n\nBildunterschrift ohne Punkt\n\nDritter."
+    )
+    result = align(paragraphs(english), paragraphs(german))
+    steps = [(bead.a, bead.b) for bead in result.beads]
+    assert ((0, 1), (0,)) in steps
+    assert result.unaligned("b") == [1]
+
+
+def test_url_keys_pair_language_folders() -> None:
+    assert url_key("https://www.wsws.org/de/articles/2024/x", "de") == url_key(
+        "https://www.wsws.org/en/articles/2024/x", "en"
+    )
+    assert url_key("https://example.org/news/x", "en") is None
+
+
+def test_when_the_translation_goes_its_captions_come_back_as_from_scratch(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(REPO / "seeds", source)
+    out = tmp_path / "out"
+    run_release(source, out)
+    english = next(p for p in source.iterdir() if p.name.startswith("001_"))
+    english.unlink()
+    again = run_release(source, out)
+    assert again.processed == 0  # the German row is reused, and given its lines back
+    alone = tmp_path / "alone"
+    run_release(source, alone)
+    assert _table(out, "documents") == _table(alone, "documents")
+    assert _table(out, "pairs") == []
+
+
+def test_an_unchanged_rerun_reuses_the_cleaned_seeds(seeds_release: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(seeds_release.parent / "out", out, symlinks=True)
+    before = _table(out, "documents"), _table(out, "pairs"), _table(out, "bitext")
+    result = run_release(REPO / "seeds", out)
+    assert result.processed == 0
+    assert result.manifest is not None and result.manifest.pairs["pairs_reused"] == 1
+    assert (_table(out, "documents"), _table(out, "pairs"), _table(out, "bitext")) == before
+
+
+_TIDY_LINES = st.lists(
+    st.one_of(
+        st.just(""), st.text(alphabet="ab .", min_size=1, max_size=5).map(lambda s: "x" + s.strip())
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(_TIDY_LINES, st.sets(st.integers(0, 11)))
+def test_taking_paragraphs_out_is_undone_exactly(lines: list[str], gone: set[int]) -> None:
+    text = tidy("\n".join(lines))
+    if not text:
+        return
+    result = take_out(text, gone)
+    if result is None:
+        return
+    cleaned, taken = result
+    assert cleaned == tidy(cleaned)  # no doubled or edge blank lines
+    entries = [{"rule": r.rule, "text": r.text, "line": r.line} for r in taken]
+    assert restore(cleaned, entries) == text
