@@ -382,7 +382,8 @@ def quality_signals(text: str) -> QualitySignals:
         lengths,
         0 if characters else 1,
     )
-    lines = [line.strip() for line in text.split("\n")]
+    raw_lines = text.split("\n")
+    lines = [line.strip() for line in raw_lines]
     nonblank = [line for line in lines if line]
     ending = [_ends_sentence(line) for line in nonblank]
     short = SHORT_LINE_CHARS_NO_SPACE if characters else SHORT_LINE_CHARS
@@ -390,7 +391,7 @@ def quality_signals(text: str) -> QualitySignals:
     # (blank ones aside) at a fifth of the cost.
     paragraphs = [p for p in (p.strip("\n") for p in text.strip().split("\n\n")) if p]
     dup_paragraphs, dup_paragraph_chars = _duplicates(paragraphs)
-    split_lines = [line for line in text.split("\n") if line]
+    split_lines = [line for line in raw_lines if line]
     dup_lines, dup_line_chars = _duplicates(split_lines)
     # Lowered once for the whole text: a line is lowered only when it mentions JavaScript,
     # C4's kept lines only when the text holds '{' or 'lorem ipsum' at all.
