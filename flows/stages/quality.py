@@ -166,8 +166,8 @@ class _Tokens:
             # Runs of non-space characters: they start and end where spaces do.
             edges = np.flatnonzero(space[1:] != space[:-1])
             return cls(edges[::2], edges[1::2], False)
-        spaced = space[1:-1].view(np.bool_)
-        no_space = (classes & _NO_SPACE).view(np.bool_)  # _NO_SPACE is a bit of its own
+        spaced = space[1:-1].view(np.bool_)  # 0 or 1: _SPACE is the lowest bit
+        no_space = (classes & _NO_SPACE).astype(np.bool_)
         other = ~(spaced | no_space)
         start = other.copy()
         start[1:] &= ~other[:-1]
