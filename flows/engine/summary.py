@@ -156,6 +156,10 @@ def summarize(documents: pa.Table, rejected: pa.Table, files: Sequence[str] = ()
         summary.languages[row["language"]] += 1
         summary.encodings[row["source_encoding"]] += 1
         for removed in row["removed"]:
+            if not removed["text"].strip():
+                # A blank line recorded only so that the removal can be undone exactly
+                # (no-counterpart-in-translation): not a line of content removed.
+                continue
             summary.rules[removed["rule"]] += 1
             summary.removed_lines[removed["text"][:200]] += 1
     for rej in rejected.select(list(SUMMARY_COLUMNS["rejected"])).to_pylist():
