@@ -77,8 +77,17 @@ class ParagraphFacts:
     removed: tuple[int, ...] = ()  # paragraphs the no-counterpart signal took out
 
     def paragraphs(self) -> list[Paragraph]:
+        # The number anchors counted on the string: tokens are space-separated.
         return [
-            Paragraph(i, chars, frozenset(found.split()), short, sentences, clauses)
+            Paragraph(
+                i,
+                chars,
+                frozenset(found.split()),
+                short,
+                sentences,
+                clauses,
+                (" " + found).count(" n:"),
+            )
             for i, (chars, short, found, sentences, clauses) in enumerate(
                 zip(self.chars, self.short, self.anchors, self.sentences, self.clauses, strict=True)
             )
@@ -290,8 +299,11 @@ def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Can
 
 def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
     postings: dict[str, list[int]] = defaultdict(list)
+    sizes = []  # each document's anchors counted once, not once per pair it is in
     for i, doc in enumerate(docs):
-        for anchor in doc.anchors:
+        found_anchors = doc.anchors
+        sizes.append(len(found_anchors))
+        for anchor in found_anchors:
             postings[anchor].append(i)
     shared: dict[tuple[int, int], int] = defaultdict(int)
     for members in postings.values():
@@ -302,7 +314,7 @@ def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) 
                 if docs[i].language != docs[j].language:
                     shared[(i, j)] += 1
     for (i, j), count in shared.items():
-        least = min(len(docs[i].anchors), len(docs[j].anchors), settings.min_shared_anchors)
+        least = min(sizes[i], sizes[j], settings.min_shared_anchors)
         if count >= max(1, least):
             _add(found, docs, i, j, "anchors")
 
