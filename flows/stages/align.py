@@ -187,8 +187,8 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
         near = abs(one.clauses - other.clauses) <= 1
         merge = 0.0
     else:  # 1-2 or 2-1: one side of two paragraphs
-        two, one = (a, b) if len(a) == 2 else (b, a)
-        first, second, single = two[0], two[1], one[0]
+        two, lone = (a, b) if len(a) == 2 else (b, a)
+        first, second, single = two[0], two[1], lone[0]
         pair_chars = first.chars + second.chars
         la, lb = (pair_chars, single.chars) if two is a else (single.chars, pair_chars)
         joined = first.anchors | second.anchors if second.anchors else first.anchors
