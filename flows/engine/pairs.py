@@ -477,7 +477,7 @@ def link(
             if quick and quick_evidence(left, right) < settings.quick_least:
                 evidence[key] = _WORST_EVIDENCE
             else:
-                evidence[key] = align(left, right, band=settings.band, refine=False).evidence
+                evidence[key] = align(left, right, band=settings.band).evidence
         return evidence[key]
 
     ranked = sorted(
