@@ -248,16 +248,21 @@ def length_ratio(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
 
 
 def align(
-    a: Sequence[Paragraph], b: Sequence[Paragraph], band: int = 0, refine: bool = True
+    a: Sequence[Paragraph],
+    b: Sequence[Paragraph],
+    band: int = 0,
+    refine: bool = True,
+    refine_from: float = -math.inf,
 ) -> Alignment:
     """The likeliest alignment of two paragraph sequences; ``band`` (0: none) bounds how far
     from the diagonal a step may go, for a cheap first look at a candidate pair.
 
     Aligned twice: the length ratio of the whole documents is thrown off by a paragraph one
     side dropped, so the second pass uses the ratio of the steps the first one aligned
-    (``refine``; a first look at a candidate does without)."""
+    (``refine``; a first look at a candidate does without), unless the first pass scores
+    under ``refine_from`` (a pair that no better ratio would make a translation)."""
     first = _align(a, b, length_ratio(a, b), band)
-    if not refine:
+    if not refine or first.evidence < refine_from:
         return first
     steps = [bead for bead in first.beads if bead.a and bead.b and bead.score >= 0.5]
     left = sum(a[i].chars for bead in steps for i in bead.a)
