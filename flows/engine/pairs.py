@@ -161,13 +161,14 @@ class PairSettings:
     clean_score: float = 0.999
     # A candidate joins its two documents' groups from this summed evidence (a score of
     # 0.88) when the mean evidence of all the pairs across the two groups is
-    # ``group_evidence`` or more (UDHR benchmark, 4 seeds: precision 0.99, recall 0.82;
-    # one-to-one links from evidence 6.5 without groups: 0.98, 0.63;
-    # benchmarks/bench_pairs.py).
+    # ``group_evidence`` or more. UDHR benchmark (benchmarks/bench_pairs.py), seed 0, on
+    # alignments without refinement: one-to-one links from evidence 6.5, precision 0.98
+    # and recall 0.63; groups 0.99 and 0.82; with the leftovers adopted 0.99 and 0.84;
+    # on refined alignments 0.99 and 0.93 (seeds 1-3: 0.86-1.00).
     link_evidence: float = 5.0
     group_evidence: float = 4.0
     # Then a document or two left alone joins a group of ``adopt_from`` or more when their
-    # mean evidence is this or more (UDHR, 4 seeds: recall 0.82 -> 0.87, precision >= 0.99).
+    # mean evidence is this or more.
     adopt_evidence: float = 3.0
     adopt_from: int = 4
     # An anchor found in more documents than this blocks nothing (a year, a country).
