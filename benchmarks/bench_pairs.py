@@ -9,7 +9,8 @@
   is a window of 6-8 consecutive paragraphs published in 4 languages; each document
   independently loses a paragraph, has two paragraphs merged, and gets captions or
   furniture lines between paragraphs. Hard negatives: excerpts in other languages that
-  overlap a story's window by at most half, or are its neighbour; they share its names and
+  overlap a story's window by at most half, or are its neighbour (those around one place
+  in one language, so no two of them translate each other); they share its names and
   style but translate no document of the corpus.
 * **Seeds**: the German/English pair through the engine.
 * **Cost**: CPU of the corpus pairing step against the whole run (in-process engine, so
@@ -123,7 +124,8 @@ def build(texts: dict[str, list[str]], rounds: int, seed: int) -> list[BenchDoc]
     every window as an original and its edited translation, in two languages drawn anew (so
     one window is in several languages across rounds, and all of them translate each
     other). Hard negatives: excerpts starting 3-5 paragraphs into a window, of 6-8
-    paragraphs, each in one language only: they overlap two stories by up to 5 paragraphs
+    paragraphs, that overlap each story by at most half (two or three paragraphs), all
+    excerpts around one place in one language: they share names and style with two stories
     and translate nothing in the corpus."""
     rng = random.Random(seed)
     languages = sorted(texts)
@@ -150,15 +152,19 @@ def build(texts: dict[str, list[str]], rounds: int, seed: int) -> list[BenchDoc]
                     )
                 )
             story += 1
-    used: set[tuple[int, int]] = set()
+    # Excerpts that overlap every story by at most half of the shorter document (more, and
+    # they are that story with paragraphs dropped, which is what a translation here is).
+    # The excerpts around one place are in one language, so they translate nothing either.
+    stories = [range(start, start + 7) for start in starts]
     for start in starts:
-        for _ in range(rounds):
-            begin, size = start + rng.choice((3, 4, 5)), rng.choice((6, 7, 8))
-            if begin + size > total or (begin, size) in used:
-                continue
-            used.add((begin, size))
-            language = rng.choice(languages)
+        language = rng.choice(languages)
+        for offset, size in itertools.product((3, 4, 5), (6, 7, 8)):
+            begin = start + offset
             window = range(begin, begin + size)
+            if begin + size > total or any(
+                len(set(window) & set(story)) > min(size, len(story)) // 2 for story in stories
+            ):
+                continue
             docs.append(
                 make_doc(
                     f"n{begin}-{size}-{language}",

@@ -287,3 +287,21 @@ def test_taking_paragraphs_out_is_undone_exactly(lines: list[str], gone: set[int
     assert cleaned == tidy(cleaned)  # no doubled or edge blank lines
     entries = [{"rule": r.rule, "text": r.text, "line": r.line} for r in taken]
     assert restore(cleaned, entries) == text
+
+
+def test_translations_of_one_translation_are_linked_as_a_group() -> None:
+    names = ("en_budget.txt", "de_budget.txt", "ru_budget.txt", "de_tram.txt")
+    docs = [
+        _doc(name.split(".")[0], name[:2], (CASES / name).read_text(encoding="utf-8"))
+        for name in names
+    ]
+    # Only the English document was proposed with each translation, and with the stranger.
+    found = {(0, 1): {"anchors"}, (0, 2): {"anchors"}, (0, 3): {"anchors"}}
+    linked = {
+        frozenset((docs[item.a].id, docs[item.b].id)): item.signals for item in link(docs, found)
+    }
+    assert linked == {
+        frozenset({"en_budget", "de_budget"}): ("anchors",),
+        frozenset({"en_budget", "ru_budget"}): ("anchors",),
+        frozenset({"de_budget", "ru_budget"}): ("group",),
+    }

@@ -186,17 +186,20 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
         same = one.sentences == other.sentences
         near = abs(one.clauses - other.clauses) <= 1
         merge = 0.0
-    else:
-        la, lb = sum(p.chars for p in a), sum(p.chars for p in b)
-        left = frozenset().union(*(p.anchors for p in a))
-        right = frozenset().union(*(p.anchors for p in b))
-        numbers = sum(1 for x in left if x.startswith("n:")) + sum(
-            1 for x in right if x.startswith("n:")
-        )
-        same = sum(p.sentences for p in a) == sum(p.sentences for p in b)
-        near = abs(sum(p.clauses for p in a) - sum(p.clauses for p in b)) <= 1
+    else:  # 1-2 or 2-1: one side of two paragraphs
+        two, lone = (a, b) if len(a) == 2 else (b, a)
+        first, second, single = two[0], two[1], lone[0]
+        pair_chars = first.chars + second.chars
+        la, lb = (pair_chars, single.chars) if two is a else (single.chars, pair_chars)
+        joined = first.anchors | second.anchors if second.anchors else first.anchors
+        left, right = (joined, single.anchors) if two is a else (single.anchors, joined)
+        numbers = single.numbers
+        if first.numbers + second.numbers:  # counted on the union: a number twice is one
+            numbers += sum(1 for x in joined if x.startswith("n:"))
+        same = first.sentences + second.sentences == single.sentences
+        near = abs(first.clauses + second.clauses - single.clauses) <= 1
         # A merge of a caption with a paragraph is rarely a translator's work.
-        merge = _MERGE_COST + (2.0 if any(p.short for p in (*a, *b)) else 0.0)
+        merge = _MERGE_COST + (2.0 if first.short or second.short or single.short else 0.0)
     expected = la * ratio
     variance = _VARIANCE_FLOOR + _VARIANCE_CHARS / max(1.0, (expected + lb) / 2.0)
     r = math.log((lb + 1.0) / (expected + 1.0))
@@ -245,16 +248,21 @@ def length_ratio(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> float:
 
 
 def align(
-    a: Sequence[Paragraph], b: Sequence[Paragraph], band: int = 0, refine: bool = True
+    a: Sequence[Paragraph],
+    b: Sequence[Paragraph],
+    band: int = 0,
+    refine: bool = True,
+    refine_from: float = -math.inf,
 ) -> Alignment:
     """The likeliest alignment of two paragraph sequences; ``band`` (0: none) bounds how far
     from the diagonal a step may go, for a cheap first look at a candidate pair.
 
     Aligned twice: the length ratio of the whole documents is thrown off by a paragraph one
     side dropped, so the second pass uses the ratio of the steps the first one aligned
-    (``refine``; a first look at a candidate does without)."""
+    (``refine``; a first look at a candidate does without), unless the first pass scores
+    under ``refine_from`` (a pair that no better ratio would make a translation)."""
     first = _align(a, b, length_ratio(a, b), band)
-    if not refine:
+    if not refine or first.evidence < refine_from:
         return first
     steps = [bead for bead in first.beads if bead.a and bead.b and bead.score >= 0.5]
     left = sum(a[i].chars for bead in steps for i in bead.a)
