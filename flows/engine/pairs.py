@@ -55,6 +55,7 @@ from flows.output.release import write_parquet
 from flows.stages.align import PRIOR_LOG_ODDS, Paragraph, align, paragraphs, quick_evidence
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
+from flows.words import plural
 
 logger = logging.getLogger(__name__)
 
@@ -680,14 +681,13 @@ def apply_pairs(
         NO_COUNTERPART: sum(len(paragraphs_out) for paragraphs_out in desired.values()),
     }
     logger.info(
-        "corpus step: %d translation pairs (%d candidates, %d reused), %d bitext segments, "
-        "%d lines without a counterpart removed from the documents (%d rewritten)",
-        len(pairs),
-        len(found),
+        "corpus step: %s (%s, %d reused), %s, %s removed from the documents (%s rewritten)",
+        plural(len(pairs), "translation pair"),
+        plural(len(found), "candidate"),
         len(reused),
-        len(bitext),
-        counts[NO_COUNTERPART],
-        removed,
+        plural(len(bitext), "bitext segment"),
+        plural(counts[NO_COUNTERPART], "line without a counterpart", "lines without a counterpart"),
+        plural(removed, "document"),
     )
     return touched, counts
 
