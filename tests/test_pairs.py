@@ -305,3 +305,43 @@ def test_translations_of_one_translation_are_linked_as_a_group() -> None:
         frozenset({"en_budget", "ru_budget"}): ("anchors",),
         frozenset({"de_budget", "ru_budget"}): ("group",),
     }
+
+
+UDHR = REPO.parent / "shared" / "benchmarks" / "language-udhr"
+
+
+@pytest.mark.skipif(not UDHR.is_dir(), reason="the shared UDHR benchmark is absent")
+def test_a_translation_no_signal_proposed_joins_its_group() -> None:
+    from benchmarks.bench_pairs import load
+
+    texts = load(UDHR)
+    members = ("en", "de", "fr", "it", "ru")
+    docs = [_doc(f"art-{lang}", lang, "\n\n".join(texts[lang][8:15])) for lang in members]
+    # An edited translation (a paragraph dropped, two merged, a caption added) that no
+    # signal proposed with any member, and a stranger: another passage, same treatment.
+    polish = texts["pl"][8:15]
+    edited = [
+        polish[0],
+        "Photo: United Nations 1948",
+        polish[1],
+        polish[2],
+        polish[4] + " " + polish[5],
+        polish[6],
+    ]
+    lithuanian = texts["lt"][24:31]
+    stranger = [
+        lithuanian[0],
+        lithuanian[1],
+        lithuanian[2],
+        lithuanian[4] + " " + lithuanian[5],
+        lithuanian[6],
+    ]
+    docs.append(_doc("art-pl", "pl", "\n\n".join(edited)))
+    docs.append(_doc("other-lt", "lt", "\n\n".join(stranger)))
+    found: dict[tuple[int, int], set[str]] = {
+        (i, j): {"anchors"} for i in range(5) for j in range(i + 1, 5)
+    }
+    linked = {frozenset((docs[item.a].id, docs[item.b].id)) for item in link(docs, found)}
+    assert {frozenset({"art-pl", f"art-{lang}"}) for lang in members} <= linked
+    assert not any("other-lt" in pair for pair in linked)
+    assert len(linked) == 15  # the six documents, every pair linked
