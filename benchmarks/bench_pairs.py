@@ -46,7 +46,7 @@ from flows.engine.pairs import (  # noqa: E402
 from flows.engine.plan import prepare  # noqa: E402
 from flows.engine.run import InlineRunner, execute  # noqa: E402
 from flows.models import RunParameters  # noqa: E402
-from flows.stages.align import Paragraph, align, paragraphs  # noqa: E402
+from flows.stages.align import Paragraph, align_linked, paragraphs  # noqa: E402
 
 DEFAULT_UDHR = REPO.parent / "shared" / "benchmarks" / "language-udhr"
 T = TypeVar("T")
@@ -234,7 +234,7 @@ def evaluate(docs: list[BenchDoc], settings: PairSettings) -> None:
             overlap = len(set(range(*a.window)) & set(range(*b.window)))
             wrong_links["overlapping" if overlap else "neighbouring or apart"] += 1
             continue
-        result = align(paragraphs(a.text), paragraphs(b.text))
+        result = align_linked(paragraphs(a.text), paragraphs(b.text))  # as pair_rows does
         ok = sum(
             1
             for bead in result.aligned

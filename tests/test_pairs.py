@@ -22,7 +22,7 @@ from flows.engine.pairs import (
     take_out,
     url_key,
 )
-from flows.stages.align import align, anchors, paragraphs
+from flows.stages.align import align, align_linked, anchors, paragraphs
 from flows.stages.boilerplate import tidy
 from tests.conftest import REPO, run_release
 
@@ -345,3 +345,23 @@ def test_a_translation_no_signal_proposed_joins_its_group() -> None:
     assert {frozenset({"art-pl", f"art-{lang}"}) for lang in members} <= linked
     assert not any("other-lt" in pair for pair in linked)
     assert len(linked) == 15  # the six documents, every pair linked
+
+
+@pytest.mark.skipif(not UDHR.is_dir(), reason="the shared UDHR benchmark is absent")
+def test_a_linked_pair_is_aligned_despite_a_dropped_long_paragraph() -> None:
+    from benchmarks.bench_pairs import load
+
+    texts = load(UDHR)
+    # English drops its fifth paragraph (the longest): the whole-text length ratio is off.
+    english = [line for k, line in enumerate(texts["en"][:7]) if k != 4]
+    left = paragraphs("\n\n".join(texts["lt"][:7]))
+    right = paragraphs("\n\n".join(english))
+    steps = [(bead.a, bead.b) for bead in align_linked(left, right).aligned]
+    assert steps == [
+        ((0,), (0,)),
+        ((1,), (1,)),
+        ((2,), (2,)),
+        ((3,), (3,)),
+        ((5,), (4,)),
+        ((6,), (5,)),
+    ]

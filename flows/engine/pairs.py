@@ -55,7 +55,14 @@ from flows.contracts import (
     rows_table,
 )
 from flows.output.release import write_parquet
-from flows.stages.align import PRIOR_LOG_ODDS, Paragraph, align, paragraphs, quick_evidence
+from flows.stages.align import (
+    PRIOR_LOG_ODDS,
+    Paragraph,
+    align,
+    align_linked,
+    paragraphs,
+    quick_evidence,
+)
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
 from flows.words import plural
@@ -657,7 +664,7 @@ def pair_rows(
 ) -> tuple[PairRow, list[BitextRow]]:
     """Align two texts: the pairs row and its bitext rows."""
     left, right = paragraphs(text_a), paragraphs(text_b)
-    result = align(left, right)
+    result = align_linked(left, right)
     lines_a, lines_b = text_a.split("\n"), text_b.split("\n")
     aligned = tuple(AlignedPair(bead.a, bead.b, round(bead.score, 4)) for bead in result.aligned)
     row = PairRow(

@@ -273,6 +273,25 @@ def align(
     return second if second.evidence >= first.evidence else first
 
 
+def align_linked(a: Sequence[Paragraph], b: Sequence[Paragraph]) -> Alignment:
+    """The alignment of a linked pair, published: :func:`align`, and the whole-text length
+    ratio times 0.8 and 1.25 tried too, the alignment of best evidence kept. A paragraph
+    dropped on one side throws the first estimate off by about that much, and the refined
+    one, taken from a first pass misled by it, further still (UDHR seeds 0-3: accuracy
+    0.959 / 0.956 / 0.952 / 0.946 -> 0.959 / 0.965 / 0.959 / 0.952); only linked pairs pay
+    the two extra passes."""
+    best = align(a, b)
+    whole = length_ratio(a, b)
+    for factor in _RATIO_FACTORS:
+        found = _align(a, b, whole * factor, 0)
+        if found.evidence > best.evidence:
+            best = found
+    return best
+
+
+_RATIO_FACTORS = (0.8, 1.25)
+
+
 def _align(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float, band: int) -> Alignment:
     n, m = len(a), len(b)
     worst = float("-inf")
@@ -326,6 +345,7 @@ __all__ = [
     "Bead",
     "Paragraph",
     "align",
+    "align_linked",
     "anchors",
     "clauses",
     "length_ratio",
