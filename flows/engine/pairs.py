@@ -32,7 +32,7 @@ import math
 import re
 import statistics
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -322,22 +322,30 @@ def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Can
     return found
 
 
-def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    postings: dict[str, list[int]] = defaultdict(list)
-    sizes = []  # each document's anchors counted once, not once per pair it is in
-    for i, doc in enumerate(docs):
-        found_anchors = doc.anchors
-        sizes.append(len(found_anchors))
-        for anchor in found_anchors:
-            postings[anchor].append(i)
+def _shared_keys(
+    docs: Sequence[Doc], keys: Sequence[Collection[Hashable]], max_docs: int
+) -> tuple[list[int], dict[tuple[int, int], int]]:
+    """Each document's number of keys, and how many keys each pair of documents of
+    different languages shares, counting only keys held by at most ``max_docs`` documents
+    (a common key blocks nothing, and its pairs would grow with the square)."""
+    postings: dict[Hashable, list[int]] = defaultdict(list)
+    for i, found_keys in enumerate(keys):
+        for key in found_keys:
+            postings[key].append(i)
     shared: dict[tuple[int, int], int] = defaultdict(int)
     for members in postings.values():
-        if len(members) < 2 or len(members) > settings.max_anchor_docs:
+        if len(members) < 2 or len(members) > max_docs:
             continue
         for x, i in enumerate(members):
             for j in members[x + 1 :]:
                 if docs[i].language != docs[j].language:
                     shared[(i, j)] += 1
+    return [len(found_keys) for found_keys in keys], shared
+
+
+def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    # each document's anchors computed once, not once per pair it is in
+    sizes, shared = _shared_keys(docs, [doc.anchors for doc in docs], settings.max_anchor_docs)
     for (i, j), count in shared.items():
         least = min(sizes[i], sizes[j], settings.min_shared_anchors)
         if count >= max(1, least):
@@ -448,21 +456,7 @@ def shapes(doc: Doc) -> set[tuple[int, ...]]:
 def _by_shapes(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
     """Documents sharing two or more structure shingles (:func:`shapes`), each shingle
     blocking only while it is in at most ``max_anchor_docs`` documents."""
-    postings: dict[tuple[int, ...], list[int]] = defaultdict(list)
-    sizes = []
-    for i, doc in enumerate(docs):
-        found_shapes = shapes(doc)
-        sizes.append(len(found_shapes))
-        for shape in found_shapes:
-            postings[shape].append(i)
-    shared: dict[tuple[int, int], int] = defaultdict(int)
-    for members in postings.values():
-        if len(members) < 2 or len(members) > settings.max_anchor_docs:
-            continue
-        for x, i in enumerate(members):
-            for j in members[x + 1 :]:
-                if docs[i].language != docs[j].language:
-                    shared[(i, j)] += 1
+    sizes, shared = _shared_keys(docs, [shapes(doc) for doc in docs], settings.max_anchor_docs)
     for (i, j), count in shared.items():
         # Short texts have few shingles, and an edit breaks most of them: one is enough.
         if count >= (1 if min(sizes[i], sizes[j]) <= 6 else 2):
