@@ -143,6 +143,7 @@ def _manifest(summary: Summary, changes: ReleaseChanges | None) -> Manifest:
         metadata_issues=[],
         parameters={},
         config_fingerprint="",
+        input_fingerprint="",
     )
     manifest.changes = changes
     return manifest

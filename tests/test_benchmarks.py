@@ -320,3 +320,15 @@ def test_validate_exit_one_is_a_finding_not_a_failure() -> None:
     assert validate.ok
     assert not bench.Measurement("cold", 10, returncode=1).ok
     assert not bench.Measurement("cold", 10, returncode=-9).ok  # killed after --timeout
+
+
+def test_the_report_benchmark_draws_a_report_of_merged_summaries(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The report benchmark runs on the engine's current signatures (a renamed argument
+    broke it once without a test noticing)."""
+    from benchmarks import bench_quality
+
+    bench_quality.report_cost(2000)
+    out = capsys.readouterr().out
+    assert "2000 documents" in out and "changes: previous='before'" in out
