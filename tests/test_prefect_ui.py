@@ -96,3 +96,20 @@ def test_an_output_path_prefect_refuses_in_a_key_is_still_one_asset(tmp_path: Pa
         "[", "_"
     ).replace("]", "_").replace("%", "_")
     assert release_asset(str(odd)).key == asset.key
+
+
+def test_an_unchanged_run_says_so_on_the_run_the_user_opens(tmp_path: Path) -> None:
+    params = RunParameters(source=str(SEEDS), out=str(tmp_path / "out"), task_runner="thread")
+    first = corpus_release(params)
+    state = corpus_release(params, return_state=True)
+    result = state.result()
+    assert result.unchanged and result.release_id == first.release_id
+    parent = state.state_details.flow_run_id
+    assert isinstance(parent, UUID)
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent]))
+        )
+    (summary,) = [a for a in artifacts if a.key == "corpus-release-summary"]
+    assert f"Unchanged: current is `{first.release_id}`" in str(summary.data)
+    assert "--force-release" in str(summary.data)

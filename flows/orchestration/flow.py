@@ -21,6 +21,8 @@ from flows.orchestration.tasks import (
     opaque,
     prepare_task,
     report_task,
+    story_run_id,
+    unchanged_report_task,
 )
 from flows.output.release import RELEASES
 from flows.words import plural
@@ -96,9 +98,11 @@ def _unchanged(manifest: Manifest, plan: Plan) -> ReleaseResult:
     assert plan.out is not None
     counts = manifest.counts
     get_run_logger().info("unchanged: current is %s", manifest.release_id)
+    path = str(plan.out / RELEASES / manifest.release_id)
+    unchanged_report_task(manifest.release_id, path, story_run_id())
     return ReleaseResult(
         release_id=manifest.release_id,
-        path=str(plan.out / RELEASES / manifest.release_id),
+        path=path,
         inputs=counts.get("inputs", 0),
         published=counts.get("published", 0),
         rejected=counts.get("rejected", 0),

@@ -117,6 +117,24 @@ def report_task(manifest: Manifest, summary: Summary, path: str, story: UUID | N
     ).create()
 
 
+@task(name="report-unchanged", retries=RETRIES, retry_delay_seconds=BACKOFF, cache_policy=NO_CACHE)
+def unchanged_report_task(release_id: str, path: str, story: UUID | None) -> None:
+    """The run the user opens says why it published nothing (the same key as a release's
+    summary, so the artifact's history reads as one story)."""
+    MarkdownArtifact(
+        markdown=(
+            f"# Unchanged: current is `{release_id}`\n\n"
+            "The source and the configuration are those of the current release, and every "
+            f"file of it still hashes to its manifest: nothing was published.\n\n"
+            f"Release: `{path}`. To publish a new release anyway, run with "
+            "`force_release` (`corpus run --force-release`).\n"
+        ),
+        key="corpus-release-summary",
+        description=f"Unchanged: current is {release_id}",
+        flow_run_id=story,
+    ).create()
+
+
 # Characters Prefect refuses in an asset key (prefect.types.names); a path holding one
 # is still one asset, under a key with "_" in their place.
 _NOT_IN_ASSET_KEYS = frozenset("\n\r\t\0 #?&%\"'<>[]{}|\\^`")
