@@ -233,6 +233,15 @@ class Doc:
         return frozenset().union(*(p.anchors for p in self.paragraphs))
 
 
+# The facts columns that hold a document's ParagraphFacts, in the order of its fields.
+PARAGRAPH_COLUMNS = (
+    "paragraph_chars",
+    "paragraph_short",
+    "paragraph_anchors",
+    "paragraph_sentences",
+    "paragraph_clauses",
+    "translation_removed",
+)
 FACTS_COLUMNS = (
     "id",
     "source_path",
@@ -242,12 +251,7 @@ FACTS_COLUMNS = (
     "url",
     "published",
     "source",
-    "paragraph_chars",
-    "paragraph_short",
-    "paragraph_anchors",
-    "paragraph_sentences",
-    "paragraph_clauses",
-    "translation_removed",
+    *PARAGRAPH_COLUMNS,
 )
 
 
@@ -886,6 +890,7 @@ __all__ = [
     "FACTS_COLUMNS",
     "NO_COUNTERPART",
     "PAIRS_FILE",
+    "PARAGRAPH_COLUMNS",
     "Doc",
     "Link",
     "PairSettings",

@@ -40,7 +40,7 @@ from flows.contracts import (
     rows_table,
 )
 from flows.engine.furniture import document_facts
-from flows.engine.pairs import ParagraphFacts, paragraph_facts
+from flows.engine.pairs import PARAGRAPH_COLUMNS, ParagraphFacts, paragraph_facts
 from flows.engine.summary import SUMMARY_COLUMNS, Summary, summarize
 from flows.output.previous import (
     PartMismatch,
@@ -370,12 +370,7 @@ _KNOWN_COLUMNS = (
     "norm_sha256",
     "minhash",
     "line_hashes",
-    "paragraph_chars",
-    "paragraph_short",
-    "paragraph_anchors",
-    "paragraph_sentences",
-    "paragraph_clauses",
-    "translation_removed",
+    *PARAGRAPH_COLUMNS,
 )
 
 
