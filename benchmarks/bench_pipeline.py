@@ -561,9 +561,16 @@ def scale(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
     return results
 
 
-def by_size(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
-    """At each document size, one after another: naive, validate, cold, unchanged."""
+def by_size(
+    args: argparse.Namespace,
+    runner: Runner,
+    server: Runner | None = None,
+    shares: dict[str, ShardShares] | None = None,
+) -> list[Measurement]:
+    """At each document size, one after another: naive, validate (with and without the new
+    stages), cold, unchanged; then cold and unchanged against the long-running ``server``."""
     results = []
+    shares = {} if shares is None else shares
     for size_kb in args.sizes:
         source, generated = ensure_corpus(
             args.work, args.docs, args.seed, args.encodings, args.shared, sys.executable, size_kb
@@ -581,21 +588,99 @@ def by_size(args: argparse.Namespace, runner: Runner) -> list[Measurement]:
         if not args.skip_validate:
             validate = [*runner.cli, "validate", "--source", str(source), *runner.extra]
             results.append(runner.run(f"validate {tag}", validate, docs, ok_codes=(0, 1)))
+            if not args.skip_new_stages:
+                off = [*validate, *NEW_STAGES_OFF]
+                results.append(runner.run(f"validate old stages {tag}", off, docs, ok_codes=(0, 1)))
+                shares[tag] = shard_pass_shares(source, args.new_stages_sample)
         results.append(runner.corpus_run(f"cold {tag}", source, out, docs))
         results.append(runner.corpus_run(f"unchanged {tag}", source, out, docs))
         shutil.rmtree(out, ignore_errors=True)
+        if server is not None:
+            results.append(server.corpus_run(f"cold server {tag}", source, out, docs))
+            results.append(server.corpus_run(f"unchanged server {tag}", source, out, docs))
+            shutil.rmtree(out, ignore_errors=True)
     return results
 
 
-def render_sizes(results: Sequence[Measurement], sizes: Sequence[float]) -> list[str]:
-    """One row per document size: every figure the targets name, side by side."""
+# Switches that turn the corpus-wide stages added after the first releases off (duplicates,
+# learned furniture, translation pairs); quality signals and the facts the corpus step reads
+# are computed in every shard whatever the switches, so their cost is measured in process
+# (shard_pass_shares) and added.
+NEW_STAGES_OFF = ("--dedup", "off", "--no-translation-pairs", "--disabled-rules", "repeated-line")
+
+
+@dataclass(frozen=True, slots=True)
+class ShardShares:
+    """CPU-seconds per published document of the shard pass's pieces, measured in process."""
+
+    documents: int
+    process_ms: float  # the stages (encoding ... quality), per document
+    quality_ms: float  # of which quality_signals
+    facts_ms: float  # facts_table: duplicate signature, line hashes, paragraph facts
+
+    @property
+    def new_ms(self) -> float:
+        return self.quality_ms + self.facts_ms
+
+
+def shard_pass_shares(source: Path, sample: int) -> ShardShares:
+    """Time the per-document work the new stages added, on ``sample`` inputs spread over the
+    corpus: ``quality_signals`` on each published text and ``facts_table`` on the shard's
+    rows, next to the stages as a whole (``process_many``); profiles loaded beforehand."""
+    from flows.contracts import documents_table
+    from flows.engine.plan import prepare
+    from flows.engine.shard import facts_table
+    from flows.models import RunParameters
+    from flows.stages.compose import process_many
+    from flows.stages.language import warm_up
+    from flows.stages.quality import quality_signals
+
+    warm_up()
+    plan = prepare(RunParameters(source=str(source)), publish=False)
+    inputs = [doc for job in plan.shards for doc in job.docs if doc.rejection is None]
+    step = max(1, len(inputs) // max(1, sample))
+    items = [(doc, (source / doc.source_path).read_bytes()) for doc in inputs[::step][:sample]]
+    started = time.process_time()
+    outcome = process_many(items, plan.config)
+    process = time.process_time() - started
+    started = time.process_time()
+    for row in outcome.documents:
+        quality_signals(row.text)
+    quality = time.process_time() - started
+    table = documents_table(outcome.documents)
+    started = time.process_time()
+    facts_table(table, set(), "documents/part-00000.parquet")
+    facts = time.process_time() - started
+    n = max(1, len(outcome.documents))
+    return ShardShares(n, 1000 * process / n, 1000 * quality / n, 1000 * facts / n)
+
+
+def new_stages_cost(
+    validate: Measurement, old: Measurement, shares: ShardShares | None
+) -> tuple[float, float]:
+    """CPU-seconds of the new stages in a ``validate`` run, and of the rest ("today's")."""
+    corpus_step = max(0.0, validate.cpu_s - old.cpu_s)
+    per_document = (shares.new_ms / 1000 * validate.docs) if shares else 0.0
+    new = corpus_step + per_document
+    return new, validate.cpu_s - new
+
+
+def render_sizes(
+    results: Sequence[Measurement],
+    sizes: Sequence[float],
+    shares: dict[str, ShardShares] | None = None,
+) -> list[str]:
+    """One row per document size and Prefect mode: every figure the targets name."""
     by = {m.label: m for m in results}
+    shares = shares or {}
     rows = [
-        "| size | docs | naive s | validate s | cold s | unchanged s | naive/cold (>=3x) "
-        "| cold/validate (<=1.25x) | cold/unchanged (>=4x) | start->first shard s (<=3) "
-        "| cold docs/s/core | validate docs/s/core | naive docs/s/core | cold CPU s "
+        "| size | prefect | docs | naive s | validate s | cold s | unchanged s "
+        "| naive/cold (>=3x) | cold/validate (<=1.25x) | cold/unchanged (>=4x) "
+        "| start->first shard s (<=3) | last shard->exit s | cold docs/s/core (>=150 at 5k) "
+        "| validate docs/s/core | naive docs/s/core | new stages (<=20 %) | cold CPU s "
         "| of which server | cold tree peak MB | unchanged tree peak MB | load |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
+        "|---:|---:|---:|---|",
     ]
 
     def wall(label: str) -> str:
@@ -607,22 +692,37 @@ def render_sizes(results: Sequence[Measurement], sizes: Sequence[float]) -> list
     for size_kb in sizes:
         tag = f"{size_kb:g}k"
         naive, validate = by.get(f"naive {tag}"), by.get(f"validate {tag}")
-        cold, unchanged = by.get(f"cold {tag}"), by.get(f"unchanged {tag}")
-        if cold is None:
-            continue
-        first = f"{cold.marks['first_shard']:.1f}" if "first_shard" in cold.marks else "-"
-        loads = [m.load for m in (naive, validate, cold, unchanged) if m is not None]
+        old = by.get(f"validate old stages {tag}")
+        new_stages = "-"
+        if validate is not None and old is not None:
+            new, today = new_stages_cost(validate, old, shares.get(tag))
+            new_stages = f"{100 * new / today:.0f} %" if today > 0 else "-"
+        for mode, infix in (("temporary", ""), ("server", "server ")):
+            cold, unchanged = by.get(f"cold {infix}{tag}"), by.get(f"unchanged {infix}{tag}")
+            if cold is None:
+                continue
+            marks = cold.marks
+            first = f"{marks['first_shard']:.1f}" if "first_shard" in marks else "-"
+            tail = f"{cold.wall_s - marks['last_shard']:.1f}" if "last_shard" in marks else "-"
+            loads = [m.load for m in (naive, validate, cold, unchanged) if m is not None]
+            rows.append(
+                f"| {tag} | {mode} | {cold.docs} | {wall(f'naive {tag}')} "
+                f"| {wall(f'validate {tag}')} | {cold.wall_s:.1f} "
+                f"| {wall(f'unchanged {infix}{tag}')} "
+                f"| {ratio(naive.wall_s, cold.wall_s) if naive else '-'} "
+                f"| {ratio(cold.wall_s, validate.wall_s) if validate else '-'} "
+                f"| {ratio(cold.wall_s, unchanged.wall_s) if unchanged else '-'} | {first} "
+                f"| {tail} | {per_core(f'cold {infix}{tag}')} | {per_core(f'validate {tag}')} "
+                f"| {per_core(f'naive {tag}')} | {new_stages} | {cold.cpu_s:.1f} "
+                f"| {cold.server_cpu_s:.1f} | {cold.tree_peak_rss_mb:.0f} "
+                f"| {unchanged.tree_peak_rss_mb if unchanged else 0:.0f} "
+                f"| {min(loads):.1f}-{max(loads):.1f} |"
+            )
+    for tag, share in shares.items():
         rows.append(
-            f"| {tag} | {cold.docs} | {wall(f'naive {tag}')} | {wall(f'validate {tag}')} "
-            f"| {cold.wall_s:.1f} | {wall(f'unchanged {tag}')} "
-            f"| {ratio(naive.wall_s, cold.wall_s) if naive else '-'} "
-            f"| {ratio(cold.wall_s, validate.wall_s) if validate else '-'} "
-            f"| {ratio(cold.wall_s, unchanged.wall_s) if unchanged else '-'} | {first} "
-            f"| {per_core(f'cold {tag}')} | {per_core(f'validate {tag}')} "
-            f"| {per_core(f'naive {tag}')} | {cold.cpu_s:.1f} | {cold.server_cpu_s:.1f} "
-            f"| {cold.tree_peak_rss_mb:.0f} "
-            f"| {unchanged.tree_peak_rss_mb if unchanged else 0:.0f} "
-            f"| {min(loads):.1f}-{max(loads):.1f} |"
+            f"\n{tag}: in process on {share.documents} published documents, the stages take "
+            f"{share.process_ms:.2f} ms CPU each, of which quality signals "
+            f"{share.quality_ms:.2f} ms; the corpus step's facts {share.facts_ms:.2f} ms more"
         )
     return rows
 
@@ -775,6 +875,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--skip-validate", action="store_true")
     parser.add_argument(
+        "--skip-new-stages",
+        action="store_true",
+        help="--sizes without the run that measures the new stages' cost (validate with "
+        "duplicates, furniture and pairs off, and quality and facts timed in process)",
+    )
+    parser.add_argument(
+        "--new-stages-sample", type=int, default=600, help="inputs timed in process per size"
+    )
+    parser.add_argument(
+        "--with-server",
+        action="store_true",
+        help="--sizes: also cold and unchanged runs against a long-running `prefect server "
+        "start` (started once, not timed), next to the temporary-server runs",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         nargs="?",
@@ -789,7 +904,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    if not args.server:
+    if not (args.server or args.with_server):
         return bench(args)
     from flows.orchestration.server import local_prefect
 
@@ -800,12 +915,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     with local_prefect(home, ui=False) as stack:
         print(f"started a Prefect server in {time.perf_counter() - started:.1f} s (not timed)")
+        if args.with_server:  # temporary-server runs, and these next to them
+            return bench(args, bench_env(stack.api_url, home))
         args.api_url = stack.api_url
         args.prefect_home = home
         return bench(args)
 
 
-def bench(args: argparse.Namespace) -> int:
+def bench(args: argparse.Namespace, server_env: dict[str, str] | None = None) -> int:
     env = bench_env(args.api_url, args.prefect_home)
     print(f"machine: {machine()}")
     print(f"code: {working_tree()}")
@@ -821,17 +938,22 @@ def bench(args: argparse.Namespace) -> int:
         tuple(corpus_command(args.corpus_cmd)),
         tuple(args.run_arg),
     )
+    server = None
+    if server_env is not None:
+        print(f"and a long-running server at {server_env['PREFECT_API_URL']}")
+        server = dataclasses.replace(runner, env=server_env)
+    shares: dict[str, ShardShares] = {}
     if args.scale:
         results = scale(args, runner)
     elif args.sizes:
-        results = by_size(args, runner)
+        results = by_size(args, runner, server, shares)
     else:
         results = compare(args, runner)
     print()
     print(render(results))
     print()
     if args.sizes:
-        print("\n".join(render_sizes(results, args.sizes)))
+        print("\n".join(render_sizes(results, args.sizes, shares)))
         print()
     for line in summarize(results):
         print(line)
