@@ -83,8 +83,10 @@ def pack(documents: Sequence[Sequence[Paragraph]]) -> Packed:
     chars = np.array([p.chars for p in flat], dtype=np.float64)
     short = np.array([p.short for p in flat], dtype=np.bool_)
     owner = np.repeat(np.arange(len(documents)), counts)
-    prose = np.bincount(owner, weights=np.where(short, 0.0, chars), minlength=len(documents))
-    every = np.bincount(owner, weights=chars, minlength=len(documents))
+    prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), len(documents)).astype(
+        np.float64
+    )
+    every: Floats = np.bincount(owner, chars, len(documents)).astype(np.float64)
     return Packed(
         starts,
         counts,
@@ -137,11 +139,12 @@ def shared_masks(
             numbers |= bit
         elif x.startswith("w:"):
             names |= bit
-        for side, holders in ((left, where_a[x]), (right, where_b[x])):
-            while holders:
-                low = holders & -holders
+        for side, holding in ((left, where_a[x]), (right, where_b[x])):
+            rest = holding
+            while rest:  # each paragraph bit set in ``holding``
+                low = rest & -rest
                 side[low.bit_length() - 1] |= bit
-                holders ^= low
+                rest ^= low
     return SharedMasks(tuple(left), tuple(right), numbers, names)
 
 
@@ -159,9 +162,7 @@ class _Side:
     counts: Ints
 
 
-def _side(
-    packed: Packed, docs: Ints, width: int, masks: Sequence[tuple[int, ...] | None]
-) -> _Side:
+def _side(packed: Packed, docs: Ints, width: int, masks: Sequence[tuple[int, ...] | None]) -> _Side:
     offsets = np.arange(width, dtype=np.int64)
     counts = packed.counts[docs]
     inside = offsets[None, :] < counts[:, None]
@@ -203,9 +204,7 @@ def _gain(
     every = np.bitwise_count(shared).astype(np.int64)
     names = np.bitwise_count(shared & name_bits).astype(np.int64)
     shared_numbers = np.bitwise_count(shared & number_bits).astype(np.int64)
-    llr = llr + (
-        _SHARED_BONUS * np.minimum(every - names, 3) + _NAME_BONUS * np.minimum(names, 2)
-    )
+    llr = llr + (_SHARED_BONUS * np.minimum(every - names, 3) + _NAME_BONUS * np.minimum(names, 2))
     llr = llr - _NUMBER_PENALTY * np.minimum(numbers - 2 * shared_numbers, 3)
     llr = llr + np.where(same, _SAME_SENTENCES, _OTHER_SENTENCES)
     llr = llr + np.where(near, _NEAR_COMMAS, _FAR_COMMAS)
@@ -215,10 +214,8 @@ def _gain(
 def _ratio(packed: Packed, left: Ints, right: Ints) -> Floats:
     """:func:`flows.stages.align.length_ratio` of each pair."""
     a = np.where(packed.prose_chars[left] > 0, packed.prose_chars[left], packed.all_chars[left])
-    b = np.where(
-        packed.prose_chars[right] > 0, packed.prose_chars[right], packed.all_chars[right]
-    )
-    return np.maximum(b, 1.0) / np.maximum(a, 1.0)  # type: ignore[no-any-return]
+    b = np.where(packed.prose_chars[right] > 0, packed.prose_chars[right], packed.all_chars[right])
+    return np.maximum(b, 1.0) / np.maximum(a, 1.0)
 
 
 def _batches(left: Ints, right: Ints, packed: Packed) -> list[Ints]:
@@ -387,9 +384,7 @@ def _first_pass(
             if m_max >= 2:
                 here[:, 2:] = np.maximum(here[:, 2:], above[:, :-2] + one_two[:, i - 1, :-1])
         if i >= 2:
-            here[:, 1:] = np.maximum(
-                here[:, 1:], open_rows[i - 2][:, :-1] + two_one[:, i - 2, :]
-            )
+            here[:, 1:] = np.maximum(here[:, 1:], open_rows[i - 2][:, :-1] + two_one[:, i - 2, :])
         if band <= 0:
             lo, hi = np.zeros_like(n), m
         else:
@@ -406,7 +401,7 @@ def _first_pass(
         open_rows[i] = np.where(inside & (i <= n), here, -np.inf)
     final = best[a.counts, np.arange(pairs), b.counts]
     worst = _WORST_STEP * (a.counts + b.counts)
-    return np.where(np.isfinite(final), final, worst)  # type: ignore[no-any-return]
+    return np.where(np.isfinite(final), final, worst)
 
 
 def _twos(side: _Side) -> _Side:
