@@ -637,18 +637,22 @@ def _may_link(
     keys = sorted(found)
     if not keys:
         return []
-    used = sorted({x for key in keys for x in key})
-    where = {x: where_anchors(docs[x].paragraphs) for x in used}
-    anchors = {x: frozenset(found_anchors) for x, found_anchors in where.items()}
-    packed = pack([docs[x].paragraphs if x in where else () for x in range(len(docs))])
+    used = {x for key in keys for x in key}
+    anchors = {x: docs[x].anchors for x in used}
+    packed = pack([docs[x].paragraphs if x in used else () for x in range(len(docs))])
+    where: dict[int, dict[str, int]] = {}  # made for the documents that share anchors only
+
+    def held(x: int) -> dict[str, int]:
+        if x not in where:
+            where[x] = where_anchors(docs[x].paragraphs)
+        return where[x]
+
     masks: list[SharedMasks | None] = []
     exact: list[int] = []  # too many shared anchors for the masks: measured one by one
     for k, (i, j) in enumerate(keys):
         shared = anchors[i] & anchors[j]
         found_masks = (
-            shared_masks(
-                where[i], len(docs[i].paragraphs), where[j], len(docs[j].paragraphs), shared
-            )
+            shared_masks(held(i), len(docs[i].paragraphs), held(j), len(docs[j].paragraphs), shared)
             if shared
             else None
         )

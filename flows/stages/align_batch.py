@@ -13,6 +13,7 @@ Pure: no IO.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -77,9 +78,12 @@ def pack(documents: Sequence[Sequence[Paragraph]]) -> Packed:
             following = d[k + 1] if k + 1 < len(d) else None
             if following is None or not p.numbers + following.numbers:
                 pair_numbers.append(0)
-            else:
-                joined = p.anchors | following.anchors
-                pair_numbers.append(sum(1 for x in joined if x.startswith("n:")))
+            elif not p.numbers or not following.numbers:
+                pair_numbers.append(p.numbers + following.numbers)
+            else:  # a number in both counts once
+                both = p.anchors & following.anchors
+                twice = sum(1 for x in both if x.startswith("n:"))
+                pair_numbers.append(p.numbers + following.numbers - twice)
     chars = np.array([p.chars for p in flat], dtype=np.float64)
     short = np.array([p.short for p in flat], dtype=np.bool_)
     owner = np.repeat(np.arange(len(documents)), counts)
@@ -168,9 +172,13 @@ def _side(packed: Packed, docs: Ints, width: int, masks: Sequence[tuple[int, ...
     inside = offsets[None, :] < counts[:, None]
     index = np.where(inside, packed.starts[docs][:, None] + offsets[None, :], 0)
     mask_rows = np.zeros((len(docs), width), dtype=np.uint64)
-    for row, found in enumerate(masks):
-        if found:
-            mask_rows[row, : len(found)] = np.array(found, dtype=np.uint64)
+    held = [(row, found) for row, found in enumerate(masks) if found]
+    if held:  # one array for all the rows that hold masks
+        rows = np.repeat([row for row, _ in held], [len(found) for _, found in held])
+        columns = np.concatenate([np.arange(len(found)) for _, found in held])
+        mask_rows[rows, columns] = np.fromiter(
+            itertools.chain.from_iterable(found for _, found in held), dtype=np.uint64
+        )
     return _Side(
         np.where(inside, packed.chars[index], 1.0),
         np.where(inside, packed.short[index], False),
@@ -190,7 +198,7 @@ def _gain(
     same: npt.NDArray[np.bool_],
     near: npt.NDArray[np.bool_],
     numbers: Ints,
-    shared: Masks,
+    shared: Masks | None,
     number_bits: Masks,
     name_bits: Masks,
     merge: Floats | float,
@@ -201,14 +209,18 @@ def _gain(
     r = np.log((lb + 1.0) / (expected + 1.0))
     llr = 0.5 * np.log(_UNRELATED_VARIANCE / variance) - r * r / (2.0 * variance)
     llr = llr + r * r / (2.0 * _UNRELATED_VARIANCE)
-    every = np.bitwise_count(shared).astype(np.int64)
-    names = np.bitwise_count(shared & name_bits).astype(np.int64)
-    shared_numbers = np.bitwise_count(shared & number_bits).astype(np.int64)
-    llr = llr + (_SHARED_BONUS * np.minimum(every - names, 3) + _NAME_BONUS * np.minimum(names, 2))
-    llr = llr - _NUMBER_PENALTY * np.minimum(numbers - 2 * shared_numbers, 3)
+    if shared is None:  # no anchor shared in the whole batch
+        llr = llr - _NUMBER_PENALTY * np.minimum(numbers, 3)
+    else:
+        every = np.bitwise_count(shared).astype(np.int64)
+        names = np.bitwise_count(shared & name_bits).astype(np.int64)
+        shared_numbers = np.bitwise_count(shared & number_bits).astype(np.int64)
+        bonus = _SHARED_BONUS * np.minimum(every - names, 3) + _NAME_BONUS * np.minimum(names, 2)
+        llr = llr + bonus
+        llr = llr - _NUMBER_PENALTY * np.minimum(numbers - 2 * shared_numbers, 3)
     llr = llr + np.where(same, _SAME_SENTENCES, _OTHER_SENTENCES)
     llr = llr + np.where(near, _NEAR_COMMAS, _FAR_COMMAS)
-    return np.maximum(llr - merge, _WORST_STEP)  # type: ignore[no-any-return]
+    return np.maximum(llr - merge, _WORST_STEP)
 
 
 def _ratio(packed: Packed, left: Ints, right: Ints) -> Floats:
@@ -218,16 +230,22 @@ def _ratio(packed: Packed, left: Ints, right: Ints) -> Floats:
     return np.maximum(b, 1.0) / np.maximum(a, 1.0)
 
 
-def _batches(left: Ints, right: Ints, packed: Packed) -> list[Ints]:
+def _batches(
+    left: Ints, right: Ints, packed: Packed, masks: Sequence[SharedMasks | None]
+) -> list[Ints]:
     """Candidate indexes in batches of similar sizes, each table within
-    :data:`_BATCH_CELLS` cells (pairs x rows x columns, padded)."""
+    :data:`_BATCH_CELLS` cells (pairs x rows x columns, padded); the pairs sharing no
+    anchor apart, their batches skip the anchor terms."""
     n, m = packed.counts[left], packed.counts[right]
-    order = np.lexsort((m, n))
+    held = np.array([found is not None for found in masks], dtype=np.bool_)
+    order = np.lexsort((m, n, held))
     batches: list[Ints] = []
     start, widest = 0, 0
+    kinds = held[order].tolist()
     for k, (rows, columns) in enumerate(zip(n[order].tolist(), m[order].tolist(), strict=True)):
         widest = max(widest, columns)
-        if k > start and (k + 1 - start) * (rows + 1) * (widest + 1) > _BATCH_CELLS:
+        full = (k + 1 - start) * (rows + 1) * (widest + 1) > _BATCH_CELLS
+        if k > start and (full or kinds[k] != kinds[k - 1]):
             batches.append(order[start:k])
             start, widest = k, columns
     if start < len(order):
@@ -237,7 +255,7 @@ def _batches(left: Ints, right: Ints, packed: Packed) -> list[Ints]:
 
 def _masks_of(
     masks: Sequence[SharedMasks | None], rows: Ints
-) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...] | None], Masks, Masks]:
+) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...] | None], Masks, Masks, bool]:
     left: list[tuple[int, ...] | None] = []
     right: list[tuple[int, ...] | None] = []
     numbers = np.zeros(len(rows), dtype=np.uint64)
@@ -249,7 +267,7 @@ def _masks_of(
         if found:
             numbers[k] = found.numbers
             names[k] = found.names
-    return left, right, numbers, names
+    return left, right, numbers, names, any(masks[row] is not None for row in rows.tolist())
 
 
 def quick_evidence(
@@ -257,8 +275,8 @@ def quick_evidence(
 ) -> Floats:
     """:func:`flows.stages.align.quick_evidence` of each pair (left[k], right[k])."""
     out = np.empty(len(left), dtype=np.float64)
-    for rows in _batches(left, right, packed):
-        lm, rm, number_bits, name_bits = _masks_of(masks, rows)
+    for rows in _batches(left, right, packed, masks):
+        lm, rm, number_bits, name_bits, held = _masks_of(masks, rows)
         n_max = int(packed.counts[left[rows]].max())
         m_max = int(packed.counts[right[rows]].max())
         a = _side(packed, left[rows], n_max, lm)
@@ -283,7 +301,7 @@ def quick_evidence(
                 a.sentences == pick(b.sentences),
                 np.abs(a.clauses - pick(b.clauses)) <= 1,  # type: ignore[operator]
                 a.numbers + pick(b.numbers),  # type: ignore[operator]
-                a.masks & pick(b.masks),  # type: ignore[operator]
+                a.masks & pick(b.masks) if held else None,  # type: ignore[operator]
                 number_bits[:, None],
                 name_bits[:, None],
                 0.0,
@@ -305,7 +323,7 @@ def first_pass_evidence(
     each pair (left[k], right[k]): the same dynamic programme, a row of the table at a time
     for a whole batch of pairs."""
     out = np.empty(len(left), dtype=np.float64)
-    for rows in _batches(left, right, packed):
+    for rows in _batches(left, right, packed, masks):
         out[rows] = _first_pass(packed, left[rows], right[rows], masks, rows, band)
     return out
 
@@ -318,7 +336,7 @@ def _first_pass(
     rows: Ints,
     band: int,
 ) -> Floats:
-    lm, rm, number_bits, name_bits = _masks_of(masks, rows)
+    lm, rm, number_bits, name_bits, held = _masks_of(masks, rows)
     n_max, m_max = int(packed.counts[left].max()), int(packed.counts[right].max())
     a = _side(packed, left, n_max, lm)
     b = _side(packed, right, m_max, rm)
@@ -333,7 +351,7 @@ def _first_pass(
         a.sentences[:, :, None] == b.sentences[:, None, :],
         np.abs(a.clauses[:, :, None] - b.clauses[:, None, :]) <= 1,
         a.numbers[:, :, None] + b.numbers[:, None, :],
-        a.masks[:, :, None] & b.masks[:, None, :],
+        a.masks[:, :, None] & b.masks[:, None, :] if held else None,
         nb,
         mb,
         0.0,
@@ -347,7 +365,7 @@ def _first_pass(
         a2.sentences[:, :, None] == b.sentences[:, None, :],
         np.abs(a2.clauses[:, :, None] - b.clauses[:, None, :]) <= 1,
         b.numbers[:, None, :] + a2.numbers[:, :, None],
-        a2.masks[:, :, None] & b.masks[:, None, :],
+        a2.masks[:, :, None] & b.masks[:, None, :] if held else None,
         nb,
         mb,
         _MERGE_COST + np.where(a2.short[:, :, None] | b.short[:, None, :], 2.0, 0.0),
@@ -359,7 +377,7 @@ def _first_pass(
         a.sentences[:, :, None] == b2.sentences[:, None, :],
         np.abs(a.clauses[:, :, None] - b2.clauses[:, None, :]) <= 1,
         a.numbers[:, :, None] + b2.numbers[:, None, :],
-        a.masks[:, :, None] & b2.masks[:, None, :],
+        a.masks[:, :, None] & b2.masks[:, None, :] if held else None,
         nb,
         mb,
         _MERGE_COST + np.where(a.short[:, :, None] | b2.short[:, None, :], 2.0, 0.0),
