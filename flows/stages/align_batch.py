@@ -174,8 +174,10 @@ def _side(packed: Packed, docs: Ints, width: int, masks: Sequence[tuple[int, ...
     mask_rows = np.zeros((len(docs), width), dtype=np.uint64)
     held = [(row, found) for row, found in enumerate(masks) if found]
     if held:  # one array for all the rows that hold masks
-        rows = np.repeat([row for row, _ in held], [len(found) for _, found in held])
-        columns = np.concatenate([np.arange(len(found)) for _, found in held])
+        lengths = np.array([len(found) for _, found in held], dtype=np.int64)
+        rows = np.repeat([row for row, _ in held], lengths)
+        firsts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        columns = np.arange(len(rows)) - firsts
         mask_rows[rows, columns] = np.fromiter(
             itertools.chain.from_iterable(found for _, found in held), dtype=np.uint64
         )
