@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.contracts import BITEXT_SCHEMA, PAIRS_SCHEMA
@@ -22,7 +25,21 @@ from flows.engine.pairs import (
     take_out,
     url_key,
 )
-from flows.stages.align import align, align_linked, anchors, paragraphs
+from flows.stages.align import (
+    Paragraph,
+    align,
+    align_linked,
+    anchors,
+    paragraphs,
+    quick_evidence,
+)
+from flows.stages.align_batch import (
+    first_pass_evidence,
+    pack,
+    shared_masks,
+    where_anchors,
+)
+from flows.stages.align_batch import quick_evidence as batch_quick_evidence
 from flows.stages.boilerplate import tidy
 from tests.conftest import REPO, run_release
 
@@ -365,3 +382,148 @@ def test_a_linked_pair_is_aligned_despite_a_dropped_long_paragraph() -> None:
         ((5,), (4,)),
         ((6,), (5,)),
     ]
+
+
+def _article(rng: random.Random, title: str, shape: Sequence[tuple[int, int]]) -> str:
+    """A title and paragraphs of about the given lengths and sentence counts, of random
+    lower-case words: nothing to anchor on, only structure."""
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda"]
+    lines = [title]
+    for chars, count in shape:
+        sentences = []
+        for _ in range(count):
+            sentence: list[str] = []
+            while sum(len(w) + 1 for w in sentence) < chars / count:
+                sentence.append(rng.choice(words))
+            sentences.append(" ".join(sentence) + ".")
+        lines.append(" ".join(sentences))
+    return "\n\n".join(lines)
+
+
+def test_unrelated_short_texts_of_like_paragraphs_are_not_paired() -> None:
+    # Documents of a title and three paragraphs whose lengths and sentence counts match
+    # from one language to the other (what a thousand unrelated 1 kB documents of one
+    # style offer by chance): structure alone is no evidence for so few paragraphs.
+    rng = random.Random(7)
+    docs = []
+    for k in range(12):
+        shape = [(rng.randint(150, 700), rng.randint(1, 6)) for _ in range(3)]
+        for language in ("de", "fr"):
+            scaled = [(int(chars * (1.1 if language == "de" else 1.0)), n) for chars, n in shape]
+            docs.append(_doc(f"{language}{k}", language, _article(rng, "kurzer titel", scaled)))
+    assert link(docs, candidates(docs)) == []
+
+
+Facts = tuple[int, bool, int, int, str]
+
+
+def _facts_doc(name: str, language: str, rows: Sequence[Facts]) -> Doc:
+    found = tuple(
+        Paragraph(k, chars, frozenset(anchors.split()), short, sentences, clauses)
+        for k, (chars, short, sentences, clauses, anchors) in enumerate(rows)
+    )
+    return Doc(name, name, language, "f", "", None, None, None, found)
+
+
+def test_structure_alone_links_only_on_strong_evidence() -> None:
+    # Two unrelated documents of the generated 5 kB benchmark corpus (their facts: length,
+    # short, sentences, clause marks, anchors; none shared): their paragraphs agree enough
+    # for evidence 5.6, which chance gives among tens of thousands of structure candidates.
+    russian = _facts_doc(
+        "ru",
+        "ru",
+        [
+            (43, True, 1, 0, ""),
+            (113, False, 2, 2, ""),
+            (210, False, 3, 6, ""),
+            (552, False, 7, 10, ""),
+            (461, False, 6, 5, "w:beachyhead"),
+            (510, False, 6, 10, "n:.5 n:20"),
+        ],
+    )
+    portuguese = _facts_doc(
+        "pt",
+        "pt",
+        [
+            (58, True, 1, 0, "w:vicente"),
+            (212, False, 3, 1, "w:restelo"),
+            (343, False, 3, 5, "w:almeida w:lopes"),
+            (898, False, 7, 9, "w:cabo w:verde"),
+            (336, False, 3, 5, "n:2013 n:429 n:47.3 n:548 n:60.4 w:messi"),
+            (390, False, 3, 3, "n:23 w:bilbau"),
+            (851, False, 6, 17, "n:50 n:60 w:portugal"),
+        ],
+    )
+    docs = [russian, portuguese]
+    assert 5.0 <= align(russian.paragraphs, portuguese.paragraphs).evidence < 10.0
+    assert link(docs, {(0, 1): {"structure"}}) == []
+    # The same evidence with the same day and source (or a shared URL) links them.
+    assert len(link(docs, {(0, 1): {"published"}})) == 1
+
+
+def test_shared_names_alone_need_the_evidence_structure_needs() -> None:
+    # Unrelated texts about one person share the person's names, not their numbers.
+    english = paragraphs(
+        "A short title\n\nNelson Mandela spoke in the morning. Then he left.\n\n"
+        "The crowd waited for hours, and nobody knew why the hall stayed closed."
+    )
+    german = paragraphs(
+        "Ein kurzer Titel\n\nNelson Mandela kam am Abend an. Dann sprach er.\n\n"
+        "Die Menge wartete lange, und niemand wusste, warum der Saal geschlossen blieb."
+    )
+    docs = [
+        Doc("en", "en", "en", "f", "", None, None, None, tuple(english)),
+        Doc("de", "de", "de", "f", "", None, None, None, tuple(german)),
+    ]
+    evidence = align(english, german).evidence
+    assert 5.0 <= evidence < 10.0
+    assert link(docs, {(0, 1): {"anchors"}}) == []
+    assert len(link(docs, {(0, 1): {"url"}})) == 1
+
+
+@settings(deadline=None, max_examples=60)  # numpy's first calls are slow on a busy machine
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 900), st.booleans(), st.integers(1, 6), st.integers(0, 6)),
+        min_size=1,
+        max_size=14,
+    ),
+    st.lists(
+        st.tuples(st.integers(1, 900), st.booleans(), st.integers(1, 6), st.integers(0, 6)),
+        min_size=1,
+        max_size=14,
+    ),
+    st.lists(st.sampled_from(["n:12", "n:2024", "w:anna", "u:x.org", "n:7.5"]), max_size=8),
+)
+def test_the_array_screen_gives_align_s_evidence(
+    left: list[tuple[int, bool, int, int]],
+    right: list[tuple[int, bool, int, int]],
+    anchor_pool: list[str],
+) -> None:
+    def side(rows: list[tuple[int, bool, int, int]], offset: int) -> list[Paragraph]:
+        return [
+            Paragraph(
+                k,
+                chars,
+                frozenset(anchor_pool[(k + offset) % len(anchor_pool) :][:2])
+                if anchor_pool
+                else frozenset(),
+                short,
+                sentences,
+                clauses,
+            )
+            for k, (chars, short, sentences, clauses) in enumerate(rows)
+        ]
+
+    a, b = side(left, 0), side(right, 1)
+    packed = pack([a, b])
+    where_a, where_b = where_anchors(a), where_anchors(b)
+    shared = frozenset(where_a) & frozenset(where_b)
+    masks = [shared_masks(where_a, len(a), where_b, len(b), shared) if shared else None]
+    pair = np.array([0]), np.array([1])
+    for band in (0, 6):
+        expected = align(a, b, band, refine=False).evidence
+        found = first_pass_evidence(packed, *pair, masks, band)[0]
+        assert found == pytest.approx(expected, abs=1e-9)
+    quick = batch_quick_evidence(packed, *pair, masks)[0]
+    assert quick == pytest.approx(quick_evidence(a, b), abs=1e-9)

@@ -25,18 +25,30 @@ deduplication and learned furniture:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
+import gc
 import itertools
 import logging
 import math
 import re
 import statistics
-from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections import Counter, defaultdict, deque
+from collections.abc import (
+    Callable,
+    Collection,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -63,6 +75,14 @@ from flows.stages.align import (
     paragraphs,
     quick_evidence,
 )
+from flows.stages.align_batch import (
+    SharedMasks,
+    first_pass_evidence,
+    pack,
+    shared_masks,
+    where_anchors,
+)
+from flows.stages.align_batch import quick_evidence as batch_quick_evidence
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
 from flows.words import plural
@@ -178,6 +198,13 @@ class PairSettings:
     # on refined alignments 0.99 and 0.93 (seeds 1-3: 0.86-1.00).
     link_evidence: float = 5.0
     group_evidence: float = 4.0
+    # A candidate that structure alone proposed (no shared anchor, URL or day) needs this
+    # much to link on its own: among thousands of documents of one style, paragraph
+    # lengths and sentence counts reach 5 by chance (6,000 generated 5 kB documents, no
+    # translation among them: a pair at 5.6). UDHR benchmark, seeds 0-3: 5 -> 10 changes
+    # no recall (a group still takes in a translation that structure alone proposed, on
+    # its mean evidence) and precision 0.996-0.998 -> 1.000; 13 changes nothing more.
+    structure_evidence: float = 10.0
     # Then a document or two left alone joins a group of ``adopt_from`` or more when their
     # mean evidence is this or more.
     adopt_evidence: float = 3.0
@@ -190,6 +217,12 @@ class PairSettings:
     min_shared_anchors: int = 2
     # Neighbours compared in each paragraph-length-profile order.
     structure_window: int = 8
+    # Structure alone proposes only documents of this many prose paragraphs or more: the
+    # lengths of one to four paragraphs match by chance among thousands of documents (6,000
+    # generated 1 kB documents, no translation among them: 230 false pairs, all of 3-4
+    # prose paragraphs); shorter texts pair on anchors, URL or published day and source.
+    # UDHR benchmark: every document has 5 or more.
+    structure_from: int = 5
     # Candidates are scored on a band of this many paragraphs around the diagonal (the
     # linked pairs are then aligned in full): 30 x 30 paragraphs cost 3.5 ms, not 12.
     band: int = 6
@@ -305,6 +338,7 @@ def url_key(url: str, language: str) -> str | None:
 
 
 Candidates = dict[tuple[int, int], set[str]]
+Ints = npt.NDArray[np.int64]
 
 
 def _add(found: Candidates, docs: Sequence[Doc], i: int, j: int, signal: str) -> None:
@@ -327,33 +361,56 @@ def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Can
 
 
 def _shared_keys(
-    docs: Sequence[Doc], keys: Sequence[Collection[Hashable]], max_docs: int
-) -> tuple[list[int], dict[tuple[int, int], int]]:
-    """Each document's number of keys, and how many keys each pair of documents of
-    different languages shares, counting only keys held by at most ``max_docs`` documents
-    (a common key blocks nothing, and its pairs would grow with the square)."""
+    docs: Sequence[Doc],
+    keys: Sequence[Collection[Hashable]],
+    max_docs: int,
+    enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
+) -> list[tuple[int, int]]:
+    """The pairs of documents of different languages (i < j) that share keys, counting
+    only keys held by at most ``max_docs`` documents (a common key blocks nothing, and its
+    pairs would grow with the square), and kept where ``enough(shared, sizes_i, sizes_j)``
+    (each document's number of keys). Made in arrays: the pairs of many posting lists of
+    one length at once, counted and filtered before any becomes a Python object."""
+    # Counted first (in C), so only the rare keys get posting lists: most of a corpus's
+    # anchors are common (6,000 20 kB documents: 2 million anchors, 5 % of them rare).
+    frequency = Counter(itertools.chain.from_iterable(keys))
+    rare = {key for key, count in frequency.items() if 2 <= count <= max_docs}
     postings: dict[Hashable, list[int]] = defaultdict(list)
     for i, found_keys in enumerate(keys):
-        for key in found_keys:
+        for key in rare.intersection(found_keys):
             postings[key].append(i)
-    shared: dict[tuple[int, int], int] = defaultdict(int)
+    by_length: dict[int, list[list[int]]] = defaultdict(list)
     for members in postings.values():
-        if len(members) < 2 or len(members) > max_docs:
-            continue
-        for x, i in enumerate(members):
-            for j in members[x + 1 :]:
-                if docs[i].language != docs[j].language:
-                    shared[(i, j)] += 1
-    return [len(found_keys) for found_keys in keys], shared
+        if 2 <= len(members) <= max_docs:
+            by_length[len(members)].append(members)
+    if not by_length:
+        return []
+    sizes = np.array([len(found_keys) for found_keys in keys], dtype=np.int64)
+    codes = {language: k for k, language in enumerate(sorted({doc.language for doc in docs}))}
+    language = np.array([codes[doc.language] for doc in docs], dtype=np.int64)
+    lefts, rights = [], []
+    for length, lists in by_length.items():
+        block = np.array(lists, dtype=np.int64)  # members ascend: left < right
+        x, y = np.triu_indices(length, 1)
+        lefts.append(block[:, x].ravel())
+        rights.append(block[:, y].ravel())
+    left, right = np.concatenate(lefts), np.concatenate(rights)
+    other = language[left] != language[right]
+    pair, counts = np.unique(left[other] * len(docs) + right[other], return_counts=True)
+    first, second = pair // len(docs), pair % len(docs)
+    kept = enough(counts, sizes[first], sizes[second])
+    return list(zip(first[kept].tolist(), second[kept].tolist(), strict=True))
 
 
 def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
+    def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
+        least = np.minimum(np.minimum(one, other), settings.min_shared_anchors)
+        return shared >= np.maximum(1, least)
+
     # each document's anchors computed once, not once per pair it is in
-    sizes, shared = _shared_keys(docs, [doc.anchors for doc in docs], settings.max_anchor_docs)
-    for (i, j), count in shared.items():
-        least = min(sizes[i], sizes[j], settings.min_shared_anchors)
-        if count >= max(1, least):
-            _add(found, docs, i, j, "anchors")
+    keys = [doc.anchors for doc in docs]
+    for i, j in _shared_keys(docs, keys, settings.max_anchor_docs, enough):
+        _add(found, docs, i, j, "anchors")
 
 
 def _by_metadata(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
@@ -406,8 +463,12 @@ def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates
     its nearest ``structure_window`` neighbours of another language on either side (at
     most ``_SCAN`` documents looked at each way, so a corpus of mostly one language stays
     linear), kept when their profiles agree (:func:`_agree`)."""
-    keyed = [(profile, i) for i, doc in enumerate(docs) if (profile := _profile(doc)) is not None]
     counts = [sum(1 for p in doc.paragraphs if not p.short) for doc in docs]
+    keyed = [
+        (profile, i)
+        for i, doc in enumerate(docs)
+        if counts[i] >= settings.structure_from and (profile := _profile(doc)) is not None
+    ]
     for axis in range(3):
         order = sorted(keyed, key=lambda item: (item[0][axis], item[1]))
         for x, (profile, i) in enumerate(order):
@@ -460,11 +521,19 @@ def shapes(doc: Doc) -> set[tuple[int, ...]]:
 def _by_shapes(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
     """Documents sharing two or more structure shingles (:func:`shapes`), each shingle
     blocking only while it is in at most ``max_anchor_docs`` documents."""
-    sizes, shared = _shared_keys(docs, [shapes(doc) for doc in docs], settings.max_anchor_docs)
-    for (i, j), count in shared.items():
+    keys = [
+        shapes(doc)
+        if sum(1 for p in doc.paragraphs if not p.short) >= settings.structure_from
+        else set()
+        for doc in docs
+    ]
+
+    def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
         # Short texts have few shingles, and an edit breaks most of them: one is enough.
-        if count >= (1 if min(sizes[i], sizes[j]) <= 6 else 2):
-            _add(found, docs, i, j, "structure")
+        return shared >= np.where(np.minimum(one, other) <= 6, 1, 2)
+
+    for i, j in _shared_keys(docs, keys, settings.max_anchor_docs, enough):
+        _add(found, docs, i, j, "structure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -509,7 +578,9 @@ def link(
         return evidence[key]
 
     ranked = sorted(
-        (-value, i, j) for (i, j) in found if (value := measure(i, j)) >= settings.link_evidence
+        (-value, i, j)
+        for (i, j) in _may_link(docs, found, settings)
+        if (value := measure(i, j)) >= _least(docs, (i, j), found, settings)
     )
     group: dict[int, tuple[int, ...]] = {i: (i,) for pair in found for i in pair}
     for _, i, j in ranked:
@@ -533,6 +604,81 @@ def link(
 
 
 _WORST_EVIDENCE = -1e9  # a pair the linear-time filter turned away
+
+
+def _least(
+    docs: Sequence[Doc], key: tuple[int, int], found: Candidates, settings: PairSettings
+) -> float:
+    """The evidence a candidate needs to link on its own: ``structure_evidence`` when
+    structure alone proposed it, or shared names (unrelated texts about one person share
+    them: 6,000 generated 1 kB documents, two such pairs at 6-7)."""
+    signals = found[key]
+    if signals == {"structure"} or (
+        signals <= {"anchors", "structure"}
+        and all(x.startswith("w:") for x in docs[key[0]].anchors & docs[key[1]].anchors)
+    ):
+        return max(settings.link_evidence, settings.structure_evidence)
+    return settings.link_evidence
+
+
+_ROUNDING = 1e-9  # the array screen's values are measure's to the last bits of a float
+
+
+def _may_link(
+    docs: Sequence[Doc], found: Candidates, settings: PairSettings
+) -> list[tuple[int, int]]:
+    """The candidates whose evidence (``link``'s ``measure``) may reach ``link_evidence``,
+    found for all of them at once in arrays (:mod:`flows.stages.align_batch`): the
+    linear-time screen, then the first alignment pass, are computed as ``measure`` computes
+    them, and a candidate is left out when the screen turns it away or the first pass
+    stays under both ``refine_from`` (no second pass then) and ``link_evidence``. The
+    others are measured as before, so the links are the same; on 6,000 generated 5 kB
+    documents, 224 of 50,853 candidates are left to align one by one."""
+    keys = sorted(found)
+    if not keys:
+        return []
+    used = {x for key in keys for x in key}
+    anchors = {x: docs[x].anchors for x in used}
+    packed = pack([docs[x].paragraphs if x in used else () for x in range(len(docs))])
+    where: dict[int, dict[str, int]] = {}  # made for the documents that share anchors only
+
+    def held(x: int) -> dict[str, int]:
+        if x not in where:
+            where[x] = where_anchors(docs[x].paragraphs)
+        return where[x]
+
+    masks: list[SharedMasks | None] = []
+    exact: list[int] = []  # too many shared anchors for the masks: measured one by one
+    for k, (i, j) in enumerate(keys):
+        shared = anchors[i] & anchors[j]
+        found_masks = (
+            shared_masks(held(i), len(docs[i].paragraphs), held(j), len(docs[j].paragraphs), shared)
+            if shared
+            else None
+        )
+        if shared and found_masks is None:
+            exact.append(k)
+        masks.append(found_masks)
+    left = np.array([i for i, _ in keys], dtype=np.int64)
+    right = np.array([j for _, j in keys], dtype=np.int64)
+    counts = packed.counts
+    quick = np.minimum(counts[left], counts[right]) >= settings.quick_from
+    least = np.where(quick, settings.quick_least, settings.quick_structure_least)
+    screened = quick | np.array([found[key] == {"structure"} for key in keys], dtype=np.bool_)
+    keep = np.ones(len(keys), dtype=np.bool_)
+    at = np.flatnonzero(screened)
+    if len(at):
+        chosen = [masks[k] for k in at.tolist()]
+        value = batch_quick_evidence(packed, left[at], right[at], chosen)
+        keep[at] = value >= least[at] - _ROUNDING
+    at = np.flatnonzero(keep)
+    if len(at):
+        chosen = [masks[k] for k in at.tolist()]
+        value = first_pass_evidence(packed, left[at], right[at], chosen, settings.band)
+        floor = min(settings.refine_from, settings.link_evidence) - _ROUNDING
+        keep[at] = value >= floor
+    keep[exact] = True
+    return [keys[k] for k in np.flatnonzero(keep).tolist()]
 
 
 def _join(group: dict[int, tuple[int, ...]], one: tuple[int, ...], other: tuple[int, ...]) -> None:
@@ -732,9 +878,10 @@ def apply_pairs(
     facts = read_facts(release, FACTS_COLUMNS)
     gone = pa.array(sorted(excluded), pa.string())
     facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
-    docs = docs_from_facts(facts.to_pylist())
-    found = candidates(docs, settings) if settings.enabled else {}
-    links = link(docs, found, settings)
+    with _no_collection():
+        docs = docs_from_facts(facts.to_pylist())
+        found = candidates(docs, settings) if settings.enabled else {}
+        links = link(docs, found, settings)
     reused = _previous_rows(previous, docs, links)
     wanted: dict[str, set[str]] = defaultdict(set)
     for item in links:
@@ -790,6 +937,20 @@ def apply_pairs(
         plural(removed, "document"),
     )
     return touched, counts
+
+
+@contextlib.contextmanager
+def _no_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while the facts become Python objects: hundreds
+    of thousands of paragraphs, none in a cycle, would set it off again and again over an
+    ever larger heap (6,000 20 kB documents: 3.2 -> 1.9 s CPU to build them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _previous_rows(

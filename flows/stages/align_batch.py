@@ -1,0 +1,456 @@
+"""Many candidate pairs' alignment evidence at once (numpy): a cheap screen before align.
+
+:func:`flows.stages.align.quick_evidence` and the first pass of
+:func:`flows.stages.align.align` (the whole-text length ratio, a band around the diagonal)
+computed for every candidate pair of a corpus in a few array operations instead of one
+Python loop per pair and paragraph. Same steps, same formulas and the same order of
+operations, so the values are :func:`~flows.stages.align.align`'s to rounding (a logarithm
+may differ in its last bit): a caller uses them to leave out the pairs that cannot reach a
+threshold, and aligns the others as before. Shared anchors are counted exactly through
+per-candidate bit masks over the anchors the two documents share (:func:`shared_masks`).
+Pure: no IO.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from flows.stages.align import (
+    _FAR_COMMAS,
+    _MERGE_COST,
+    _NAME_BONUS,
+    _NEAR_COMMAS,
+    _NUMBER_PENALTY,
+    _OTHER_SENTENCES,
+    _SAME_SENTENCES,
+    _SHARED_BONUS,
+    _SKIP_PROSE,
+    _SKIP_SHORT,
+    _UNRELATED_VARIANCE,
+    _VARIANCE_CHARS,
+    _VARIANCE_FLOOR,
+    _WORST_STEP,
+    Paragraph,
+)
+
+Floats = npt.NDArray[np.float64]
+Ints = npt.NDArray[np.int64]
+Masks = npt.NDArray[np.uint64]
+
+# Candidates per array batch: bounded memory whatever the corpus (cells = pairs x n x m).
+_BATCH_CELLS = 400_000
+MASK_BITS = 64  # shared anchors one candidate's masks can hold
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """The paragraphs of many documents in flat arrays, document k at
+    ``starts[k] : starts[k] + counts[k]``."""
+
+    starts: Ints
+    counts: Ints
+    chars: Floats
+    short: npt.NDArray[np.bool_]
+    sentences: Ints
+    clauses: Ints
+    numbers: Ints
+    # Numbers of a paragraph and the next one counted on their union (a 2-1 step).
+    pair_numbers: Ints
+    prose_chars: Floats  # per document: characters of its non-short paragraphs
+    all_chars: Floats
+
+
+def pack(documents: Sequence[Sequence[Paragraph]]) -> Packed:
+    """Flat arrays of the documents' paragraphs (:class:`Packed`)."""
+    counts = np.array([len(d) for d in documents], dtype=np.int64)
+    starts = np.zeros(len(documents), dtype=np.int64)
+    if len(documents) > 1:
+        starts[1:] = np.cumsum(counts)[:-1]
+    flat = [p for d in documents for p in d]
+    pair_numbers = []
+    for d in documents:
+        for k, p in enumerate(d):
+            following = d[k + 1] if k + 1 < len(d) else None
+            if following is None or not p.numbers + following.numbers:
+                pair_numbers.append(0)
+            elif not p.numbers or not following.numbers:
+                pair_numbers.append(p.numbers + following.numbers)
+            else:  # a number in both counts once
+                both = p.anchors & following.anchors
+                twice = sum(1 for x in both if x.startswith("n:"))
+                pair_numbers.append(p.numbers + following.numbers - twice)
+    chars = np.array([p.chars for p in flat], dtype=np.float64)
+    short = np.array([p.short for p in flat], dtype=np.bool_)
+    owner = np.repeat(np.arange(len(documents)), counts)
+    prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), len(documents)).astype(
+        np.float64
+    )
+    every: Floats = np.bincount(owner, chars, len(documents)).astype(np.float64)
+    return Packed(
+        starts,
+        counts,
+        chars,
+        short,
+        np.array([p.sentences for p in flat], dtype=np.int64),
+        np.array([p.clauses for p in flat], dtype=np.int64),
+        np.array([p.numbers for p in flat], dtype=np.int64),
+        np.array(pair_numbers, dtype=np.int64),
+        prose,
+        every,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SharedMasks:
+    """Per candidate, the anchors its two documents share as bits: each paragraph's mask
+    (of the bits it holds) on either side, and which bits are numbers and names."""
+
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    numbers: int
+    names: int
+
+
+def where_anchors(paragraphs: Sequence[Paragraph]) -> dict[str, int]:
+    """Each anchor of a document and the paragraphs that hold it, as bits (index k: 1 << k):
+    computed once per document, so a candidate's masks cost what the two share."""
+    found: dict[str, int] = {}
+    for k, p in enumerate(paragraphs):
+        for x in p.anchors:
+            found[x] = found.get(x, 0) | 1 << k
+    return found
+
+
+def shared_masks(
+    where_a: dict[str, int], n: int, where_b: dict[str, int], m: int, shared: Iterable[str]
+) -> SharedMasks | None:
+    """The bit masks of the anchors two documents share (``where_*``: :func:`where_anchors`
+    of each, ``n`` and ``m`` their paragraphs); None when there are more than
+    :data:`MASK_BITS` (the caller aligns that pair in Python)."""
+    ordered = sorted(shared)
+    if len(ordered) > MASK_BITS:
+        return None
+    left, right = [0] * n, [0] * m
+    numbers = names = 0
+    for k, x in enumerate(ordered):
+        bit = 1 << k
+        if x.startswith("n:"):
+            numbers |= bit
+        elif x.startswith("w:"):
+            names |= bit
+        for side, holding in ((left, where_a[x]), (right, where_b[x])):
+            rest = holding
+            while rest:  # each paragraph bit set in ``holding``
+                low = rest & -rest
+                side[low.bit_length() - 1] |= bit
+                rest ^= low
+    return SharedMasks(tuple(left), tuple(right), numbers, names)
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One side of a batch of candidates, padded to its longest document: [pairs, n]."""
+
+    chars: Floats
+    short: npt.NDArray[np.bool_]
+    sentences: Ints
+    clauses: Ints
+    numbers: Ints
+    pair_numbers: Ints
+    masks: Masks
+    counts: Ints
+
+
+def _side(packed: Packed, docs: Ints, width: int, masks: Sequence[tuple[int, ...] | None]) -> _Side:
+    offsets = np.arange(width, dtype=np.int64)
+    counts = packed.counts[docs]
+    inside = offsets[None, :] < counts[:, None]
+    index = np.where(inside, packed.starts[docs][:, None] + offsets[None, :], 0)
+    mask_rows = np.zeros((len(docs), width), dtype=np.uint64)
+    held = [(row, found) for row, found in enumerate(masks) if found]
+    if held:  # one array for all the rows that hold masks
+        lengths = np.array([len(found) for _, found in held], dtype=np.int64)
+        rows = np.repeat([row for row, _ in held], lengths)
+        firsts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+        columns = np.arange(len(rows)) - firsts
+        mask_rows[rows, columns] = np.fromiter(
+            itertools.chain.from_iterable(found for _, found in held), dtype=np.uint64
+        )
+    return _Side(
+        np.where(inside, packed.chars[index], 1.0),
+        np.where(inside, packed.short[index], False),
+        packed.sentences[index],
+        packed.clauses[index],
+        np.where(inside, packed.numbers[index], 0),
+        np.where(inside, packed.pair_numbers[index], 0),
+        mask_rows,
+        counts,
+    )
+
+
+def _gain(
+    la: Floats,
+    lb: Floats,
+    ratio: Floats,
+    same: npt.NDArray[np.bool_],
+    near: npt.NDArray[np.bool_],
+    numbers: Ints,
+    shared: Masks | None,
+    number_bits: Masks,
+    name_bits: Masks,
+    merge: Floats | float,
+) -> Floats:
+    """:func:`flows.stages.align._step` on arrays (broadcast), in the same order."""
+    expected = la * ratio
+    variance = _VARIANCE_FLOOR + _VARIANCE_CHARS / np.maximum(1.0, (expected + lb) / 2.0)
+    r = np.log((lb + 1.0) / (expected + 1.0))
+    llr = 0.5 * np.log(_UNRELATED_VARIANCE / variance) - r * r / (2.0 * variance)
+    llr = llr + r * r / (2.0 * _UNRELATED_VARIANCE)
+    if shared is None:  # no anchor shared in the whole batch
+        llr = llr - _NUMBER_PENALTY * np.minimum(numbers, 3)
+    else:
+        every = np.bitwise_count(shared).astype(np.int64)
+        names = np.bitwise_count(shared & name_bits).astype(np.int64)
+        shared_numbers = np.bitwise_count(shared & number_bits).astype(np.int64)
+        bonus = _SHARED_BONUS * np.minimum(every - names, 3) + _NAME_BONUS * np.minimum(names, 2)
+        llr = llr + bonus
+        llr = llr - _NUMBER_PENALTY * np.minimum(numbers - 2 * shared_numbers, 3)
+    llr = llr + np.where(same, _SAME_SENTENCES, _OTHER_SENTENCES)
+    llr = llr + np.where(near, _NEAR_COMMAS, _FAR_COMMAS)
+    return np.maximum(llr - merge, _WORST_STEP)
+
+
+def _ratio(packed: Packed, left: Ints, right: Ints) -> Floats:
+    """:func:`flows.stages.align.length_ratio` of each pair."""
+    a = np.where(packed.prose_chars[left] > 0, packed.prose_chars[left], packed.all_chars[left])
+    b = np.where(packed.prose_chars[right] > 0, packed.prose_chars[right], packed.all_chars[right])
+    return np.maximum(b, 1.0) / np.maximum(a, 1.0)
+
+
+def _batches(
+    left: Ints, right: Ints, packed: Packed, masks: Sequence[SharedMasks | None]
+) -> list[Ints]:
+    """Candidate indexes in batches of similar sizes, each table within
+    :data:`_BATCH_CELLS` cells (pairs x rows x columns, padded); the pairs sharing no
+    anchor apart, their batches skip the anchor terms."""
+    n, m = packed.counts[left], packed.counts[right]
+    held = np.array([found is not None for found in masks], dtype=np.bool_)
+    order = np.lexsort((m, n, held))
+    batches: list[Ints] = []
+    start, widest = 0, 0
+    kinds = held[order].tolist()
+    for k, (rows, columns) in enumerate(zip(n[order].tolist(), m[order].tolist(), strict=True)):
+        widest = max(widest, columns)
+        full = (k + 1 - start) * (rows + 1) * (widest + 1) > _BATCH_CELLS
+        if k > start and (full or kinds[k] != kinds[k - 1]):
+            batches.append(order[start:k])
+            start, widest = k, columns
+    if start < len(order):
+        batches.append(order[start:])
+    return batches
+
+
+def _masks_of(
+    masks: Sequence[SharedMasks | None], rows: Ints
+) -> tuple[list[tuple[int, ...] | None], list[tuple[int, ...] | None], Masks, Masks, bool]:
+    left: list[tuple[int, ...] | None] = []
+    right: list[tuple[int, ...] | None] = []
+    numbers = np.zeros(len(rows), dtype=np.uint64)
+    names = np.zeros(len(rows), dtype=np.uint64)
+    for k, row in enumerate(rows.tolist()):
+        found = masks[row]
+        left.append(found.left if found else None)
+        right.append(found.right if found else None)
+        if found:
+            numbers[k] = found.numbers
+            names[k] = found.names
+    return left, right, numbers, names, any(masks[row] is not None for row in rows.tolist())
+
+
+def quick_evidence(
+    packed: Packed, left: Ints, right: Ints, masks: Sequence[SharedMasks | None]
+) -> Floats:
+    """:func:`flows.stages.align.quick_evidence` of each pair (left[k], right[k])."""
+    out = np.empty(len(left), dtype=np.float64)
+    for rows in _batches(left, right, packed, masks):
+        lm, rm, number_bits, name_bits, held = _masks_of(masks, rows)
+        n_max = int(packed.counts[left[rows]].max())
+        m_max = int(packed.counts[right[rows]].max())
+        a = _side(packed, left[rows], n_max, lm)
+        b = _side(packed, right[rows], m_max, rm)
+        n, m = a.counts[:, None], b.counts[:, None]
+        ratio = _ratio(packed, left[rows], right[rows])[:, None, None]
+        i = np.arange(n_max)[None, :]
+        centre = np.round(i * (m - 1) / np.maximum(1, n - 1)).astype(np.int64)
+        best = np.full((len(rows), n_max), -np.inf)
+        for shift in (-1, 0, 1):
+            j = centre + shift
+            valid = (j >= 0) & (j < m) & (i < n)
+            jj = np.clip(j, 0, m_max - 1)
+
+            def pick(values: npt.NDArray[np.generic], jj: Ints = jj) -> npt.NDArray[np.generic]:
+                return np.take_along_axis(values, jj, axis=1)
+
+            gain = _gain(
+                a.chars,
+                pick(b.chars),  # type: ignore[arg-type]
+                ratio[:, :, 0],
+                a.sentences == pick(b.sentences),
+                np.abs(a.clauses - pick(b.clauses)) <= 1,  # type: ignore[operator]
+                a.numbers + pick(b.numbers),  # type: ignore[operator]
+                a.masks & pick(b.masks) if held else None,  # type: ignore[operator]
+                number_bits[:, None],
+                name_bits[:, None],
+                0.0,
+            )
+            best = np.where(valid, np.maximum(best, gain), best)
+        total = np.where(np.arange(n_max)[None, :] < n, best, 0.0).sum(axis=1)
+        out[rows] = total / a.counts
+    return out
+
+
+def first_pass_evidence(
+    packed: Packed,
+    left: Ints,
+    right: Ints,
+    masks: Sequence[SharedMasks | None],
+    band: int,
+) -> Floats:
+    """The evidence of :func:`flows.stages.align.align`'s first pass (``refine=False``) of
+    each pair (left[k], right[k]): the same dynamic programme, a row of the table at a time
+    for a whole batch of pairs."""
+    out = np.empty(len(left), dtype=np.float64)
+    for rows in _batches(left, right, packed, masks):
+        out[rows] = _first_pass(packed, left[rows], right[rows], masks, rows, band)
+    return out
+
+
+def _first_pass(
+    packed: Packed,
+    left: Ints,
+    right: Ints,
+    masks: Sequence[SharedMasks | None],
+    rows: Ints,
+    band: int,
+) -> Floats:
+    lm, rm, number_bits, name_bits, held = _masks_of(masks, rows)
+    n_max, m_max = int(packed.counts[left].max()), int(packed.counts[right].max())
+    a = _side(packed, left, n_max, lm)
+    b = _side(packed, right, m_max, rm)
+    pairs = len(left)
+    ratio = _ratio(packed, left, right)[:, None, None]
+    nb, mb = number_bits[:, None, None], name_bits[:, None, None]
+    # 1-1: a[i] with b[j], [pairs, n, m]
+    one = _gain(
+        a.chars[:, :, None],
+        b.chars[:, None, :],
+        ratio,
+        a.sentences[:, :, None] == b.sentences[:, None, :],
+        np.abs(a.clauses[:, :, None] - b.clauses[:, None, :]) <= 1,
+        a.numbers[:, :, None] + b.numbers[:, None, :],
+        a.masks[:, :, None] & b.masks[:, None, :] if held else None,
+        nb,
+        mb,
+        0.0,
+    )
+    # 2-1: a[i], a[i+1] with b[j]; 1-2: a[i] with b[j], b[j+1] (the last index padded)
+    a2, b2 = _twos(a), _twos(b)
+    two_one = _gain(
+        a2.chars[:, :, None],
+        b.chars[:, None, :],
+        ratio,
+        a2.sentences[:, :, None] == b.sentences[:, None, :],
+        np.abs(a2.clauses[:, :, None] - b.clauses[:, None, :]) <= 1,
+        b.numbers[:, None, :] + a2.numbers[:, :, None],
+        a2.masks[:, :, None] & b.masks[:, None, :] if held else None,
+        nb,
+        mb,
+        _MERGE_COST + np.where(a2.short[:, :, None] | b.short[:, None, :], 2.0, 0.0),
+    )
+    one_two = _gain(
+        a.chars[:, :, None],
+        b2.chars[:, None, :],
+        ratio,
+        a.sentences[:, :, None] == b2.sentences[:, None, :],
+        np.abs(a.clauses[:, :, None] - b2.clauses[:, None, :]) <= 1,
+        a.numbers[:, :, None] + b2.numbers[:, None, :],
+        a.masks[:, :, None] & b2.masks[:, None, :] if held else None,
+        nb,
+        mb,
+        _MERGE_COST + np.where(a.short[:, :, None] | b2.short[:, None, :], 2.0, 0.0),
+    )
+    skip_a = -np.where(a.short, _SKIP_SHORT, _SKIP_PROSE)
+    skip_b = -np.where(b.short, _SKIP_SHORT, _SKIP_PROSE)
+    # cost of skipping b[0..j-1] in a row: the prefix sums drive the 0-1 moves
+    prefix = np.zeros((pairs, m_max + 1))
+    prefix[:, 1:] = np.cumsum(skip_b, axis=1)
+    n, m = a.counts[:, None], b.counts[:, None]
+    columns = np.arange(m_max + 1)[None, :]
+    best = np.full((n_max + 1, pairs, m_max + 1), -np.inf)
+    open_rows = np.full((n_max + 1, pairs, m_max + 1), -np.inf)  # rows as expandable
+    for i in range(n_max + 1):
+        here = np.full((pairs, m_max + 1), -np.inf)
+        if i == 0:
+            here[:, 0] = 0.0
+        if i >= 1:
+            above = open_rows[i - 1]
+            here[:, 1:] = np.maximum(here[:, 1:], above[:, :-1] + one[:, i - 1, :])
+            here = np.maximum(here, above + skip_a[:, i - 1 : i])
+            if m_max >= 2:
+                here[:, 2:] = np.maximum(here[:, 2:], above[:, :-2] + one_two[:, i - 1, :-1])
+        if i >= 2:
+            here[:, 1:] = np.maximum(here[:, 1:], open_rows[i - 2][:, :-1] + two_one[:, i - 2, :])
+        if band <= 0:
+            lo, hi = np.zeros_like(n), m
+        else:
+            centre = np.floor(i * m / n).astype(np.int64)
+            lo, hi = np.maximum(0, centre - band), np.minimum(m, centre + band)
+        inside = (columns >= lo) & (columns <= hi)
+        # 0-1 moves within the row, from a cell k of the band to j (k < j <= hi + 1)
+        start = np.maximum.accumulate(np.where(inside, here - prefix, -np.inf), axis=1)
+        chained = np.full_like(here, -np.inf)
+        chained[:, 1:] = start[:, :-1] + prefix[:, 1:]
+        reach = (columns > lo) & (columns <= hi + 1)
+        here = np.where(reach, np.maximum(here, chained), here)
+        best[i] = here
+        open_rows[i] = np.where(inside & (i <= n), here, -np.inf)
+    final = best[a.counts, np.arange(pairs), b.counts]
+    worst = _WORST_STEP * (a.counts + b.counts)
+    return np.where(np.isfinite(final), final, worst)
+
+
+def _twos(side: _Side) -> _Side:
+    """Each paragraph merged with the next (the last one with padding)."""
+
+    def nxt(values: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+        out = np.empty_like(values)
+        out[:, :-1] = values[:, 1:]
+        out[:, -1:] = values[:, -1:]
+        return out
+
+    return _Side(
+        side.chars + nxt(side.chars),  # type: ignore[operator]
+        side.short | nxt(side.short),  # type: ignore[operator]
+        side.sentences + nxt(side.sentences),  # type: ignore[operator]
+        side.clauses + nxt(side.clauses),  # type: ignore[operator]
+        side.pair_numbers,
+        side.pair_numbers,
+        side.masks | nxt(side.masks),  # type: ignore[operator]
+        side.counts,
+    )
+
+
+__all__ = [
+    "MASK_BITS",
+    "Packed",
+    "SharedMasks",
+    "first_pass_evidence",
+    "pack",
+    "quick_evidence",
+    "shared_masks",
+]
