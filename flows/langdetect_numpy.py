@@ -19,24 +19,31 @@ cases. Only the way the work is done changes (figures: ``benchmarks/bench_langde
   both upper case (``NGram.capitalword``).
 * Detection: the profiles become one ``float64`` matrix (n-grams x languages). langdetect's
   update ``prob[i] *= weight + row[i]`` becomes numpy's elementwise ``row + weight`` and
-  ``prob * (...)``: the same IEEE operations on the same operands, in the same order
-  (updates are applied one after another, never multiplied together first). The
-  normalisation sums with the builtin ``sum()`` over a list of Python floats, as langdetect
-  does, so the total is the same on every Python (3.12 made ``sum()`` compensated). Its
-  maximum is ``max(values) / total``: for a finite positive total, correctly rounded
-  division is monotonic, so that is the largest quotient langdetect compares; any other
-  total (zero, infinite, NaN) takes langdetect's element-by-element path, including its
-  ``ZeroDivisionError``.
-* The random stream is a ``random.Random`` seeded with the factory's seed and used in
-  langdetect's order: ``gauss(0.0, 1.0)`` per trial, then ``choice`` over a list as long as
-  langdetect's n-gram list for each update.
+  a product: the same IEEE operations on the same operands, in the same order (updates are
+  applied one after another, never multiplied together first). The rows of many rounds of
+  5 updates are gathered at once; a round is one ``multiply.reduce`` over the normalised
+  probabilities followed by its 5 rows, which multiplies each value by them in draw order.
+  The normalisation sums with the builtin ``sum()`` over a list of Python floats, as
+  langdetect does, so the total is the same on every Python (3.12 made ``sum()``
+  compensated). Its maximum is ``max(values) / total``: for a finite positive total,
+  correctly rounded division is monotonic, so that is the largest quotient langdetect
+  compares; any other total (zero, infinite, NaN) takes langdetect's element-by-element
+  path, including its ``ZeroDivisionError``.
+* Randomness: langdetect seeds a ``random.Random`` (MT19937) with the factory's seed at
+  every call, then draws ``gauss(0.0, 1.0)`` per trial and ``choice(ngrams)`` per update.
+  Both are functions of the generator's raw 32-bit outputs (:class:`_Draws` spells them
+  out), so the outputs of the seed are generated once per detector, in bulk with
+  ``getrandbits``, and every call reads its draws off them with array operations: the
+  draws over a list of n n-grams are the outputs whose top ``n.bit_length()`` bits are
+  under n. The first detector of a process checks this against ``random.Random`` itself
+  and raises ``RuntimeError`` if a Python draws differently.
 
 The matrix for langdetect's 55 profiles takes ~38 MB and is built once per factory
 (:meth:`FastDetector.from_factory`, ~0.3 s); build it once per process and reuse it. The
 detector copies the factory's profiles, language list and seed when it is built; later
 changes to the factory (``set_seed``, more profiles) are not seen. One detector can serve
-several threads: each call has its own ``random.Random``, and the memos only ever gain or
-lose whole entries.
+several threads: the seed's stream only grows (under a lock, into a new array), each call
+keeps its own position in it, and the memos only ever gain or lose whole entries.
 """
 
 from __future__ import annotations
