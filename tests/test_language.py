@@ -265,6 +265,15 @@ def test_probe_lines_are_the_first_and_last_eligible() -> None:
         assert language._first_and_last(lines, settings) == expected, text[:40]
 
 
+def test_warm_up_builds_the_detectors_detection_uses() -> None:
+    """After warm_up, detecting builds no further detector (each holds a ~38 MB matrix)."""
+    language.warm_up(language.LanguageSettings().seed)
+    built = language._detector.cache_info().misses
+    detect_language("Die Verhandlungen wurden nach drei Wochen abgebrochen, sagte der Sprecher.")
+    detect_language("我们今天去北京大学参观了图书馆和博物馆。")
+    assert language._detector.cache_info().misses == built
+
+
 def test_han_text_without_hangul_is_never_korean() -> None:
     assert han_without_hangul("這座城市的圖書館將於明年擴建")
     assert han_without_hangul("東京都は来年度から")

@@ -114,8 +114,9 @@ def _detector(seed: int, han: bool) -> FastDetector:
 
 def warm_up(seed: int = 0) -> None:
     """Load the profiles now, so the first shard does not pay for it inside a timed call."""
-    _detector(seed, han=False)
-    _detector(seed, han=True)
+    # Positional, as _best calls it: functools.cache keys ``han=False`` apart from ``False``.
+    _detector(seed, False)
+    _detector(seed, True)
 
 
 def _is_hangul(code: int) -> bool:
