@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langdetect import DetectorFactory
+from langdetect.detector import Detector
 from langdetect.detector_factory import PROFILES_DIRECTORY
 from langdetect.lang_detect_exception import ErrorCode, LangDetectException
 
@@ -109,6 +110,8 @@ def _seed_texts() -> Iterator[str]:
         yield from (line for line in text.split("\n") if line.strip())
 
 
+# Russian, Ukrainian and Bulgarian stay close: langdetect's trials run to ITERATION_LIMIT.
+ITERATION_LIMIT_TEXT = "Ни записи, ни мысли, ни слова К ним не дойдут"
 LONG = "Die Verhandlungen wurden nach drei Wochen abgebrochen.  " * 250  # > max_text_length
 
 SPECIAL = [
@@ -154,6 +157,7 @@ SPECIAL = [
     LONG,
     "x" * 12_000,
     "ab " * 6_000,
+    ITERATION_LIMIT_TEXT,
 ]
 
 
@@ -331,6 +335,69 @@ def test_property_identical_to_langdetect(
     assert_same_ngrams(factory, fast, text)
 
 
+def test_a_trial_can_run_to_the_iteration_limit(
+    pairs: dict[int, tuple[DetectorFactory, FastDetector]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text above takes langdetect past 1,000 updates in a trial (so FastDetector's
+    later gatherings of rows and its longer random stream are used), with the same result."""
+    factory, fast = pairs[0]
+    trials: list[int] = []  # updates per trial
+    start = Detector._init_probability
+    update = Detector._update_lang_prob
+
+    def started(self: Detector) -> list[float]:
+        trials.append(0)
+        return list(start(self))
+
+    def counted(self: Detector, prob: list[float], word: str, alpha: float) -> bool:
+        trials[-1] += 1
+        return bool(update(self, prob, word, alpha))
+
+    monkeypatch.setattr(Detector, "_init_probability", started)
+    monkeypatch.setattr(Detector, "_update_lang_prob", counted)
+    expected = langdetect_outcome(factory, ITERATION_LIMIT_TEXT, 3)
+    monkeypatch.undo()
+    assert len(trials) == 3 and max(trials) == Detector.ITERATION_LIMIT + 1
+    assert fast_outcome(fast, ITERATION_LIMIT_TEXT, 3) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.one_of(st.integers(0, 2**40), st.sampled_from(["langdetect", b"x", 0.5])),
+    size=st.one_of(
+        st.integers(1, 70), st.integers(1, 40_000), st.sampled_from([2**k for k in range(16)])
+    ),
+    counts=st.lists(st.integers(0, 400), min_size=1, max_size=9),
+    extra=st.integers(0, 50),
+)
+def test_draws_are_random_randoms(
+    seed: int | str | bytes | float, size: int, counts: list[int], extra: int
+) -> None:
+    """The stream reproduces random.Random: gauss(0.0, 1.0) before each run of choice()
+    draws over a list of ``size`` items, whatever was looked at beyond what was used."""
+    expected = random.Random(seed)
+    draws = fastdetect._Draws(fastdetect._Stream(seed), list(range(size)))
+    for count in counts:
+        assert draws.gauss() == expected.gauss(0.0, 1.0)
+        want = [expected.choice(range(size)) for _ in range(count)]
+        assert draws.peek(count + extra).tolist()[:count] == want
+        draws.consume(count)
+
+
+def test_seedless_detector_answers() -> None:
+    """Without a seed langdetect draws from the system; so does FastDetector: still a
+    distribution over the languages, most probable first."""
+    factory = DetectorFactory()
+    factory.load_json_profile(
+        [Path(PROFILES_DIRECTORY, name).read_text(encoding="utf-8") for name in HAN_LANGUAGES]
+    )
+    fast = FastDetector.from_factory(factory)
+    found = fast.probabilities("私たちは今日、東京大学の図書館と博物館を見学しました。", 7)
+    assert found and found[0][0] == "ja"
+    assert [p for _, p in found] == sorted((p for _, p in found), reverse=True)
+    assert 0.0 < sum(p for _, p in found) <= 1.0 + 1e-9
+
+
 needs_shared = pytest.mark.skipif(
     not (SHARED / "language").is_dir() or not (SHARED / "language-udhr").is_dir(),
     reason="../shared/benchmarks is absent",
@@ -361,3 +428,50 @@ def test_shared_benchmark_texts(pairs: dict[int, tuple[DetectorFactory, FastDete
             assert_same(factory, fast, "\n".join(paragraphs)[:1000], 7)
             count += 1
     assert count > 400
+
+
+def _shared_sentences() -> list[list[str]]:
+    """lingua's test sentences, per language (empty where the shared data is absent)."""
+    folder = SHARED / "language"
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob("*/sentences.txt")):
+        lines = [line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+        if lines:
+            found.append(lines)
+    return found
+
+
+SENTENCES = _shared_sentences()
+
+
+@pytest.mark.skipif(not SENTENCES, reason="../shared/benchmarks is absent")
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    picks=st.lists(
+        st.tuples(st.integers(0, 10**6), st.integers(0, 10**6)), min_size=1, max_size=12
+    ),
+    cut=st.integers(20, 1_500),
+    n_trial=st.sampled_from([1, 3, 7]),
+    seed=st.sampled_from([0, 42]),
+)
+def test_property_shared_sentences(
+    pairs: dict[int, tuple[DetectorFactory, FastDetector]],
+    picks: list[tuple[int, int]],
+    cut: int,
+    n_trial: int,
+    seed: int,
+) -> None:
+    """Sentences of any of lingua's languages, one or several (mixed) joined by newlines,
+    cut anywhere: the same answer as langdetect, float for float."""
+    chosen = []
+    for language, line in picks:
+        lines = SENTENCES[language % len(SENTENCES)]
+        chosen.append(lines[line % len(lines)])
+    factory, fast = pairs[seed]
+    assert_same(factory, fast, "\n".join(chosen)[:cut], n_trial)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from flows.stages import language
 from flows.stages.language import (
     LanguageResult,
     LanguageSettings,
@@ -242,6 +243,35 @@ def test_mixed_check_can_be_switched_off_and_needs_two_lines() -> None:
     assert detect_language(half, LanguageSettings(paragraph_samples=0)).main_share is None
     one_line = detect_language(CASES["mixed"][0]["lines"][0])
     assert (one_line.main_share, one_line.mixed) == (None, False)
+
+
+def test_probe_lines_are_the_first_and_last_eligible() -> None:
+    """The two probe lines are found from either end without judging the lines between;
+    they are the ends of the full list of eligible lines (which a mixed-looking document
+    goes on to use)."""
+    settings = LanguageSettings()
+    german = CASES["mixed"][0]["lines"]
+    texts = [
+        "\n".join(["Menu", "", *german, "ok", "Loading"]),
+        "\n".join(["Menu", german[0], "x", "y"]),  # one eligible line
+        "\n".join(["Menu", "", "Loading"]),  # none
+        "\n".join(german[:2]),
+        "",
+    ]
+    for text in texts:
+        lines = text.split("\n")
+        eligible = language._eligible(lines, range(1, len(lines) + 1), settings)
+        expected = eligible if len(eligible) < 2 else [eligible[0], eligible[-1]]
+        assert language._first_and_last(lines, settings) == expected, text[:40]
+
+
+def test_warm_up_builds_the_detectors_detection_uses() -> None:
+    """After warm_up, detecting builds no further detector (each holds a ~38 MB matrix)."""
+    language.warm_up(language.LanguageSettings().seed)
+    built = language._detector.cache_info().misses
+    detect_language("Die Verhandlungen wurden nach drei Wochen abgebrochen, sagte der Sprecher.")
+    detect_language("我们今天去北京大学参观了图书馆和博物馆。")
+    assert language._detector.cache_info().misses == built
 
 
 def test_han_text_without_hangul_is_never_korean() -> None:

@@ -114,8 +114,9 @@ def _detector(seed: int, han: bool) -> FastDetector:
 
 def warm_up(seed: int = 0) -> None:
     """Load the profiles now, so the first shard does not pay for it inside a timed call."""
-    _detector(seed, han=False)
-    _detector(seed, han=True)
+    # Positional, as _best calls it: functools.cache keys ``han=False`` apart from ``False``.
+    _detector(seed, False)
+    _detector(seed, True)
 
 
 def _is_hangul(code: int) -> bool:
@@ -309,6 +310,30 @@ def _share(evidence: Sequence[LineLanguage], main: str, settings: LanguageSettin
     return round(weights.get(main, 0) / sum(weights.values()), 4)
 
 
+def _is_eligible(line: str, settings: LanguageSettings) -> bool:
+    """A line long enough for the per-line check."""
+    return (
+        len(line) >= settings.min_letters // 2
+        and letter_weight(line[: settings.paragraph_chars]) >= settings.min_letters
+    )
+
+
+def _eligible(lines: list[str], numbers: range, settings: LanguageSettings) -> list[int]:
+    """The 1-based ``numbers`` of the lines eligible for the per-line check."""
+    return [number for number in numbers if _is_eligible(lines[number - 1], settings)]
+
+
+def _first_and_last(lines: list[str], settings: LanguageSettings) -> list[int]:
+    """The first and the last eligible line (1-based); fewer when under two are eligible."""
+    first = next(
+        (n for n in range(1, len(lines) + 1) if _is_eligible(lines[n - 1], settings)), None
+    )
+    if first is None:
+        return []
+    last = next(n for n in range(len(lines), first - 1, -1) if _is_eligible(lines[n - 1], settings))
+    return [first] if last == first else [first, last]
+
+
 def main_language_share(
     text: str, main: str, settings: LanguageSettings | None = None, confidence: float = 0.0
 ) -> tuple[float | None, bool]:
@@ -326,19 +351,22 @@ def main_language_share(
     if settings.paragraph_samples <= 0:
         return None, False
     lines = text.split("\n")
-    eligible = [
-        number
-        for number, line in enumerate(lines, start=1)
-        if len(line) >= settings.min_letters // 2
-        and letter_weight(line[: settings.paragraph_chars]) >= settings.min_letters
-    ]
-    if len(eligible) < 2:
+    eligible: list[int] | None = None
+    if min(_PROBE_LINES, settings.paragraph_samples) == 2:
+        # The probes are the first and the last eligible line: found without judging
+        # every line in between, which most documents never need.
+        probes = _first_and_last(lines, settings)
+    else:
+        eligible = _eligible(lines, range(1, len(lines) + 1), settings)
+        probes = _spread(eligible, min(_PROBE_LINES, settings.paragraph_samples))
+    if len(probes) < 2:
         return None, False
-    probes = _spread(eligible, min(_PROBE_LINES, settings.paragraph_samples))
     evidence = line_languages(text, probes, settings, settings.min_letters)
     share = _share(evidence, main, settings)
     if share == 1.0 and confidence >= _CERTAIN and main != UNDETERMINED:
         return share, False
+    if eligible is None:
+        eligible = _eligible(lines, range(probes[0], probes[1] + 1), settings)
     done = set(probes)
     more = [n for n in _spread(eligible, settings.paragraph_samples) if n not in done]
     share = _share(
