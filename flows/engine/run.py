@@ -172,6 +172,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         # input is read once, and a shard that is unchanged as a whole is copied here
         # without a worker.
         for job in plan.shards:
+            sizes[job.index] = len(job.docs)
             inputs = read_inputs(job, context.root, context.max_file_bytes)
             fingerprint.add(inputs)  # shards are read in order: the hash streams
             prepared = prepare_shard(job, context, previous, inputs)
@@ -181,11 +182,12 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
             yield prepared
 
     documents = 0
+    sizes: dict[int, int] = {}  # inputs of each shard handed out and not yet done
 
     def _done(result: ShardResult) -> None:
         nonlocal documents
         results.append(result)
-        documents += len(plan.shards[result.index].docs)
+        documents += sizes.pop(result.index, 0)
         how = "copied" if result.copied else f"{result.processed} processed"
         runner.progress(
             Progress(len(results), total, documents, plan.inputs),
