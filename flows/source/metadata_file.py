@@ -306,14 +306,17 @@ class MetadataIndex:
         if not len(self._keys):
             yield lambda name, mark: []
             return
+        keys = self._keys
         with contextlib.ExitStack() as stack:
             line = self._lines(stack)
 
             def lookup(name: str, mark: bool) -> list[Record]:
                 key = np.uint64(name_hash(name))
-                low = int(np.searchsorted(self._keys, key, side="left"))
-                high = int(np.searchsorted(self._keys, key, side="right"))
+                low = int(keys.searchsorted(key))
                 found: list[Record] = []
+                if low == len(keys) or keys[low] != key:
+                    return found  # most inputs: no line names them
+                high = int(keys.searchsorted(key, side="right"))
                 for k in range(low, high):
                     number, offset, length = (int(v) for v in self._where[k])
                     record = _again(line(offset, length), number)
