@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,6 @@ from flows.contracts import (
     REJECTED_DIR,
     REJECTED_SCHEMA,
     SHARDS_DIR,
-    IndexRow,
     RejectedRow,
     empty_table,
     rejected_table,
@@ -100,7 +99,7 @@ class Duplicates:
 
     near: bool
     threshold: float = 0.8
-    published_before: frozenset[str] = frozenset()
+    published_before: Container[str] = frozenset()
     against: pa.Table | None = None
     params: SignatureParams = SIGNATURE
 
@@ -337,11 +336,6 @@ def exact_duplicates(facts: pa.Table) -> list[Decision]:
     return Duplicates(near=False)(facts, Path())
 
 
-def published_paths(index: Mapping[str, IndexRow]) -> frozenset[str]:
-    """The source paths a release published, from its index."""
-    return frozenset(path for path, row in index.items() if row.table == DOCUMENTS_DIR)
-
-
 def against_facts(folders: Sequence[str], release: Path, near: bool) -> pa.Table | None:
     """The facts of the documents published by each dedup_against release (a release
     folder, or an output folder whose ``current`` is used)."""
@@ -375,7 +369,7 @@ def checks_for(
     dedup: str,
     *,
     threshold: float = 0.8,
-    published_before: frozenset[str] = frozenset(),
+    published_before: Container[str] = frozenset(),
     against: pa.Table | None = None,
 ) -> list[Check]:
     """The corpus checks a run's parameters switch on."""
@@ -531,7 +525,6 @@ __all__ = [
     "dedup_description",
     "exact_duplicates",
     "minhash_matrix",
-    "published_paths",
     "read_facts",
     "similarity",
 ]

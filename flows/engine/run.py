@@ -37,7 +37,6 @@ from flows.engine.corpus import (
     checks_for,
     corpus_step,
     dedup_description,
-    published_paths,
 )
 from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.pairs import apply_pairs, pair_settings
@@ -205,6 +204,8 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         runner.progress(Progress(0, total, 0, plan.inputs), "reading the inputs")
     for result in runner.shards(works()):
         _done(result)
+    if previous is not None:
+        previous.finish()  # the index parts no shard needed: their warnings, their paths
     if total == 0:
         runner.progress(Progress(0, 0), "no inputs")
     results.sort(key=lambda r: r.index)
@@ -212,7 +213,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     checks = checks_for(
         params.dedup,
         threshold=params.dedup_threshold,
-        published_before=published_paths(previous.index) if previous else frozenset(),
+        published_before=previous.published() if previous else frozenset(),
         against=against_facts(params.dedup_against, staging, params.dedup == "near")
         if params.dedup != "off"
         else None,
