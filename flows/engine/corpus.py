@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Container, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +69,17 @@ Check = tuple[Sequence[str], Callable[[pa.Table, Path], list[Decision]]]
 
 def read_facts(release: Path, columns: Sequence[str]) -> pa.Table:
     """The named facts columns of every shard, and nothing else."""
+    parts = list(iter_facts(release, columns))
     schema = pa.schema([FACTS_SCHEMA.field(c) for c in columns])
-    parts = [
-        pq.ParquetFile(path).read(columns=list(columns), use_threads=False).cast(schema)
-        for path in sorted((release / FACTS_DIR).glob("part-*.parquet"))
-    ]
     return pa.concat_tables(parts) if parts else empty_table(schema)
+
+
+def iter_facts(release: Path, columns: Sequence[str]) -> Iterator[pa.Table]:
+    """The named facts columns, one shard's part at a time (in :func:`read_facts`' order):
+    for a step whose memory must not grow with the corpus."""
+    schema = pa.schema([FACTS_SCHEMA.field(c) for c in columns])
+    for path in sorted((release / FACTS_DIR).glob("part-*.parquet")):
+        yield pq.ParquetFile(path).read(columns=list(columns), use_threads=False).cast(schema)
 
 
 _DEDUP_COLUMNS = (
@@ -524,6 +529,7 @@ __all__ = [
     "corpus_step",
     "dedup_description",
     "exact_duplicates",
+    "iter_facts",
     "minhash_matrix",
     "read_facts",
     "similarity",
