@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import fnmatch
+import json
 import logging
 import os
 import re
 import stat
+import tempfile
 import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,11 +44,12 @@ logger = logging.getLogger(__name__)
 class Discovery:
     """What a source folder holds: counts and notes, and its inputs streamed in path order.
 
-    Nothing is kept per input: iterating walks the folder again and yields each input as a
-    :class:`SourceDocument` (``rejection`` set when discovery rejects it), so a run's
-    memory does not grow with the number of inputs. The counts and ``metadata_issues`` are
-    from the walk :func:`discover` made; a file added or removed since then changes what
-    the next walk yields, as a file changed after listing always did.
+    Nothing is kept in memory per input: the walk's entries (path, size, why rejected) wait
+    in a temporary file, and iterating yields each as a :class:`SourceDocument` with its
+    metadata record read again (``rejection`` set when discovery rejects it), so a run's
+    memory does not grow with the number of inputs. Every iteration yields the inputs the
+    one walk found, as a list held in memory did: a file changed after it is caught when
+    it is read.
     """
 
     root: str
@@ -58,6 +61,7 @@ class Discovery:
     skipped: int  # files that match no include glob (or an exclude glob)
     metadata_issues: tuple[MetadataIssue, ...]
     metadata: MetadataIndex = field(repr=False, compare=False)
+    listing: Listing = field(repr=False, compare=False)
     # NFKC id keys (their name_hash) that more than one document holds: only these are
     # remembered while streaming, to reject every holder after the first.
     contested: frozenset[int] = field(repr=False, default=frozenset())
@@ -66,7 +70,7 @@ class Discovery:
         """Every input in path order; a later holder of an id is rejected as a duplicate."""
         holders: dict[str, SourceDocument] = {}
         with self.metadata.reader() as lookup:
-            for doc in _documents(self, lookup, None, [0]):
+            for doc in _documents(self.listing, lookup, None):
                 if doc.rejection is None and self.contested:
                     key = unicodedata.normalize("NFKC", doc.doc_id)
                     if name_hash(key) in self.contested:
@@ -294,23 +298,17 @@ def discover(
     find the ids held twice. The inputs themselves are streamed by iterating the result."""
     root = resolve_source(source)
     metadata = MetadataIndex(root)
-    found = Discovery(
-        str(root),
-        tuple(include),
-        tuple(exclude),
-        max_file_bytes,
-        inputs=0,
-        rejected_count=0,
-        skipped=0,
-        metadata_issues=(),
-        metadata=metadata,
-    )
+    listing = Listing()
     issues = list(metadata.issues)
     inputs = rejected = 0
     keys = array("Q")  # the name_hash of each document's NFKC id (8 bytes an input, freed)
     skipped = [0]
-    with metadata.reader() as lookup:
-        for doc in _documents(found, lookup, issues, skipped):
+    with metadata.reader() as lookup, listing.writing() as add:
+        for entry in _walk(root, include, exclude, skipped):
+            if entry.rejection is None:
+                entry = _classify(root, entry.fs_relative, max_file_bytes)  # noqa: PLW2901
+            add(entry)
+            doc = _document(entry, lookup(entry.fs_relative, True), issues)
             inputs += 1
             if doc.rejection is not None:
                 rejected += 1
@@ -329,12 +327,17 @@ def discover(
     del keys
     contested = frozenset(values[counts > 1].tolist())
     rejected += int((counts[counts > 1] - 1).sum())
-    found = dataclasses.replace(
-        found,
+    found = Discovery(
+        str(root),
+        tuple(include),
+        tuple(exclude),
+        max_file_bytes,
         inputs=inputs,
         rejected_count=rejected,
         skipped=skipped[0],
         metadata_issues=tuple(sorted(issues, key=lambda i: i.line)),
+        metadata=metadata,
+        listing=listing,
         contested=contested,
     )
     logger.info(
@@ -349,20 +352,62 @@ def discover(
 
 
 def _documents(
-    found: Discovery,
+    listing: Iterable[_Entry],
     lookup: Callable[[str, bool], list[Record]],
     issues: list[MetadataIssue] | None,
-    skipped: list[int],
 ) -> Iterator[SourceDocument]:
-    """Each input in path order with its metadata line, before ids are checked for
-    uniqueness; ``skipped[0]`` counts the files left out. With ``issues`` (the counting
-    walk) the metadata lines used are marked and their problems noted."""
-    root = Path(found.root)
-    for listed in _walk(root, found.include, found.exclude, skipped):
-        entry = listed
-        if listed.rejection is None:
-            entry = _classify(root, listed.fs_relative, found.max_file_bytes)
-        yield _document(entry, lookup(entry.fs_relative, issues is not None), issues)
+    """Each listed input in path order with its metadata line, before ids are checked
+    for uniqueness."""
+    for entry in listing:
+        yield _document(entry, lookup(entry.fs_relative, False), issues)
+
+
+class Listing:
+    """The entries one walk found, in path order, in a temporary file rather than memory
+    (~60 bytes an input on disk). Removed when the last reference to it goes; a copy
+    (a pickled plan) reads it but never removes it."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="corpus-listing-", suffix=".jsonl")
+        os.close(fd)
+        self._owner = True
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Callable[[_Entry], None]]:
+        """``add(entry)``, in path order; the file is complete when the context ends."""
+        with open(self.path, "w", encoding="ascii") as handle:
+
+            def add(entry: _Entry) -> None:
+                # JSON keeps a name's surrogate escapes (bytes that are not UTF-8) and
+                # new lines; ensure_ascii writes them as \\u escapes.
+                found = entry.rejection
+                row: list[object] = [entry.fs_relative, entry.size]
+                if found is not None:
+                    row += [found.stage.value, found.reason.value, found.detail]
+                handle.write(json.dumps(row) + "\n")
+
+            yield add
+
+    def __iter__(self) -> Iterator[_Entry]:
+        with open(self.path, encoding="ascii") as handle:
+            for line in handle:
+                row = json.loads(line)
+                rejection = (
+                    Rejection(Stage(row[2]), Reason(row[3]), row[4]) if len(row) > 2 else None
+                )
+                yield _Entry(row[0], row[1], rejection)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"path": self.path, "_owner": False}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.path = str(state["path"])
+        self._owner = False
+
+    def __del__(self) -> None:
+        if getattr(self, "_owner", False):
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
 
 
 def _document(
