@@ -122,23 +122,32 @@ class Duplicates:
         if against is not None and outside and self.near:
             head = minhash_matrix(against.column("minhash"), self.params.permutations)
         parts = sorted((release / FACTS_DIR).glob("part-*.parquet"))
-        norms = [] if against is None else [_hex64(against.column("norm_sha256"))]
-        keys = [] if head is None else [band_keys(head, self.params.bands, self.params.rows)]
-        for path in parts:
+        counts = [pq.ParquetFile(path).metadata.num_rows for path in parts]
+        total = outside + sum(counts)
+        if not total:
+            return []
+        # Filled in place, part by part: never a list of parts and their concatenation.
+        norm = np.empty(total, dtype="S64")
+        keys = np.empty((total, self.params.bands if self.near else 0), dtype=np.uint64)
+        if against is not None and outside:
+            norm[:outside] = _hex64(against.column("norm_sha256"))
+            if head is not None:
+                keys[:outside] = band_keys(head, self.params.bands, self.params.rows)
+        start = outside
+        for path, count in zip(parts, counts, strict=True):
             columns = ["norm_sha256", "minhash"] if self.near else ["norm_sha256"]
             table = pq.ParquetFile(path).read(columns=columns, use_threads=False)
-            norms.append(_hex64(table.column("norm_sha256")))
+            if table.num_rows != count:
+                raise ValueError(f"facts: {path.name} changed while it was read")
+            norm[start : start + count] = _hex64(table.column("norm_sha256"))
             if self.near:
                 sig = minhash_matrix(table.column("minhash"), self.params.permutations)
-                keys.append(band_keys(sig, self.params.bands, self.params.rows))
-        if not norms:
-            return []
-        norm = np.concatenate(norms)
-        del norms
+                keys[start : start + count] = band_keys(sig, self.params.bands, self.params.rows)
+            start += count
         rows = _Rows(release, parts, against, outside, self.params.permutations)
         pairs = None
         if self.near and len(norm) > 1:
-            left, right = candidate_pairs_from_keys(np.concatenate(keys))
+            left, right = candidate_pairs_from_keys(keys)
             involved = np.unique(np.concatenate([left, right]))
             sig = rows.signatures(involved)
             at = np.searchsorted(involved, left), np.searchsorted(involved, right)
