@@ -14,6 +14,7 @@ import re
 import stat
 import tempfile
 import unicodedata
+import weakref
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -370,7 +371,8 @@ class Listing:
     def __init__(self) -> None:
         fd, self.path = tempfile.mkstemp(prefix="corpus-listing-", suffix=".jsonl")
         os.close(fd)
-        self._owner = True
+        # Removed when the listing is collected, or at the latest when the process exits.
+        weakref.finalize(self, _remove, self.path)
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[Callable[[_Entry], None]]:
@@ -398,16 +400,15 @@ class Listing:
                 yield _Entry(row[0], row[1], rejection)
 
     def __getstate__(self) -> dict[str, object]:
-        return {"path": self.path, "_owner": False}
+        return {"path": self.path}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.path = str(state["path"])
-        self._owner = False
+        self.path = str(state["path"])  # a copy: reads the file, never removes it
 
-    def __del__(self) -> None:
-        if getattr(self, "_owner", False):
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def _document(
