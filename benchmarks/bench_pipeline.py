@@ -793,7 +793,7 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     """
     from pyinstrument import Profiler
 
-    from flows.engine.plan import plan_shards, prepare
+    from flows.engine.plan import Shards, prepare
     from flows.engine.run import InlineRunner, execute
     from flows.models import RunParameters
     from flows.stages.language import warm_up
@@ -802,13 +802,8 @@ def profile_stages(source: Path, sample: int, out: Path) -> str:
     inputs = [doc for job in plan.shards for doc in job.docs]
     step = max(1, len(inputs) // sample)
     chosen = inputs[::step][:sample]
-    subset = dataclasses.replace(
-        plan.discovery,
-        documents=tuple(d for d in chosen if d.rejection is None),
-        rejected=tuple(d for d in chosen if d.rejection is not None),
-    )
     sampled = dataclasses.replace(
-        plan, discovery=subset, shards=plan_shards(subset, plan.params.shard_size)
+        plan, shards=Shards(tuple(chosen), len(chosen), plan.params.shard_size)
     )
     warm_up()  # as the workers do before their first shard
     staging = out / "profile-staging"

@@ -5,11 +5,14 @@ release, an unchanged corpus decides the same, per source where metadata says so
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import pytest
 
 from flows.engine.corpus import read_facts
 from flows.engine.furniture import (
@@ -18,6 +21,7 @@ from flows.engine.furniture import (
     FurnitureSettings,
     document_facts,
     learn,
+    learn_streamed,
     line_facts,
     remove_learned,
 )
@@ -93,6 +97,33 @@ def test_repeated_lines_are_learned_per_group() -> None:
     assert learned["site-a"] == {_digest(LABELS[0]), _digest(LABELS[1])}
     # A higher share than the line has is not reached.
     assert learn(docs, FurnitureSettings(min_share=1.01)) == {}
+
+
+@pytest.mark.parametrize("min_share", [0.0, 0.02, 0.3, 1.01])
+@pytest.mark.parametrize("min_docs", [2, 3, 5])
+def test_learning_part_by_part_equals_learning_at_once(min_docs: int, min_share: float) -> None:
+    """The streamed count (NumPy, one facts part at a time) learns exactly what the
+    per-document count learns: lines listed twice in a document count once, a document
+    without a source counts with the corpus, a part may be empty."""
+    rng = random.Random(min_docs * 100 + int(min_share * 100))
+    pool = [line_hash(f"line {k}") for k in range(40)]
+    docs: list[tuple[str | None, list[bytes]]] = []
+    for _ in range(300):
+        hashes = [rng.choice(pool[: rng.randint(1, 40)]) for _ in range(rng.randint(0, 8))]
+        docs.append((rng.choice(["a", "b", None, ""]), hashes))
+    settings = FurnitureSettings(min_docs=min_docs, min_share=min_share)
+    schema = pa.schema([("source", pa.string()), ("line_hashes", pa.list_(pa.binary()))])
+
+    def part(rows: list[tuple[str | None, list[bytes]]]) -> pa.Table:
+        return pa.Table.from_pylist(
+            [{"source": source, "line_hashes": hashes} for source, hashes in rows], schema
+        )
+
+    parts = [part(docs[:0]), part(docs[:120]), part(docs[120:121]), part(docs[121:])]
+    expected = learn(docs, settings)
+    assert learn_streamed(parts, settings) == expected
+    # a slice of a table (offsets into shared buffers) reads the same
+    assert learn_streamed([part(docs).slice(0, 150), part(docs).slice(150)], settings) == expected
 
 
 def test_removal_is_recorded_and_never_empties_a_document() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,6 @@ from flows.contracts import (
     REJECTED_DIR,
     REJECTED_SCHEMA,
     SHARDS_DIR,
-    IndexRow,
     RejectedRow,
     empty_table,
     rejected_table,
@@ -70,12 +69,17 @@ Check = tuple[Sequence[str], Callable[[pa.Table, Path], list[Decision]]]
 
 def read_facts(release: Path, columns: Sequence[str]) -> pa.Table:
     """The named facts columns of every shard, and nothing else."""
+    parts = list(iter_facts(release, columns))
     schema = pa.schema([FACTS_SCHEMA.field(c) for c in columns])
-    parts = [
-        pq.ParquetFile(path).read(columns=list(columns), use_threads=False).cast(schema)
-        for path in sorted((release / FACTS_DIR).glob("part-*.parquet"))
-    ]
     return pa.concat_tables(parts) if parts else empty_table(schema)
+
+
+def iter_facts(release: Path, columns: Sequence[str]) -> Iterator[pa.Table]:
+    """The named facts columns, one shard's part at a time (in :func:`read_facts`' order):
+    for a step whose memory must not grow with the corpus."""
+    schema = pa.schema([FACTS_SCHEMA.field(c) for c in columns])
+    for path in sorted((release / FACTS_DIR).glob("part-*.parquet")):
+        yield pq.ParquetFile(path).read(columns=list(columns), use_threads=False).cast(schema)
 
 
 _DEDUP_COLUMNS = (
@@ -100,66 +104,84 @@ class Duplicates:
 
     near: bool
     threshold: float = 0.8
-    published_before: frozenset[str] = frozenset()
+    published_before: Container[str] = frozenset()
     against: pa.Table | None = None
     params: SignatureParams = SIGNATURE
 
-    columns: tuple[str, ...] = _DEDUP_COLUMNS
+    # None: the check reads the facts parts itself, part by part (see __call__).
+    columns: tuple[str, ...] = ()
 
     def __call__(self, facts: pa.Table, release: Path) -> list[Decision]:
-        outside = 0
+        """Decide from the release's facts parts, read one at a time: what is held for the
+        whole corpus is a normalised hash (64 bytes), its group (16) and the LSH band keys
+        (8 a band) per document; signatures are read again only for the rows a band
+        pairs, and the other columns only for the rows in a cluster."""
+        against = self.against if self.against is not None else None
+        outside = against.num_rows if against is not None else 0
         head = None
-        if self.against is not None and self.against.num_rows:
-            outside = self.against.num_rows
+        if against is not None and outside and self.near:
+            head = minhash_matrix(against.column("minhash"), self.params.permutations)
+        parts = sorted((release / FACTS_DIR).glob("part-*.parquet"))
+        counts = [pq.ParquetFile(path).metadata.num_rows for path in parts]
+        total = outside + sum(counts)
+        if not total:
+            return []
+        # Filled in place, part by part: never a list of parts and their concatenation.
+        norm = np.empty(total, dtype="S64")
+        keys = np.empty((total, self.params.bands if self.near else 0), dtype=np.uint64)
+        if against is not None and outside:
+            norm[:outside] = _hex64(against.column("norm_sha256"))
+            if head is not None:
+                keys[:outside] = band_keys(head, self.params.bands, self.params.rows)
+        start = outside
+        for path, count in zip(parts, counts, strict=True):
+            columns = ["norm_sha256", "minhash"] if self.near else ["norm_sha256"]
+            table = pq.ParquetFile(path).read(columns=columns, use_threads=False)
+            if table.num_rows != count:
+                raise ValueError(f"facts: {path.name} changed while it was read")
+            norm[start : start + count] = _hex64(table.column("norm_sha256"))
             if self.near:
-                head = minhash_matrix(self.against.column("minhash"), self.params.permutations)
-            facts = pa.concat_tables([self.against.select(self.columns), facts])
-        sig = None
-        if self.near and facts.num_rows > 1:
-            # Straight from the facts parts into one matrix: the signatures are the bulk
-            # of what is read, and are never held twice.
-            sig = read_minhash(release, self.params.permutations, head)
-            if len(sig) != facts.num_rows:
-                raise ValueError("facts: signatures and rows disagree")
-        return self._decide(facts, outside, sig)
+                sig = minhash_matrix(table.column("minhash"), self.params.permutations)
+                keys[start : start + count] = band_keys(sig, self.params.bands, self.params.rows)
+            start += count
+        rows = _Rows(release, parts, against, outside, self.params.permutations)
+        pairs = None
+        if self.near and len(norm) > 1:
+            left, right = candidate_pairs_from_keys(keys)
+            involved = np.unique(np.concatenate([left, right]))
+            sig = rows.signatures(involved)
+            at = np.searchsorted(involved, left), np.searchsorted(involved, right)
+            similar = similarity(sig, *at) >= self.threshold
+            pairs = left[similar], right[similar]
+        del keys
+        return self._decide(norm, outside, pairs, rows)
 
-    def _decide(self, facts: pa.Table, outside: int, sig: np.ndarray | None) -> list[Decision]:
-        groups = UnionFind(facts.num_rows)
-        # Exact: the same normalised hash, grouped in Arrow (no Python string per document).
-        codes = _codes(facts.column("norm_sha256"))
-        _, first = np.unique(codes, return_index=True)
+    def _decide(
+        self,
+        norm: np.ndarray,
+        outside: int,
+        pairs: tuple[np.ndarray, np.ndarray] | None,
+        rows: _Rows,
+    ) -> list[Decision]:
+        groups = UnionFind(len(norm))
+        # Exact: the same normalised hash (fixed-width bytes: no Python string a document).
+        _, first, codes = np.unique(norm, return_index=True, return_inverse=True)
+        codes = codes.reshape(-1)
         leader = first[codes]
-        for a, b in zip(
-            leader[leader != np.arange(len(codes))].tolist(),
-            np.flatnonzero(leader != np.arange(len(codes))).tolist(),
-            strict=True,
-        ):
+        copies = np.flatnonzero(leader != np.arange(len(codes)))
+        for a, b in zip(leader[copies].tolist(), copies.tolist(), strict=True):
             groups.union(a, b)
-        if sig is not None:
-            left, right = candidate_pairs(sig, self.params.bands, self.params.rows)
-            similar = similarity(sig, left, right) >= self.threshold
-            for a, b in zip(left[similar].tolist(), right[similar].tolist(), strict=True):
+        if pairs is not None:
+            for a, b in zip(pairs[0].tolist(), pairs[1].tolist(), strict=True):
                 groups.union(a, b)
         clusters = [c for c in groups.components() if max(c) >= outside]
         if not clusters:
             return []
         # Only the rows of documents in a cluster become Python objects.
         members = sorted(k for cluster in clusters for k in cluster)
-        rows = facts.take(pa.array(members, pa.int64()))
-        published_us = pc.cast(rows.column("published"), pa.int64())
-        row = {
-            k: (doc_id, path, file, chars, meta, when)
-            for k, doc_id, path, file, chars, meta, when in zip(
-                members,
-                rows.column("id").to_pylist(),
-                rows.column("source_path").to_pylist(),
-                rows.column("file").to_pylist(),
-                rows.column("text_chars").to_pylist(),
-                rows.column("has_metadata").to_pylist(),
-                published_us.to_pylist(),
-                strict=True,
-            )
-        }
+        row = rows.columns(members)
+        sig = rows.signatures(np.array(members, dtype=np.int64)) if pairs is not None else None
+        at = {k: i for i, k in enumerate(members)}
 
         def order(k: int) -> tuple[bool, bool, bool, bool, int, int, str]:
             _, path, _, chars, meta, when = row[k]
@@ -175,14 +197,14 @@ class Duplicates:
 
         decisions = []
         for cluster in clusters:
-            kept, *copies = sorted(cluster, key=order)
+            kept, *copies_of = sorted(cluster, key=order)
             kept_id, kept_path = row[kept][0], row[kept][1]
             where = "" if kept >= outside else " in a dedup_against release"
-            for k in copies:
+            for k in copies_of:
                 if k < outside:
                     continue  # not a document of this release
                 exact = bool(codes[k] == codes[kept])
-                score = 1.0 if exact or sig is None else float(np.mean(sig[k] == sig[kept]))
+                score = 1.0 if exact or sig is None else float(np.mean(sig[at[k]] == sig[at[kept]]))
                 decisions.append(
                     Decision(
                         source_path=row[k][1],
@@ -201,29 +223,84 @@ class Duplicates:
         return decisions
 
 
-def _codes(column: pa.ChunkedArray) -> np.ndarray:
-    """A small integer per distinct value, equal for equal values."""
-    if len(column) == 0:  # no published document at all: a facts table without chunks
-        return np.zeros(0, dtype=np.int64)
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    return np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+# One document's columns a decision needs: id, source_path, file, text_chars,
+# has_metadata, published (microseconds since the epoch, or None).
+_Row = tuple[str, str, str, int, bool, int | None]
+_ROW_COLUMNS = ("id", "source_path", "file", "text_chars", "has_metadata", "published")
 
 
-def read_minhash(release: Path, permutations: int, head: np.ndarray | None = None) -> np.ndarray:
-    """The ``minhash`` column of every facts part (in read_facts' order) as one matrix,
-    after the rows of ``head``; filled part by part so only one part is in Arrow at a time."""
-    parts = sorted((release / FACTS_DIR).glob("part-*.parquet"))
-    counts = [pq.ParquetFile(path).metadata.num_rows for path in parts]
-    leading = 0 if head is None else len(head)
-    out = np.empty((leading + sum(counts), permutations), dtype=np.uint32)
-    if head is not None:
-        out[:leading] = head
-    row = leading
-    for path, count in zip(parts, counts, strict=True):
-        column = pq.ParquetFile(path).read(columns=["minhash"], use_threads=False).column("minhash")
-        out[row : row + count] = minhash_matrix(column, permutations)
-        row += count
-    return out
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Rows of the facts by their number in the check (dedup_against rows first, then
+    each part's in order), read from the parts that hold them."""
+
+    release: Path
+    parts: list[Path]
+    against: pa.Table | None
+    outside: int
+    permutations: int
+
+    def _where(
+        self, wanted: Sequence[int] | np.ndarray
+    ) -> Iterator[tuple[pa.Table | Path, np.ndarray, np.ndarray]]:
+        """(table or part, positions in ``wanted``, rows in it) for each source holding some."""
+        wanted = np.asarray(wanted, dtype=np.int64)
+        if self.against is not None and self.outside:
+            inside = np.flatnonzero(wanted < self.outside)
+            if len(inside):
+                yield self.against, inside, wanted[inside]
+        start = self.outside
+        for path in self.parts:
+            count = pq.ParquetFile(path).metadata.num_rows
+            inside = np.flatnonzero((wanted >= start) & (wanted < start + count))
+            if len(inside):
+                yield path, inside, wanted[inside] - start
+            start += count
+
+    def _read(self, source: pa.Table | Path, columns: Sequence[str], at: np.ndarray) -> pa.Table:
+        table = (
+            source.select(list(columns))
+            if isinstance(source, pa.Table)
+            else pq.ParquetFile(source).read(columns=list(columns), use_threads=False)
+        )
+        return table.take(pa.array(at, pa.int64()))
+
+    def signatures(self, wanted: np.ndarray) -> np.ndarray:
+        """The MinHash signatures of the rows ``wanted``, as one matrix in that order."""
+        out = np.empty((len(wanted), self.permutations), dtype=np.uint32)
+        for source, positions, at in self._where(wanted):
+            column = self._read(source, ["minhash"], at).column("minhash")
+            out[positions] = minhash_matrix(column, self.permutations)
+        return out
+
+    def columns(self, wanted: Sequence[int]) -> dict[int, _Row]:
+        """The columns a decision needs, of each row in ``wanted``."""
+        found: dict[int, _Row] = {}
+        for source, positions, at in self._where(wanted):
+            table = self._read(source, _ROW_COLUMNS, at)
+            published = pc.cast(table.column("published"), pa.int64())
+            for k, values in zip(
+                np.asarray(wanted, dtype=np.int64)[positions].tolist(),
+                zip(
+                    table.column("id").to_pylist(),
+                    table.column("source_path").to_pylist(),
+                    table.column("file").to_pylist(),
+                    table.column("text_chars").to_pylist(),
+                    table.column("has_metadata").to_pylist(),
+                    published.to_pylist(),
+                    strict=True,
+                ),
+                strict=True,
+            ):
+                found[k] = values
+        return found
+
+
+def _hex64(column: pa.ChunkedArray) -> np.ndarray:
+    """A column of SHA-256 hex digests as fixed-width bytes (64 a value, no object each)."""
+    if len(column) and pc.max(pc.binary_length(column)).as_py() > 64:
+        raise ValueError("facts: a norm_sha256 longer than a SHA-256 hex digest")
+    return np.array(column.to_pylist(), dtype="S64")
 
 
 def minhash_matrix(column: pa.ChunkedArray, permutations: int) -> np.ndarray:
@@ -291,13 +368,28 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 def candidate_pairs(sig: np.ndarray, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i < j) that share at least one band: LSH over the signature matrix."""
-    found: list[np.ndarray] = []
-    n = sig.shape[0]
+    return candidate_pairs_from_keys(band_keys(sig, bands, rows))
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """A 64-bit hash of each band of each signature: (documents x bands) uint64, a
+    quarter of the signatures' size (what the LSH step holds for the whole corpus)."""
+    out = np.empty((sig.shape[0], bands), dtype=np.uint64)
     for band in range(bands):
-        key = np.zeros(n, dtype=np.uint64)
+        key = np.zeros(sig.shape[0], dtype=np.uint64)
         for column in range(band * rows, (band + 1) * rows):
             key ^= sig[:, column]
             key *= _MIX  # wraps: a 64-bit hash of the band's rows
+        out[:, band] = key
+    return out
+
+
+def candidate_pairs_from_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) whose band keys agree in at least one band."""
+    found: list[np.ndarray] = []
+    n = keys.shape[0]
+    for band in range(keys.shape[1]):
+        key = keys[:, band]
         order = np.argsort(key, kind="stable")
         ordered = key[order]
         starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
@@ -330,16 +422,6 @@ def similarity(sig: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     for s in range(0, len(i), step):
         out[s : s + step] = (sig[i[s : s + step]] == sig[j[s : s + step]]).mean(axis=1)
     return out
-
-
-def exact_duplicates(facts: pa.Table) -> list[Decision]:
-    """Documents whose normalised text is identical to another's."""
-    return Duplicates(near=False)(facts, Path())
-
-
-def published_paths(index: Mapping[str, IndexRow]) -> frozenset[str]:
-    """The source paths a release published, from its index."""
-    return frozenset(path for path, row in index.items() if row.table == DOCUMENTS_DIR)
 
 
 def against_facts(folders: Sequence[str], release: Path, near: bool) -> pa.Table | None:
@@ -375,7 +457,7 @@ def checks_for(
     dedup: str,
     *,
     threshold: float = 0.8,
-    published_before: frozenset[str] = frozenset(),
+    published_before: Container[str] = frozenset(),
     against: pa.Table | None = None,
 ) -> list[Check]:
     """The corpus checks a run's parameters switch on."""
@@ -407,7 +489,9 @@ def corpus_step(release: Path, checks: Sequence[Check]) -> list[Decision]:
     pa.set_memory_pool(pa.system_memory_pool())
     try:
         for columns, check in checks:
-            for decision in check(read_facts(release, columns), release):
+            # A check without columns reads the parts itself, one at a time.
+            facts = read_facts(release, columns) if columns else pa.table({})
+            for decision in check(facts, release):
                 decided.setdefault(decision.source_path, decision)
     finally:
         pa.set_memory_pool(pool)
@@ -525,13 +609,14 @@ __all__ = [
     "UnionFind",
     "against_facts",
     "apply_decisions",
+    "band_keys",
     "candidate_pairs",
+    "candidate_pairs_from_keys",
     "checks_for",
     "corpus_step",
     "dedup_description",
-    "exact_duplicates",
+    "iter_facts",
     "minhash_matrix",
-    "published_paths",
     "read_facts",
     "similarity",
 ]

@@ -32,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flows.contracts import DOCUMENT_SCHEMA, FACTS_DIR, FACTS_SCHEMA, INDEX_DIR, INDEX_SCHEMA
@@ -130,6 +132,66 @@ def learn(
     return learned
 
 
+def learn_streamed(
+    parts: Iterable[pa.Table], settings: FurnitureSettings | None = None
+) -> dict[str, frozenset[bytes]]:
+    """:func:`learn` over facts tables (``source`` and ``line_hashes`` columns) read one
+    part at a time: 8 bytes a (document, candidate line) in NumPy, counted at the end,
+    instead of a Python dict and bytes object for every distinct line and every row."""
+    settings = settings or FurnitureSettings()
+    hashes: dict[str, list[np.ndarray]] = {}
+    sizes: Counter[str] = Counter()
+    for part in parts:
+        if part.num_rows == 0:
+            continue
+        groups = [source or CORPUS_GROUP for source in part.column("source").to_pylist()]
+        sizes.update(groups)
+        lists = part.column("line_hashes").combine_chunks()
+        counts = np.diff(np.asarray(lists.offsets))
+        values = _uint64s(lists.flatten())
+        if not len(values):
+            continue
+        docs = np.repeat(np.arange(len(groups)), counts)
+        # A line counts once per document, however often it is listed there.
+        order = np.lexsort((values, docs))
+        docs, values = docs[order], values[order]
+        first = np.r_[True, (docs[1:] != docs[:-1]) | (values[1:] != values[:-1])]
+        docs, values = docs[first], values[first]
+        names = np.array(groups, dtype=object)
+        for group in set(groups):
+            hashes.setdefault(group, []).append(values[names[docs] == group])
+    learned: dict[str, frozenset[bytes]] = {}
+    for group, arrays in hashes.items():
+        size = sizes[group]
+        if size < settings.min_docs:
+            continue
+        found, docs_with = np.unique(np.concatenate(arrays), return_counts=True)
+        keep = found[(docs_with >= settings.min_docs) & (docs_with >= settings.min_share * size)]
+        if len(keep):
+            data = keep.astype("<u8").tobytes()
+            learned[group] = frozenset(data[i : i + 8] for i in range(0, len(data), 8))
+    return learned
+
+
+def _uint64s(values: pa.Array) -> np.ndarray:
+    """A binary array of 8-byte hashes as little-endian uint64s, from its buffers."""
+    _, offsets_buffer, data_buffer = values.buffers()
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype="<u8")
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + n + 1]
+    if not np.all(np.diff(offsets) == 8):
+        raise ValueError("facts: line hashes of another size than 8 bytes")
+    return np.frombuffer(data_buffer, dtype="<u8", count=n, offset=int(offsets[0]))
+
+
+def _kept(part: pa.Table, excluded: pa.Array) -> pa.Table:
+    """The rows of documents the corpus step did not take out (``excluded`` paths)."""
+    if not len(excluded):
+        return part
+    return part.filter(pc.invert(pc.is_in(part.column("source_path"), value_set=excluded)))
+
+
 @dataclass(frozen=True, slots=True)
 class Stripped:
     """A document's text without its learned lines, and the lines taken out."""
@@ -218,22 +280,21 @@ def apply_furniture(
     parts rewritten."""
     if not settings.enabled:
         return set()
-    from flows.engine.corpus import read_facts  # the corpus step's reader, not a cycle
+    from flows.engine.corpus import iter_facts  # the corpus step's reader, not a cycle
 
     # ``excluded``: documents the corpus step took out (duplicates) neither count nor change.
-    facts = [
-        row
-        for row in read_facts(release, FACTS_COLUMNS).to_pylist()
-        if row["source_path"] not in excluded
-    ]
-    learned = learn(((row["source"], row["line_hashes"]) for row in facts), settings)
+    out = pa.array(sorted(excluded), pa.string())
+    learned = learn_streamed(
+        (_kept(part, out) for part in iter_facts(release, FACTS_COLUMNS)), settings
+    )
     if not learned:
         return set()
     by_file: dict[str, dict[str, frozenset[bytes]]] = {}
-    for row in facts:
-        lines = learned.get(row["source"] or CORPUS_GROUP)
-        if lines and not lines.isdisjoint(row["line_hashes"]):
-            by_file.setdefault(row["file"], {})[row["source_path"]] = lines
+    for part in iter_facts(release, FACTS_COLUMNS):
+        for row in _kept(part, out).to_pylist():
+            lines = learned.get(row["source"] or CORPUS_GROUP)
+            if lines and not lines.isdisjoint(row["line_hashes"]):
+                by_file.setdefault(row["file"], {})[row["source_path"]] = lines
     spellings: dict[tuple[str, bytes], Counter[str]] = {}
     touched: set[str] = set()
     changed = 0

@@ -7,9 +7,11 @@ assembles a run itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.contracts import SourceDocument
 from flows.engine.shard import ShardJob
 from flows.models import RunParameters
 from flows.output.release import ensure_output
@@ -30,6 +32,30 @@ class Preflight:
 
 
 @dataclass(frozen=True, slots=True)
+class Shards:
+    """The shards of a run, cut as the inputs stream in (path order): iterating walks the
+    source again and holds one shard's inputs at a time, never the whole list."""
+
+    inputs: Iterable[SourceDocument]  # re-iterable, in path order (a Discovery)
+    count: int  # how many inputs ``inputs`` held when counted
+    size: int
+
+    def __iter__(self) -> Iterator[ShardJob]:
+        batch: list[SourceDocument] = []
+        index = 0
+        for doc in self.inputs:
+            batch.append(doc)
+            if len(batch) == self.size:
+                yield ShardJob(index, tuple(batch))
+                batch, index = [], index + 1
+        if batch:
+            yield ShardJob(index, tuple(batch))
+
+    def __len__(self) -> int:
+        return (self.count + self.size - 1) // self.size
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """One run, set up: what to read, how to process it, where it goes."""
 
@@ -40,11 +66,11 @@ class Plan:
     release_fingerprint: str  # every parameter that can change what is published
     document_fingerprint: str  # the part of it that can change one document's row
     discovery: Discovery
-    shards: tuple[ShardJob, ...]
+    shards: Shards
 
     @property
     def inputs(self) -> int:
-        return self.discovery.inputs
+        return self.shards.count
 
 
 def preflight(params: RunParameters, *, publish: bool = True) -> Preflight:
@@ -58,13 +84,9 @@ def preflight(params: RunParameters, *, publish: bool = True) -> Preflight:
     return Preflight(root, out, rules, digest)
 
 
-def plan_shards(discovery: Discovery, size: int) -> tuple[ShardJob, ...]:
-    """Every input in path order, cut into shards of ``size``."""
-    inputs = sorted(discovery.documents + discovery.rejected, key=lambda d: d.source_path)
-    return tuple(
-        ShardJob(index, tuple(inputs[start : start + size]))
-        for index, start in enumerate(range(0, len(inputs), size))
-    )
+def plan_shards(discovery: Discovery, size: int) -> Shards:
+    """Every input in path order, cut into shards of ``size`` as they are listed."""
+    return Shards(discovery, discovery.inputs, size)
 
 
 def prepare(
@@ -85,4 +107,4 @@ def prepare(
     )
 
 
-__all__ = ["Plan", "Preflight", "plan_shards", "preflight", "prepare"]
+__all__ = ["Plan", "Preflight", "Shards", "plan_shards", "preflight", "prepare"]

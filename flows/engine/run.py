@@ -37,7 +37,6 @@ from flows.engine.corpus import (
     checks_for,
     corpus_step,
     dedup_description,
-    published_paths,
 )
 from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.pairs import apply_pairs, pair_settings
@@ -172,6 +171,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         # input is read once, and a shard that is unchanged as a whole is copied here
         # without a worker.
         for job in plan.shards:
+            sizes[job.index] = len(job.docs)
             inputs = read_inputs(job, context.root, context.max_file_bytes)
             fingerprint.add(inputs)  # shards are read in order: the hash streams
             prepared = prepare_shard(job, context, previous, inputs)
@@ -181,11 +181,12 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
             yield prepared
 
     documents = 0
+    sizes: dict[int, int] = {}  # inputs of each shard handed out and not yet done
 
     def _done(result: ShardResult) -> None:
         nonlocal documents
         results.append(result)
-        documents += len(plan.shards[result.index].docs)
+        documents += sizes.pop(result.index, 0)
         how = "copied" if result.copied else f"{result.processed} processed"
         runner.progress(
             Progress(len(results), total, documents, plan.inputs),
@@ -203,6 +204,8 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         runner.progress(Progress(0, total, 0, plan.inputs), "reading the inputs")
     for result in runner.shards(works()):
         _done(result)
+    if previous is not None:
+        previous.finish()  # the index parts no shard needed: their warnings, their paths
     if total == 0:
         runner.progress(Progress(0, 0), "no inputs")
     results.sort(key=lambda r: r.index)
@@ -210,7 +213,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     checks = checks_for(
         params.dedup,
         threshold=params.dedup_threshold,
-        published_before=published_paths(previous.index) if previous else frozenset(),
+        published_before=previous.published() if previous else frozenset(),
         against=against_facts(params.dedup_against, staging, params.dedup == "near")
         if params.dedup != "off"
         else None,

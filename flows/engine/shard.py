@@ -160,8 +160,9 @@ def prepare_shard(
     reuse: dict[str, IndexRow] = {}
     parts: dict[str, str] = {}
     if previous is not None:
+        index = previous.index_for(min(keys), max(keys)) if keys else {}
         for path, key in keys.items():
-            row = previous.index.get(path)
+            row = index.get(path)
             sha = previous.sha256(row.file) if row is not None else None
             if row is not None and sha is not None and row.processing_key == key:
                 reuse[path] = row

@@ -125,8 +125,10 @@ def source_fingerprint(plan: Plan, recorded: Sequence[str] = ()) -> str | None:
     fingerprint = SourceFingerprint()
     for number, job in enumerate(plan.shards):
         fingerprint.add(read_inputs(job, str(plan.root), plan.params.max_file_bytes))
-        if recorded and fingerprint.shards[-1] != recorded[number]:
+        if recorded and (number >= len(recorded) or fingerprint.shards[-1] != recorded[number]):
             return None
+    if recorded and len(fingerprint.shards) != len(recorded):
+        return None
     return fingerprint.hexdigest(plan)
 
 

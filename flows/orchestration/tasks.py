@@ -69,7 +69,7 @@ def prepare_task(params: RunParameters) -> Plan:
     get_run_logger().info(
         "%s (%d rejected before reading), %s skipped, %s",
         plural(found.inputs, "input"),
-        len(found.rejected),
+        found.rejected_count,
         plural(found.skipped, "file"),
         plural(len(found.metadata_issues), "metadata issue"),
     )

@@ -5,24 +5,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import json
 import logging
 import os
 import re
 import stat
+import tempfile
 import unicodedata
-from collections.abc import Iterable, Sequence
+import weakref
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from flows.contracts import SourceDocument
 from flows.errors import ConfigError, SourceError
 from flows.models import MetadataIssue
 from flows.source.metadata_file import (
     METADATA_FILE,
+    MetadataIndex,
+    Record,
+    name_hash,
     normal_file_name,
-    read_metadata,
     surrogate_field,
 )
 from flows.source.reading import is_inside, os_detail
@@ -34,17 +43,53 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """What a source folder holds: inputs to process, inputs already rejected, and notes."""
+    """What a source folder holds: counts and notes, and its inputs streamed in path order.
+
+    Nothing is kept in memory per input: the walk's entries (path, size, why rejected) wait
+    in a temporary file, and iterating yields each as a :class:`SourceDocument` with its
+    metadata record read again (``rejection`` set when discovery rejects it), so a run's
+    memory does not grow with the number of inputs. Every iteration yields the inputs the
+    one walk found, as a list held in memory did: a file changed after it is caught when
+    it is read.
+    """
 
     root: str
-    documents: tuple[SourceDocument, ...]
-    rejected: tuple[SourceDocument, ...]  # each with ``rejection`` set
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    max_file_bytes: int
+    inputs: int  # every input (to process or rejected)
+    rejected_count: int  # of which rejected by discovery
     skipped: int  # files that match no include glob (or an exclude glob)
-    metadata_issues: tuple[MetadataIssue, ...] = field(default_factory=tuple)
+    metadata_issues: tuple[MetadataIssue, ...]
+    metadata: MetadataIndex = field(repr=False, compare=False)
+    listing: Listing = field(repr=False, compare=False)
+    # NFKC id keys (their name_hash) that more than one document holds: only these are
+    # remembered while streaming, to reject every holder after the first.
+    contested: frozenset[int] = field(repr=False, default=frozenset())
+
+    def __iter__(self) -> Iterator[SourceDocument]:
+        """Every input in path order; a later holder of an id is rejected as a duplicate."""
+        holders: dict[str, SourceDocument] = {}
+        with self.metadata.reader() as lookup:
+            for doc in _documents(self.listing, lookup, None):
+                if doc.rejection is None and self.contested:
+                    key = unicodedata.normalize("NFKC", doc.doc_id)
+                    if name_hash(key) in self.contested:
+                        first = holders.setdefault(key, doc)
+                        if first is not doc:
+                            yield _duplicate(doc, first)
+                            continue
+                yield doc
 
     @property
-    def inputs(self) -> int:
-        return len(self.documents) + len(self.rejected)
+    def documents(self) -> tuple[SourceDocument, ...]:
+        """The inputs to process (every one in memory: for small folders and tests)."""
+        return tuple(doc for doc in self if doc.rejection is None)
+
+    @property
+    def rejected(self) -> tuple[SourceDocument, ...]:
+        """The inputs discovery rejected, each with ``rejection`` set."""
+        return tuple(doc for doc in self if doc.rejection is not None)
 
 
 # In a displayed path a backslash is written as two and each byte that is not UTF-8 as
@@ -158,66 +203,77 @@ def _classify(root: Path, fs_relative: str, max_bytes: int) -> _Entry:
 
 
 def _walk(
-    root: Path, include: Sequence[str], exclude: Sequence[str]
-) -> tuple[list[str], int, list[str], list[_Entry]]:
-    """Candidate files, count of skipped files, escaping folder links, unreadable folders.
+    root: Path, include: Sequence[str], exclude: Sequence[str], skipped: list[int]
+) -> Iterator[_Entry]:
+    """Candidate files, escaping folder links and unreadable folders, in the order of their
+    displayed paths, folder by folder (nothing kept beyond the folder being listed);
+    ``skipped[0]`` counts the files left out.
 
-    os.walk skips a folder it cannot list unless told otherwise; every file in it would
-    vanish without a trace, so each such folder becomes an ``unreadable`` rejection.
+    A folder's entries are visited sorted by displayed name, a subfolder's contents at
+    ``name + "/"``: the order of the full displayed paths. Whether a subfolder can be
+    listed is tried at its own name, where its ``unreadable`` rejection sorts (before
+    ``name-x.txt``, whose contents come after it). os.walk skips a folder it cannot list;
+    every file in it would vanish without a trace, so each such folder is a rejection.
     """
-    files: list[str] = []
-    escaping_dirs: list[str] = []
-    unreadable: list[_Entry] = []
-    skipped = 0
+    yield from _folder(root, "", include, exclude, skipped)
 
-    def on_error(error: OSError) -> None:
-        where = os.path.relpath(error.filename, root) if error.filename else "."
-        logger.warning("cannot list folder %s: %s", where, os_detail(error))
-        unreadable.append(
-            _Entry(
-                where,
-                0,
-                Rejection(
-                    Stage.DISCOVER,
-                    Reason.UNREADABLE,
-                    f"folder could not be listed ({os_detail(error)}); its files were not seen",
-                ),
-            )
-        )
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        dirnames.sort()
-        base = os.path.relpath(dirpath, root)
-        for name in list(dirnames):
-            full = os.path.join(dirpath, name)
-            if os.path.islink(full):
-                rel = name if base == "." else f"{base}/{name}"
-                if not is_inside(root, full):
-                    escaping_dirs.append(rel)
+def _unlistable(root: Path, rel: str, error: OSError) -> _Entry:
+    logger.warning("cannot list folder %s: %s", rel or ".", os_detail(error))
+    return _Entry(
+        rel or ".",
+        0,
+        Rejection(
+            Stage.DISCOVER,
+            Reason.UNREADABLE,
+            f"folder could not be listed ({os_detail(error)}); its files were not seen",
+        ),
+    )
+
+
+def _folder(
+    root: Path, base: str, include: Sequence[str], exclude: Sequence[str], skipped: list[int]
+) -> Iterator[_Entry]:
+    here = os.path.join(root, base) if base else str(root)
+    try:
+        with os.scandir(here) as listing:
+            found = list(listing)
+    except OSError as error:
+        yield _unlistable(root, base, error)
+        return
+    # (sort key, what to do, relative path): "file", "escaping" (a link to a folder
+    # outside), "probe" (can the folder be listed?) and "descend".
+    events: list[tuple[str, str, str]] = []
+    for entry in found:
+        rel = f"{base}/{entry.name}" if base else entry.name
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        key = display_path(entry.name)
+        if is_dir:
+            if entry.is_symlink():
+                if not is_inside(root, entry.path):
+                    events.append((key, "escaping", rel))
                 else:
-                    skipped += 1  # its contents are reached through the real folder
-        for name in sorted(filenames):
-            rel = name if base == "." else f"{base}/{name}"
-            if rel == METADATA_FILE:
+                    skipped[0] += 1  # its contents are reached through the real folder
                 continue
-            if matches(rel, include) and not matches(rel, exclude):
-                files.append(rel)
-            else:
-                skipped += 1
-    return sorted(files), skipped, sorted(escaping_dirs), unreadable
-
-
-def discover(
-    source: str, include: Sequence[str], exclude: Sequence[str], max_file_bytes: int
-) -> Discovery:
-    """List every input under ``source`` and attach its metadata line, if any."""
-    root = resolve_source(source)
-    files, skipped, escaping_dirs, unreadable_dirs = _walk(root, include, exclude)
-    entries = [_classify(root, rel, max_file_bytes) for rel in files]
-    entries.extend(unreadable_dirs)
-    for rel in escaping_dirs:
-        entries.append(
-            _Entry(
+            events.append((key, "probe", rel))
+            events.append((key + "/", "descend", rel))
+        elif rel == METADATA_FILE:
+            continue
+        elif matches(rel, include) and not matches(rel, exclude):
+            events.append((key, "file", rel))
+        else:
+            skipped[0] += 1
+    del found
+    events.sort()
+    unlistable: set[str] = set()
+    for _, what, rel in events:
+        if what == "file":
+            yield _Entry(rel, 0)
+        elif what == "escaping":
+            yield _Entry(
                 rel,
                 0,
                 Rejection(
@@ -226,129 +282,201 @@ def discover(
                     "symbolic link to a folder outside the source folder; not followed",
                 ),
             )
+        elif what == "probe":
+            try:
+                os.scandir(os.path.join(root, rel)).close()
+            except OSError as error:
+                unlistable.add(rel)
+                yield _unlistable(root, rel, error)
+        elif rel not in unlistable:
+            yield from _folder(root, rel, include, exclude, skipped)
+
+
+def discover(
+    source: str, include: Sequence[str], exclude: Sequence[str], max_file_bytes: int
+) -> Discovery:
+    """Walk ``source`` once: count its inputs, check ``metadata.jsonl`` against them, and
+    find the ids held twice. The inputs themselves are streamed by iterating the result."""
+    root = resolve_source(source)
+    metadata = MetadataIndex(root)
+    listing = Listing()
+    issues = list(metadata.issues)
+    inputs = rejected = 0
+    keys = array("Q")  # the name_hash of each document's NFKC id (8 bytes an input, freed)
+    skipped = [0]
+    with metadata.reader() as lookup, listing.writing() as add:
+        for entry in _walk(root, include, exclude, skipped):
+            if entry.rejection is None:
+                entry = _classify(root, entry.fs_relative, max_file_bytes)  # noqa: PLW2901
+            add(entry)
+            doc = _document(entry, lookup(entry.fs_relative, True), issues)
+            inputs += 1
+            if doc.rejection is not None:
+                rejected += 1
+            else:
+                keys.append(name_hash(unicodedata.normalize("NFKC", doc.doc_id)))
+    for number, record in metadata.unused():
+        name = normal_file_name(record.get("file_name"))
+        issues.append(
+            MetadataIssue(
+                line=number,
+                problem="no_such_document",
+                detail=f"{name!r} is not a document under the source (missing or excluded)",
+            )
         )
-    by_path = {entry.fs_relative: entry for entry in entries}
-    records, issues = read_metadata(root)
+    values, counts = np.unique(np.frombuffer(keys, dtype=np.uint64), return_counts=True)
+    del keys
+    contested = frozenset(values[counts > 1].tolist())
+    rejected += int((counts[counts > 1] - 1).sum())
+    found = Discovery(
+        str(root),
+        tuple(include),
+        tuple(exclude),
+        max_file_bytes,
+        inputs=inputs,
+        rejected_count=rejected,
+        skipped=skipped[0],
+        metadata_issues=tuple(sorted(issues, key=lambda i: i.line)),
+        metadata=metadata,
+        listing=listing,
+        contested=contested,
+    )
+    logger.info(
+        "discovered %d inputs under %s (%d to process, %d rejected, %d skipped)",
+        inputs,
+        root,
+        inputs - rejected,
+        rejected,
+        skipped[0],
+    )
+    return found
 
-    attached: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for line_no, rec in records:
-        name = normal_file_name(rec.get("file_name"))
-        if name is None:
-            problem = "outside_root" if isinstance(rec.get("file_name"), str) else "no_file_name"
-            issues.append(
-                MetadataIssue(
-                    line=line_no, problem=problem, detail=repr(rec.get("file_name"))[:200]
-                )
-            )
-        elif name not in by_path:
-            issues.append(
-                MetadataIssue(
-                    line=line_no,
-                    problem="no_such_document",
-                    detail=f"{name!r} is not a document under the source (missing or excluded)",
-                )
-            )
-        else:
-            attached.setdefault(name, []).append((line_no, rec))
 
-    documents: list[SourceDocument] = []
-    rejected: list[SourceDocument] = []
-    for entry in sorted(entries, key=lambda e: display_path(e.fs_relative)):
-        path = display_path(entry.fs_relative)
-        if path == entry.fs_relative:
-            path = entry.fs_relative  # one string object for both fields (~80 B an input)
-        lines = attached.get(entry.fs_relative, [])
-        rejection = entry.rejection
-        if rejection is None and len(lines) > 1:
-            numbers = ", ".join(str(n) for n, _ in lines)
-            rejection = Rejection(
-                Stage.DISCOVER,
-                Reason.DUPLICATE_METADATA,
-                f"metadata.jsonl lines {numbers} all describe this file",
-            )
+def _documents(
+    listing: Iterable[_Entry],
+    lookup: Callable[[str, bool], list[Record]],
+    issues: list[MetadataIssue] | None,
+) -> Iterator[SourceDocument]:
+    """Each listed input in path order with its metadata line, before ids are checked
+    for uniqueness."""
+    for entry in listing:
+        yield _document(entry, lookup(entry.fs_relative, False), issues)
+
+
+class Listing:
+    """The entries one walk found, in path order, in a temporary file rather than memory
+    (~60 bytes an input on disk). Removed when the last reference to it goes; a copy
+    (a pickled plan) reads it but never removes it."""
+
+    def __init__(self) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="corpus-listing-", suffix=".jsonl")
+        os.close(fd)
+        # Removed when the listing is collected, or at the latest when the process exits.
+        weakref.finalize(self, _remove, self.path)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[Callable[[_Entry], None]]:
+        """``add(entry)``, in path order; the file is complete when the context ends."""
+        with open(self.path, "w", encoding="ascii") as handle:
+
+            def add(entry: _Entry) -> None:
+                # JSON keeps a name's surrogate escapes (bytes that are not UTF-8) and
+                # new lines; ensure_ascii writes them as \\u escapes.
+                found = entry.rejection
+                row: list[object] = [entry.fs_relative, entry.size]
+                if found is not None:
+                    row += [found.stage.value, found.reason.value, found.detail]
+                handle.write(json.dumps(row) + "\n")
+
+            yield add
+
+    def __iter__(self) -> Iterator[_Entry]:
+        with open(self.path, encoding="ascii") as handle:
+            for line in handle:
+                row = json.loads(line)
+                rejection = (
+                    Rejection(Stage(row[2]), Reason(row[3]), row[4]) if len(row) > 2 else None
+                )
+                yield _Entry(row[0], row[1], rejection)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.path = str(state["path"])  # a copy: reads the file, never removes it
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _document(
+    entry: _Entry, lines: list[Record], issues: list[MetadataIssue] | None
+) -> SourceDocument:
+    """One input with its metadata record (if exactly one line names it) and the rejection
+    its entry, its metadata lines or its id earn."""
+    path = display_path(entry.fs_relative)
+    if path == entry.fs_relative:
+        path = entry.fs_relative  # one string object for both fields (~80 B an input)
+    rejection = entry.rejection
+    if rejection is None and len(lines) > 1:
+        numbers = ", ".join(str(n) for n, _ in lines)
+        rejection = Rejection(
+            Stage.DISCOVER,
+            Reason.DUPLICATE_METADATA,
+            f"metadata.jsonl lines {numbers} all describe this file",
+        )
+        if issues is not None:
             issues.append(
                 MetadataIssue(line=lines[1][0], problem="duplicate_file_name", detail=path)
             )
-        number: int | None = None
-        record: dict[str, Any] | None = None
-        if len(lines) == 1:
-            number, record = lines[0]
-            # file_name only locates the file (a non-UTF-8 name arrives as surrogates).
-            bad = surrogate_field({k: v for k, v in record.items() if k != "file_name"})
-            if rejection is None and bad is not None:
-                rejection = Rejection(
-                    Stage.METADATA,
-                    Reason.METADATA_INVALID,
-                    f"metadata.jsonl line {number}: {bad}: unpaired surrogate escape, "
-                    "not valid Unicode",
-                )
-        raw_id = record.get("id") if record else None
-        if rejection is None and isinstance(raw_id, str) and number is not None:
-            rejection = validate_id(raw_id, number)
-        doc = SourceDocument(
-            source_path=path,
-            doc_id=raw_id if isinstance(raw_id, str) and raw_id else derive_id(path),
-            size=entry.size,
-            metadata=record,
-            metadata_line=number,
-            rejection=rejection,
-            fs_relative=entry.fs_relative,
-        )
-        (rejected if rejection else documents).append(doc)
-
-    documents, duplicates = _unique_ids(documents)
-    rejected.extend(duplicates)
-    rejected.sort(key=lambda d: d.source_path)
-    logger.info(
-        "discovered %d inputs under %s (%d to process, %d rejected, %d skipped)",
-        len(documents) + len(rejected),
-        root,
-        len(documents),
-        len(rejected),
-        skipped,
-    )
-    return Discovery(
-        str(root),
-        tuple(documents),
-        tuple(rejected),
-        skipped,
-        tuple(sorted(issues, key=lambda i: i.line)),
+    number: int | None = None
+    record: dict[str, Any] | None = None
+    if len(lines) == 1:
+        number, record = lines[0]
+        # file_name only locates the file (a non-UTF-8 name arrives as surrogates).
+        bad = surrogate_field({k: v for k, v in record.items() if k != "file_name"})
+        if rejection is None and bad is not None:
+            rejection = Rejection(
+                Stage.METADATA,
+                Reason.METADATA_INVALID,
+                f"metadata.jsonl line {number}: {bad}: unpaired surrogate escape, "
+                "not valid Unicode",
+            )
+    raw_id = record.get("id") if record else None
+    if rejection is None and isinstance(raw_id, str) and number is not None:
+        rejection = validate_id(raw_id, number)
+    return SourceDocument(
+        source_path=path,
+        doc_id=raw_id if isinstance(raw_id, str) and raw_id else derive_id(path),
+        size=entry.size,
+        metadata=record,
+        metadata_line=number,
+        rejection=rejection,
+        fs_relative=entry.fs_relative,
     )
 
 
-def _unique_ids(
-    documents: list[SourceDocument],
-) -> tuple[list[SourceDocument], list[SourceDocument]]:
-    """The first document (in path order) keeps an id; later holders are rejected.
+def _duplicate(doc: SourceDocument, first: SourceDocument) -> SourceDocument:
+    """``doc`` rejected: ``first`` (earlier in path order) holds its id.
 
     Ids are compared after NFKC: a full-width "doc1" (U+FF44...) and "doc1", or the "fi"
     ligature and "fi", look alike and fold together in many consumers (search indexes,
     file systems that normalise names). Not after casefolding: case-sensitive ids (base64
     keys) are common and legitimate.
     """
-    holders: dict[str, SourceDocument] = {}
-    kept: list[SourceDocument] = []
-    duplicates: list[SourceDocument] = []
-    for doc in documents:
-        key = unicodedata.normalize("NFKC", doc.doc_id)
-        first = holders.setdefault(key, doc)
-        if first is doc:
-            kept.append(doc)
-            continue
-        twin = "" if first.doc_id == doc.doc_id else f" as {first.doc_id!r} (equal after NFKC)"
-        duplicates.append(
-            SourceDocument(
-                source_path=doc.source_path,
-                doc_id=doc.doc_id,
-                size=doc.size,
-                metadata=doc.metadata,
-                metadata_line=doc.metadata_line,
-                rejection=Rejection(
-                    Stage.DISCOVER,
-                    Reason.DUPLICATE_ID,
-                    f"id {doc.doc_id!r} already used by {first.source_path!r}{twin}",
-                ),
-                fs_relative=doc.fs_relative,
-            )
-        )
-    return kept, duplicates
+    twin = "" if first.doc_id == doc.doc_id else f" as {first.doc_id!r} (equal after NFKC)"
+    return SourceDocument(
+        source_path=doc.source_path,
+        doc_id=doc.doc_id,
+        size=doc.size,
+        metadata=doc.metadata,
+        metadata_line=doc.metadata_line,
+        rejection=Rejection(
+            Stage.DISCOVER,
+            Reason.DUPLICATE_ID,
+            f"id {doc.doc_id!r} already used by {first.source_path!r}{twin}",
+        ),
+        fs_relative=doc.fs_relative,
+    )

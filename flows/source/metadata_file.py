@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import logging
 import os
 import stat
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flows.errors import SourceError
 from flows.models import MetadataIssue
-from flows.source.reading import is_inside, os_detail, read_bounded
+from flows.source.reading import TRANSIENT_ERRNOS, is_inside, os_detail, read_bounded
 from flows.stages.encoding import BOMS, decode
 from flows.stages.types import Reason, Rejection
 
@@ -195,3 +202,208 @@ def normal_file_name(value: Any) -> str | None:
     if path.startswith("/") or (len(path) > 1 and path[1] == ":") or ".." in path.split("/"):
         return None
     return "/".join(part for part in path.split("/") if part not in {"", "."})
+
+
+def name_hash(text: str) -> int:
+    """A stable 64-bit hash of a name or id (the same in every process, unlike ``hash``)."""
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class MetadataIndex:
+    """Where each record of ``metadata.jsonl`` is, by file name -- not the records.
+
+    Parsing every line into a dict held for the whole run cost ~1.5 kB a record; this keeps
+    32 bytes a record (name hash, line number, byte offset and length) and parses a record
+    again when its document is listed. A UTF-8 file is read again from the source (one
+    ``pread`` a record); a file in another encoding is kept here as UTF-8 bytes.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / METADATA_FILE
+        self.issues: list[MetadataIssue] = []  # lines that are no record of a file
+        self._data: bytes | None = None  # the text, when it is not the file's own bytes
+        hashes, where = array("Q"), array("q")  # 8 + 24 bytes a record while reading
+        if not self._read_plain(hashes, where):
+            hashes, where = array("Q"), array("q")
+            self.issues = []
+            self._read_whole(root, hashes, where)
+        keys = np.frombuffer(hashes, dtype=np.uint64)
+        order = np.argsort(keys, kind="stable")  # equal names stay in line order
+        self._keys = keys[order]
+        self._where = np.frombuffer(where, dtype=np.int64).reshape(-1, 3)[order]
+        self.used = np.zeros(len(keys), dtype=bool)  # set by :meth:`reader` with ``mark``
+
+    def _read_plain(self, hashes: array[int], where: array[int]) -> bool:
+        """Index a plain UTF-8 file line by line, never holding it whole; False (nothing
+        kept) for anything else -- a link, no regular file, a BOM, another encoding, a
+        read error -- which :meth:`_read_whole` then handles as it always did."""
+        try:
+            if stat.S_ISLNK(os.lstat(self.path).st_mode):
+                return False
+            # O_NONBLOCK: a FIFO must not hang the run (it is then reported, not read).
+            handle = os.fdopen(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+        except FileNotFoundError:
+            return True  # no metadata file: nothing to index
+        except OSError as error:
+            if error.errno in TRANSIENT_ERRNOS:
+                return False  # read whole, with read_bounded's retries
+            raise SourceError(f"{METADATA_FILE} cannot be read: {os_detail(error)}") from error
+        with handle:
+            try:
+                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    return False
+                head = handle.read(4)
+                if any(head.startswith(bom) for bom, _ in BOMS):
+                    return False
+                handle.seek(0)
+                self._add(_records(handle, self.issues, plain=True), hashes, where)
+            except (_NotPlain, OSError):
+                return False
+        return True
+
+    def _read_whole(self, root: Path, hashes: array[int], where: array[int]) -> None:
+        """Read, check and decode the file whole (a link, a BOM, another encoding)."""
+        data = _read_metadata_bytes(root)
+        if isinstance(data, MetadataIssue):
+            logger.warning("%s: %s", METADATA_FILE, data.detail)
+            self.issues.append(data)
+            return
+        if data is None:
+            return
+        text = decode_metadata(data)
+        encoded = text.encode("utf-8", "surrogatepass")
+        del text
+        if encoded != data:  # a BOM or another encoding: kept, as UTF-8
+            self._data = encoded
+        del data
+        self._add(_records(io.BytesIO(encoded), self.issues, plain=False), hashes, where)
+
+    def _add(
+        self,
+        records: Iterable[tuple[int, int, int, dict[str, Any]]],
+        hashes: array[int],
+        where: array[int],
+    ) -> None:
+        for number, offset, length, record in records:
+            name = normal_file_name(record.get("file_name"))
+            if name is None:
+                value = record.get("file_name")
+                problem = "outside_root" if isinstance(value, str) else "no_file_name"
+                detail = repr(value)[:200]
+                self.issues.append(MetadataIssue(line=number, problem=problem, detail=detail))
+                continue
+            hashes.append(name_hash(name))
+            where.extend((number, offset, length))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[Callable[[str, bool], list[Record]]]:
+        """``lookup(name, mark)``: the records naming ``name``, in line order (``mark``: note
+        them as used, for :meth:`unused`). The file is open while the context lasts."""
+        if not len(self._keys):
+            yield lambda name, mark: []
+            return
+        keys = self._keys
+        with contextlib.ExitStack() as stack:
+            line = self._lines(stack)
+
+            def lookup(name: str, mark: bool) -> list[Record]:
+                key = np.uint64(name_hash(name))
+                low = int(keys.searchsorted(key))
+                found: list[Record] = []
+                if low == len(keys) or keys[low] != key:
+                    return found  # most inputs: no line names them
+                high = int(keys.searchsorted(key, side="right"))
+                for k in range(low, high):
+                    number, offset, length = (int(v) for v in self._where[k])
+                    record = _again(line(offset, length), number)
+                    if normal_file_name(record.get("file_name")) != name:
+                        continue  # another name with the same 64-bit hash
+                    if mark:
+                        self.used[k] = True
+                    found.append((number, record))
+                return found
+
+            yield lookup
+
+    def unused(self) -> Iterator[Record]:
+        """The records :meth:`reader` never found for a listed input, in line order."""
+        rows = sorted(np.flatnonzero(~self.used).tolist(), key=lambda k: int(self._where[k][0]))
+        if not rows:
+            return
+        with contextlib.ExitStack() as stack:
+            line = self._lines(stack)
+            for k in rows:
+                number, offset, length = (int(v) for v in self._where[k])
+                yield number, _again(line(offset, length), number)
+
+    def _lines(self, stack: contextlib.ExitStack) -> Callable[[int, int], bytes]:
+        """Read a line's bytes by offset and length (the file stays open in ``stack``)."""
+        data = self._data
+        if data is not None:
+            return lambda offset, length: data[offset : offset + length]
+        handle = stack.enter_context(self.path.open("rb"))
+        return lambda offset, length: os.pread(handle.fileno(), length, offset)
+
+
+class _NotPlain(Exception):
+    """metadata.jsonl is not plain UTF-8: it is read whole and decoded instead."""
+
+
+def _records(
+    lines: Iterable[bytes], issues: list[MetadataIssue], *, plain: bool
+) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    """Each JSON object line of UTF-8 ``lines`` (each ending in ``\n`` but perhaps the
+    last): (line number, byte offset, length, record), split as :func:`parse_metadata`
+    splits (``\n`` only); its other lines go to ``issues``. With ``plain``, _NotPlain at a
+    byte that :func:`decode_metadata` would not read as UTF-8. Raises SourceError as
+    parse_metadata does when most lines are not JSON objects."""
+    lines_seen = 0
+    bad = 0
+    offset = 0
+    for number, raw in enumerate(lines, start=1):
+        start, offset = offset, offset + len(raw)
+        body = raw.removesuffix(b"\n")
+        if plain and (b"\x00" in body or b"\x1b" in body):
+            raise _NotPlain
+        try:
+            line = body.decode("utf-8", "strict" if plain else "surrogatepass")
+        except UnicodeDecodeError as error:
+            raise _NotPlain from error
+        line = line.removesuffix("\r")
+        if not line.strip():
+            continue
+        lines_seen += 1
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            bad += 1
+            issues.append(MetadataIssue(line=number, problem="not_json", detail=str(error)))
+            continue
+        if not isinstance(value, dict):
+            bad += 1
+            issues.append(
+                MetadataIssue(line=number, problem="not_an_object", detail=type(value).__name__)
+            )
+            continue
+        yield number, start, len(body), value
+    if bad >= MIN_UNPARSED_LINES and bad > MAX_UNPARSED_SHARE * lines_seen:
+        first = next(issue for issue in issues if issue.problem in ("not_json", "not_an_object"))
+        raise SourceError(
+            f"{METADATA_FILE}: {bad} of {lines_seen} lines are not JSON objects "
+            f"(first: line {first.line}: {first.detail[:120]}); fix the file or remove it"
+        )
+
+
+def _again(raw: bytes, number: int) -> dict[str, Any]:
+    """A record read again; SourceError when the file changed under the run."""
+    try:
+        value = json.loads(raw.decode("utf-8", "surrogatepass").removesuffix("\r"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SourceError(f"{METADATA_FILE} changed during the run (line {number})") from error
+    if not isinstance(value, dict):
+        raise SourceError(f"{METADATA_FILE} changed during the run (line {number})")
+    return value
