@@ -31,6 +31,7 @@ from flows.contracts import (
     INDEX_SCHEMA,
     REJECTED_DIR,
     REJECTED_SCHEMA,
+    DocumentRow,
     FactsRow,
     IndexRow,
     SourceDocument,
@@ -272,6 +273,7 @@ def work_shard(work: ShardWork) -> ShardResult:
     ]
     with_metadata = {i.doc.source_path for i in work.inputs if i.doc.metadata is not None}
     known, facts_warnings = _reused_facts(work, reused_docs)
+    known.update(made_facts(outcome.documents))
     warnings += facts_warnings
     facts = facts_table(documents, with_metadata, f"{DOCUMENTS_DIR}/{part}", known)
     write_parts(
@@ -310,9 +312,7 @@ def facts_table(
     # Only the texts that need facts are taken out of Arrow.
     picked = documents.select(["text", "removed"]).take(pa.array(todo, pa.int64()))
     made = {
-        paths[i]: KnownFacts(
-            signature(text), tuple(document_facts(text, removed)), paragraph_facts(text, removed)
-        )
+        paths[i]: _facts_of(text, removed)
         for i, text, removed in zip(
             todo,
             picked.column("text").to_pylist(),
@@ -357,6 +357,23 @@ def facts_table(
         )
     ]
     return rows_table(rows, FACTS_SCHEMA)
+
+
+def made_facts(rows: Sequence[DocumentRow]) -> dict[str, KnownFacts]:
+    """The facts of rows just made, by source path: from the texts in hand, rather than
+    taken back out of the documents table (a copy of every text)."""
+    return {
+        row.source_path: _facts_of(
+            row.text, [{"rule": r.rule, "text": r.text, "line": r.line} for r in row.removed]
+        )
+        for row in rows
+    }
+
+
+def _facts_of(text: str, removed: Sequence[Mapping[str, object]]) -> KnownFacts:
+    return KnownFacts(
+        signature(text), tuple(document_facts(text, removed)), paragraph_facts(text, removed)
+    )
 
 
 def _facts_part(file: str) -> str | None:

@@ -41,13 +41,22 @@ _DECORATION = "".join(
     for ch in map(chr, range(0x20, 0x3000))
     if unicodedata.category(ch)[0] in {"P", "S", "Z"} and ch not in "#@&+%$€£¥©"
 )
+_DECORATION_SET = frozenset(_DECORATION)
 _SPACES = re.compile(r"\s+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def phrase_key(line: str) -> str:
     """The form a line and a phrase are compared in: casefolded, single-spaced, undecorated."""
-    return _SPACES.sub(" ", line.strip().strip(_DECORATION).casefold())
+    key = line.strip()
+    # strip() with 3,500 characters to strip costs a scan of them per edge character: only
+    # when an edge is decoration.
+    if key and (key[0] in _DECORATION_SET or key[-1] in _DECORATION_SET):
+        key = key.strip(_DECORATION)
+    key = key.casefold()
+    # Every whitespace character but the space is unprintable: a printable key without a
+    # double space has no run for the substitution to collapse.
+    return key if key.isprintable() and "  " not in key else _SPACES.sub(" ", key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +256,7 @@ def headline_above(lines: Sequence[str], named: Mapping[int, str]) -> str | None
     if first is None:
         return None
     above = [i for i in range(first - 1, -1, -1) if lines[i].strip()][:_HEADLINE_LOOKBACK]
-    kept = "\n".join(line for i, line in enumerate(lines) if i >= first and i not in named)
-    lead = {w.casefold() for w in _LEAD_WORD.findall(kept[:_HEADLINE_LEAD_CHARS])}
+    lead = {w.casefold() for w in _LEAD_WORD.findall(_lead(lines, first, named))}
     scored = [
         (_overlap(lines[i].strip(), lead), -n, lines[i].strip())
         for n, i in enumerate(above)
@@ -258,6 +266,21 @@ def headline_above(lines: Sequence[str], named: Mapping[int, str]) -> str | None
     ]
     best = max(scored, default=None)
     return best[2] if best is not None and best[0] >= _HEADLINE_MIN_OVERLAP else None
+
+
+def _lead(lines: Sequence[str], first: int, named: Mapping[int, str]) -> str:
+    """The first ``_HEADLINE_LEAD_CHARS`` characters of the kept lines from ``first`` on
+    (joined by line breaks), without joining the rest of the text."""
+    kept: list[str] = []
+    size = 0
+    for i in range(first, len(lines)):
+        if i in named:
+            continue
+        kept.append(lines[i])
+        size += len(lines[i]) + 1
+        if size > _HEADLINE_LEAD_CHARS:
+            break
+    return "\n".join(kept)[:_HEADLINE_LEAD_CHARS]
 
 
 def tidy(text: str) -> str:

@@ -186,10 +186,30 @@ def process_many(
 
 def _unencodable_field(row: DocumentRow) -> str | None:
     """The first column holding a string UTF-8 cannot encode (a lone surrogate), if any."""
+    if _strings_encodable(row):  # nearly every row: one encode, no walk over the fields
+        return None
     for name in row.__dataclass_fields__:
         if not _encodable(getattr(row, name)):
             return name
     return None
+
+
+def _strings_encodable(row: DocumentRow) -> bool:
+    """Whether every string of the row encodes (its text, titles, removed lines, ...),
+    checked as one string: UTF-8 refuses a surrogate whatever is around it."""
+    strings: list[str] = []
+    for value in map(row.__getattribute__, row.__dataclass_fields__):
+        if isinstance(value, str):
+            strings.append(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, str):
+                    strings.append(item)
+                elif isinstance(item, RemovedLine):
+                    strings += (item.rule, item.text)
+                elif isinstance(item, tuple):
+                    return False  # nested: left to the walk
+    return _encodable("".join(strings))
 
 
 def _encodable(value: object) -> bool:

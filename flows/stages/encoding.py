@@ -53,6 +53,8 @@ _CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ufeff]")
 _MAX_CONTROL_SHARE = 0.01
 # Category Cc is exactly U+0000-001F and U+007F-009F; these are the non-whitespace ones.
 _NON_SPACE_CONTROLS = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f]")
+# Every character _LINE_BREAKS, _CONTROLS, _NON_SPACE_CONTROLS or _C1_PUNCTUATION matches.
+_SPECIAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 # surrogateescape turns each byte that is not valid UTF-8 into one of these.
 _ESCAPED_BYTES = re.compile("[\udc80-\udcff]")
 _VALID_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
@@ -333,17 +335,20 @@ def _finish(
     repairs: tuple[str, ...] = ()
     if settings.repair_mojibake:
         text, repairs = repair_mojibake(text)
-        if codec_name(encoding) in _C1_REPAIRABLE:
-            text, c1 = repair_c1_controls(text)
-            repairs += (C1_REPAIR,) if c1 else ()
-    share = _control_share(text)
+    # Nearly every text holds no control, C1 code point or line break other than "\n":
+    # one scan then stands for the four below (C1 repair, control share, both substitutions).
+    plain = _SPECIAL.search(text) is None
+    if settings.repair_mojibake and not plain and codec_name(encoding) in _C1_REPAIRABLE:
+        text, c1 = repair_c1_controls(text)
+        repairs += (C1_REPAIR,) if c1 else ()
+    share = 0.0 if plain else _control_share(text)
     if share > _MAX_CONTROL_SHARE:
         return Rejection(
             Stage.ENCODING,
             Reason.BINARY,
             f"decoded as {encoding} but {share:.1%} of characters are control characters",
         )
-    normalized = normalize_text(text)
+    normalized = unicodedata.normalize("NFC", text) if plain else normalize_text(text)
     if not normalized.strip():
         return Rejection(Stage.ENCODING, Reason.EMPTY, "no visible characters after decoding")
     low = method.startswith("chardet") and confidence < settings.flag_confidence

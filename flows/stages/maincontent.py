@@ -28,6 +28,8 @@ _MARKS = "".join(
     ch for ch in map(chr, range(0x300, 0x10000)) if unicodedata.category(ch) in {"Mn", "Mc", "Me"}
 )
 _WORD = re.compile(f"\\w[\\w{re.escape(_MARKS)}]*")
+_ASCII_WORD = re.compile(r"\w+", re.ASCII)
+_UNSPACED_OR_PHRASE_SPACED = re.compile(_UNSPACED.pattern[:-1] + _PHRASE_SPACED.pattern[1:])
 # What a sentence ends with, before closing quotes and brackets, in every script we detect:
 # Latin/Cyrillic/Greek ". ! ? ; : ..." (Greek's question mark is ";" after NFC); the danda
 # and double danda of Devanagari, Bengali, Gurmukhi and others; the Arabic full stop (Urdu),
@@ -101,6 +103,10 @@ _EDGE_ALLOWANCE = 2
 def line_words(line: str) -> float:
     """Length in words; unspaced scripts count half a word per character (Han, kana) or a
     quarter (Thai, Lao, Myanmar, Khmer, which space phrases only)."""
+    if line.isascii():  # most lines: no marks, no unspaced scripts, \w is [A-Za-z0-9_]
+        return float(len(_ASCII_WORD.findall(line)))
+    if _UNSPACED_OR_PHRASE_SPACED.search(line) is None:
+        return float(len(_WORD.findall(line)))
     wide = len(_UNSPACED.findall(line))
     if wide:
         line = _UNSPACED.sub(" ", line)

@@ -199,9 +199,9 @@ class _Words:
         # Only the few characters that are neither spaces nor letters are looked at one by
         # one: a token made of nothing else holds no letter; of nothing but the ones that are
         # not digits either, no letter or digit (not a word).
-        plain = np.flatnonzero((classes & (_SPACE | _LETTER)) == 0)
+        plain = ((classes & (_SPACE | _LETTER)) == 0).nonzero()[0]
         symbol = (classes[plain] & _ALNUM) == 0
-        owner = np.searchsorted(tokens.starts, plain, "right") - 1
+        owner = tokens.starts.searchsorted(plain, "right") - 1
         count = len(tokens.starts)
         lengths = tokens.ends - tokens.starts
         unlettered = np.bincount(owner, minlength=count) == lengths
@@ -209,11 +209,12 @@ class _Words:
         # Letters and digits of the words: their characters less the glued punctuation
         # (\\W: not '_').
         glued = symbol & (codes[plain] != ord("_")) & ~unworded[owner]
-        if unworded.any():
+        if np.logical_or.reduce(unworded):
             starts, ends = tokens.starts[~unworded], tokens.ends[~unworded]
         else:
             starts, ends = tokens.starts, tokens.ends
-        letters = int(lengths.sum() - lengths[unworded].sum()) - int(np.count_nonzero(glued))
+        letters = int(np.add.reduce(lengths) - np.add.reduce(lengths[unworded]))
+        letters -= int(np.count_nonzero(glued))
         return cls(starts, ends, count - int(np.count_nonzero(unlettered)), letters)
 
 
@@ -244,9 +245,12 @@ def _sorted_runs(keys: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.intp], npt
     """Positions in the order of their keys, ties by position, and where each run of equal
     keys starts in that order. One plain sort of keys and positions packed in one integer
     (a fraction of an argsort's time) where they fit in 63 bits."""
+    # ufunc reductions and an in-place sort, not the ndarray.max / np.sort wrappers: on a
+    # short text the calls, not the data, are the cost.
     shift = len(keys).bit_length()
-    if len(keys) and int(keys.max()) < 1 << (63 - shift):
-        packed = np.sort((keys << shift) | np.arange(len(keys)))
+    if len(keys) and int(np.maximum.reduce(keys)) < 1 << (63 - shift):
+        packed = (keys << shift) | np.arange(len(keys))
+        packed.sort()
         order = packed & ((1 << shift) - 1)
         ordered = packed >> shift
     else:
@@ -281,16 +285,17 @@ def _word_ids(text: str, codes: npt.NDArray[np.uint32], words: _Words) -> npt.ND
 
 def _same_words(codes: npt.NDArray[np.uint32], words: _Words, match: npt.NDArray[np.intp]) -> bool:
     """Whether each word equals the word ``match`` names (its first one with that hash)."""
+    # ndarray methods and ufuncs, not the np.array_equal / np.repeat wrappers (short texts).
     lengths = words.ends - words.starts
-    if not np.array_equal(lengths, lengths[match]):
+    if np.logical_or.reduce(lengths != lengths[match]):
         return False
-    again = np.flatnonzero(match != np.arange(len(match)))
+    again = (match != np.arange(len(match))).nonzero()[0]
     sizes = lengths[again]
     # Offsets of every character of those words, and of the same character of their match.
-    step = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    mine = np.repeat(words.starts[again], sizes) + step
-    theirs = np.repeat(words.starts[match[again]], sizes) + step
-    return bool(np.array_equal(codes[mine], codes[theirs]))
+    step = np.arange(int(np.add.reduce(sizes))) - (sizes.cumsum() - sizes).repeat(sizes)
+    mine = words.starts[again].repeat(sizes) + step
+    theirs = words.starts[match[again]].repeat(sizes) + step
+    return not np.logical_or.reduce(codes[mine] != codes[theirs])
 
 
 def _top(
@@ -299,11 +304,13 @@ def _top(
     """(position of the first occurrence, count) of the most frequent key -- ties go to the
     one seen first, as ``Counter.most_common`` gives them -- and the sorted runs."""
     order, new = _sorted_runs(keys)
-    starts = np.flatnonzero(new)
-    counts = np.diff(starts, append=len(keys))
-    most = counts.max()
+    starts = new.nonzero()[0]
+    counts = np.empty_like(starts)  # np.diff(starts, append=len(keys)), without its wrapper
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1] = len(keys) - starts[-1]
+    most = np.maximum.reduce(counts)
     # The run of each key starts at its first occurrence (ties are ordered by position).
-    return int(order[starts[counts == most]].min()), int(most), new, order
+    return int(np.minimum.reduce(order[starts[counts == most]])), int(most), new, order
 
 
 def _top_ngram_chars(
@@ -321,13 +328,13 @@ def _top_ngram_chars(
     first, count, new, order = _top(ids[:-1] * n + ids[1:])
     dense = np.empty(n - 1, np.int64)
     dense[order] = np.cumsum(new) - 1
-    found = [(int(lengths[first : first + 2].sum()) + separator) * count]
+    found = [(sum(lengths[first : first + 2].tolist()) + separator) * count]
     if n >= 3:
         first, count, _, _ = _top(dense[:-1] * n + ids[2:])
-        found.append((int(lengths[first : first + 3].sum()) + 2 * separator) * count)
+        found.append((sum(lengths[first : first + 3].tolist()) + 2 * separator) * count)
     if n >= 4:
         first, count, _, _ = _top(dense[:-2] * n + dense[2:])
-        found.append((int(lengths[first : first + 4].sum()) + 3 * separator) * count)
+        found.append((sum(lengths[first : first + 4].tolist()) + 3 * separator) * count)
     found += [0] * (3 - len(found))
     return found[0], found[1], found[2]
 
