@@ -301,17 +301,36 @@ def test_the_size_table_puts_every_target_side_by_side() -> None:
     runs = [
         bench.Measurement("naive 5k", 600, wall_s=30.0, cpu_s=30.0),
         bench.Measurement("validate 5k", 600, wall_s=8.0, cpu_s=12.0),
+        bench.Measurement("validate old stages 5k", 600, wall_s=7.0, cpu_s=10.0),
         bench.Measurement(
-            "cold 5k", 600, wall_s=10.0, cpu_s=15.0, marks={"first_shard": 2.5}, load=1.0
+            "cold 5k",
+            600,
+            wall_s=10.0,
+            cpu_s=15.0,
+            marks={"first_shard": 2.5, "last_shard": 8.0},
+            load=1.0,
         ),
         bench.Measurement("unchanged 5k", 600, wall_s=2.0, cpu_s=1.0, load=2.0),
+        bench.Measurement(
+            "cold server 5k", 600, wall_s=9.0, cpu_s=12.0, marks={"first_shard": 1.5}
+        ),
+        bench.Measurement("unchanged server 5k", 600, wall_s=1.5, cpu_s=1.0),
     ]
-    rows = bench.render_sizes(runs, [5.0, 20.0])
-    assert len(rows) == 3  # header, rule, 5k (no 20k runs)
+    # 1 ms a document of new per-document work (0.6 s) and 2 CPU-s of corpus step, against
+    # the 9.4 CPU-s of the rest of the validate run: 28 %.
+    shares = {"5k": bench.ShardShares(100, process_ms=3.0, quality_ms=0.5, facts_ms=0.5)}
+    rows = bench.render_sizes(runs, [5.0, 20.0], shares)
+    assert len(rows) == 5  # header, rule, 5k with a temporary server, 5k with a server, shares
     cells = [c.strip() for c in rows[2].strip("|").split("|")]
-    assert cells[:11] == [
-        "5k", "600", "30.0", "8.0", "10.0", "2.0", "3.00x", "1.25x", "5.00x", "2.5", "40",
+    assert cells[:16] == [
+        "5k", "temporary", "600", "30.0", "8.0", "10.0", "2.0", "3.00x", "1.25x", "5.00x",
+        "2.5", "2.0", "40", "50", "20", "28 %",
     ]  # fmt: skip
+    server = [c.strip() for c in rows[3].strip("|").split("|")]
+    assert server[:12] == [
+        "5k", "server", "600", "30.0", "8.0", "9.0", "1.5", "3.33x", "1.12x", "6.00x", "1.5", "-",
+    ]  # fmt: skip
+    assert "quality signals 0.50 ms" in rows[4]
 
 
 def test_validate_exit_one_is_a_finding_not_a_failure() -> None:
