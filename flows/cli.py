@@ -128,10 +128,20 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     guard.log_path = start_log_file(out)
     start_resource_tracker(guard.log_path)
     guard.watch_output(out)
-    with prefect_api(guard):
-        from flows.orchestration.flow import corpus_release
+    if params.task_runner == "process":
+        from flows.engine.pool import start_local_pool, stop_local_pool
 
-        result = corpus_release(params)
+        # Now, before the server and Prefect's import: the workers boot and load the
+        # language profiles meanwhile (the flow's tasks hand them the shards).
+        start_local_pool(params.workers or os.cpu_count() or 1)
+    try:
+        with prefect_api(guard):
+            from flows.orchestration.flow import corpus_release
+
+            result = corpus_release(params)
+    finally:
+        if params.task_runner == "process" and guard.reason is None:
+            stop_local_pool()
     if guard.reason is not None:  # a stop that landed as the flow finished
         raise KeyboardInterrupt
     stop_progress()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -27,6 +30,20 @@ def init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_leave_at_once)
     warm_up()
+
+
+def _init_forked_worker() -> None:
+    """:func:`init_worker` in a worker forked from ``corpus run``: the parent's SIGTERM
+    handler and signal wakeup fd are undone first (a SIGTERM to the worker must end the
+    worker, not be reported to the parent's signal watcher as the parent's own)."""
+    with contextlib.suppress(ValueError, OSError):
+        signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    init_worker()
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 def _leave_at_once() -> None:
@@ -55,6 +72,77 @@ def starting_workers(where: str) -> str:
         f"processing shards on {where} (starting them; each loads the language profiles "
         "once); progress follows as shards finish"
     )
+
+
+class _LocalPool:
+    """The shard workers of this process, one pool shared by every run it makes."""
+
+    lock = threading.Lock()
+    executor: ProcessPoolExecutor | None = None
+    workers = 0
+    closed = False  # stopped by a stop of the run: a retried shard must not start new ones
+
+
+def start_local_pool(workers: int) -> None:
+    """Start the shard workers now, forked from this process, so that their boot and their
+    profile loading overlap whatever comes next (``corpus run``: the Prefect server's boot
+    and Prefect's import). Forked before Prefect is imported, with no thread of Prefect
+    running: the workers never import it, and fork copies what this process already holds.
+    """
+    with _LocalPool.lock:
+        _LocalPool.closed = False
+        if _LocalPool.executor is not None and not getattr(_LocalPool.executor, "_broken", False):
+            return
+        executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_forked_worker,
+        )
+        executor.submit(_ready)  # with fork, the first submit starts every worker
+        _LocalPool.executor, _LocalPool.workers = executor, workers
+
+
+def local_pool(workers: int) -> ProcessPoolExecutor:
+    """This process's shard workers: the ones :func:`start_local_pool` started, or new ones
+    (a deployment's flow run, a pool broken by a worker that died, for a retried shard).
+
+    Started here from a process that runs Prefect's threads, they are not forked (a fork
+    could copy a lock one of those threads holds) but come from a forkserver that imports
+    the engine once."""
+    with _LocalPool.lock:
+        executor = _LocalPool.executor
+        broken = executor is not None and getattr(executor, "_broken", False)
+        if executor is not None and not broken:
+            return executor
+        if _LocalPool.closed:
+            raise RuntimeError("the run is stopping: its shard workers were stopped")
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        executor = ProcessPoolExecutor(
+            max_workers=workers or _LocalPool.workers or os.cpu_count() or 1,
+            mp_context=context,
+            initializer=init_worker,
+        )
+        _LocalPool.executor, _LocalPool.workers = executor, workers
+        return executor
+
+
+def stop_local_pool(wait: bool = True) -> None:
+    """Stop this process's shard workers: at the end of a run (``wait``: each takes its
+    sentinel and leaves), or because the run is stopping (its workers are being killed;
+    until the next :func:`start_local_pool`, no new ones start)."""
+    with _LocalPool.lock:
+        executor, _LocalPool.executor = _LocalPool.executor, None
+        _LocalPool.closed = not wait
+    if executor is not None:
+        executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def pooled_shard(work: ShardWork, workers: int) -> ShardResult:
+    """One shard on this process's shard workers, waited for."""
+    return local_pool(workers).submit(work_shard, work).result()
 
 
 class PoolRunner:
@@ -93,4 +181,13 @@ class PoolRunner:
         log_progress(logger, progress, news)
 
 
-__all__ = ["PoolRunner", "init_worker", "starting_workers", "window"]
+__all__ = [
+    "PoolRunner",
+    "init_worker",
+    "local_pool",
+    "pooled_shard",
+    "start_local_pool",
+    "starting_workers",
+    "stop_local_pool",
+    "window",
+]
