@@ -140,6 +140,14 @@ def stop_local_pool(wait: bool = True) -> None:
         executor.shutdown(wait=wait, cancel_futures=True)
 
 
+def running_local_pool() -> ProcessPoolExecutor | None:
+    """This process's shard workers if they are running (idle once the shard pass is over:
+    publishing draws the report on one of them), else None."""
+    with _LocalPool.lock:
+        executor = _LocalPool.executor
+        return None if executor is None or getattr(executor, "_broken", False) else executor
+
+
 def pooled_shard(work: ShardWork, workers: int) -> ShardResult:
     """One shard on this process's shard workers, waited for."""
     return local_pool(workers).submit(work_shard, work).result()
@@ -186,6 +194,7 @@ __all__ = [
     "init_worker",
     "local_pool",
     "pooled_shard",
+    "running_local_pool",
     "start_local_pool",
     "starting_workers",
     "stop_local_pool",
