@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -30,16 +29,6 @@ def init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_leave_at_once)
     warm_up()
-
-
-def _init_forked_worker() -> None:
-    """:func:`init_worker` in a worker forked from ``corpus run``: the parent's SIGTERM
-    handler and signal wakeup fd are undone first (a SIGTERM to the worker must end the
-    worker, not be reported to the parent's signal watcher as the parent's own)."""
-    with contextlib.suppress(ValueError, OSError):
-        signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    init_worker()
 
 
 def _ready() -> int:
@@ -84,49 +73,40 @@ class _LocalPool:
 
 
 def start_local_pool(workers: int) -> None:
-    """Start the shard workers now, forked from this process, so that their boot and their
-    profile loading overlap whatever comes next (``corpus run``: the Prefect server's boot
-    and Prefect's import). Forked before Prefect is imported, with no thread of Prefect
-    running: the workers never import it, and fork copies what this process already holds.
-    """
+    """Start the shard workers now, so that their boot and their profile loading overlap
+    whatever comes next (``corpus run``: the Prefect server's boot and Prefect's import).
+    They never import Prefect: the flow's tasks run in threads and hand them the shards."""
     with _LocalPool.lock:
         _LocalPool.closed = False
-        if _LocalPool.executor is not None and not getattr(_LocalPool.executor, "_broken", False):
-            return
-        executor = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_forked_worker,
-        )
-        executor.submit(_ready)  # with fork, the first submit starts every worker
-        _LocalPool.executor, _LocalPool.workers = executor, workers
+        if _LocalPool.executor is None or getattr(_LocalPool.executor, "_broken", False):
+            _LocalPool.executor, _LocalPool.workers = _new_pool(workers), workers
+        for _ in range(workers):  # one each: a forkserver pool starts a worker per submit
+            _LocalPool.executor.submit(_ready)
 
 
 def local_pool(workers: int) -> ProcessPoolExecutor:
     """This process's shard workers: the ones :func:`start_local_pool` started, or new ones
-    (a deployment's flow run, a pool broken by a worker that died, for a retried shard).
-
-    Started here from a process that runs Prefect's threads, they are not forked (a fork
-    could copy a lock one of those threads holds) but come from a forkserver that imports
-    the engine once."""
+    (a deployment's flow run; a pool broken by a worker that died, for a retried shard)."""
     with _LocalPool.lock:
         executor = _LocalPool.executor
-        broken = executor is not None and getattr(executor, "_broken", False)
-        if executor is not None and not broken:
+        if executor is not None and not getattr(executor, "_broken", False):
             return executor
         if _LocalPool.closed:
             raise RuntimeError("the run is stopping: its shard workers were stopped")
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        executor = ProcessPoolExecutor(
-            max_workers=workers or _LocalPool.workers or os.cpu_count() or 1,
-            mp_context=context,
-            initializer=init_worker,
-        )
-        _LocalPool.executor, _LocalPool.workers = executor, workers
-        return executor
+        workers = workers or _LocalPool.workers or os.cpu_count() or 1
+        _LocalPool.executor, _LocalPool.workers = _new_pool(workers), workers
+        return _LocalPool.executor
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    """Workers forked from a forkserver that imported the engine once: never from this
+    process, which may run Prefect's threads (a fork could copy a lock one of them holds)
+    and whose signal handlers are the CLI's."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
 
 
 def stop_local_pool(wait: bool = True) -> None:
