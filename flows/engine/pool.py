@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import signal
@@ -23,12 +24,25 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def init_worker() -> None:
+def init_worker(records: Any = None) -> None:
     """Each worker loads langdetect's profiles once (~0.9 s) and leaves Ctrl-C to the parent,
-    which stops the pool (a worker dying on its own SIGINT would leave the pool broken)."""
+    which stops the pool (a worker dying on its own SIGINT would leave the pool broken).
+    With ``records`` (a queue), its warnings go to the parent's logging: the terminal's line
+    format and the run's log file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_leave_at_once)
+    if records is not None:
+        root = logging.getLogger()
+        root.handlers[:] = [logging.handlers.QueueHandler(records)]
+        root.setLevel(logging.WARNING)
     warm_up()
+
+
+class _Relay(logging.Handler):
+    """A worker's record, handled in this process as if logged here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
 
 
 def _ready() -> int:
@@ -69,6 +83,7 @@ class _LocalPool:
     lock = threading.Lock()
     executor: ProcessPoolExecutor | None = None
     workers = 0
+    relay: logging.handlers.QueueListener | None = None  # the workers' log records
     closed = False  # stopped by a stop of the run: a retried shard must not start new ones
 
 
@@ -106,7 +121,15 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     and whose signal handlers are the CLI's."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=init_worker)
+    if _LocalPool.relay is None:
+        _LocalPool.relay = logging.handlers.QueueListener(context.Queue(), _Relay())
+        _LocalPool.relay.start()
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=init_worker,
+        initargs=(_LocalPool.relay.queue,),
+    )
 
 
 def stop_local_pool(wait: bool = True) -> None:
