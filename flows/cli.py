@@ -139,9 +139,12 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
             from flows.orchestration.flow import corpus_release
 
             result = corpus_release(params)
-    finally:
-        if params.task_runner == "process" and guard.reason is None:
-            stop_local_pool()
+    except BaseException:
+        if params.task_runner == "process":
+            stop_local_pool(wait=False)  # a shard may still run: main() ends the workers
+        raise
+    if params.task_runner == "process":
+        stop_local_pool()
     if guard.reason is not None:  # a stop that landed as the flow finished
         raise KeyboardInterrupt
     stop_progress()
