@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import logging.handlers
 import multiprocessing
@@ -151,6 +152,20 @@ def running_local_pool() -> ProcessPoolExecutor | None:
         return None if executor is None or getattr(executor, "_broken", False) else executor
 
 
+def warm_report_drawing() -> None:
+    """Once the shard pass is over, the shard workers idle while the corpus step runs in
+    this process: each imports matplotlib meanwhile, for the report that publishing draws
+    on one of them."""
+    pool = running_local_pool()
+    if pool is None:
+        return
+    from flows.report import warm_up as warm_report
+
+    with contextlib.suppress(RuntimeError):  # shutting down: nothing to prepare for
+        for _ in range(_LocalPool.workers):
+            pool.submit(warm_report)
+
+
 def pooled_shard(work: ShardWork, workers: int) -> ShardResult:
     """One shard on this process's shard workers, waited for."""
     return local_pool(workers).submit(work_shard, work).result()
@@ -201,5 +216,6 @@ __all__ = [
     "start_local_pool",
     "starting_workers",
     "stop_local_pool",
+    "warm_report_drawing",
     "window",
 ]

@@ -43,7 +43,7 @@ from flows.engine.corpus import (
 from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.pairs import apply_pairs, pair_settings
 from flows.engine.plan import Plan
-from flows.engine.pool import running_local_pool
+from flows.engine.pool import running_local_pool, warm_report_drawing
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
     RunContext,
@@ -205,6 +205,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         runner.progress(Progress(0, total, 0, plan.inputs), "reading the inputs")
     for result in runner.shards(works()):
         _done(result)
+    warm_report_drawing()
     if total == 0:
         runner.progress(Progress(0, 0), "no inputs")
     results.sort(key=lambda r: r.index)
