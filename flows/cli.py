@@ -132,8 +132,15 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
         from flows.engine.pool import start_local_pool, stop_local_pool
 
         # Now, before the server and Prefect's import: the workers boot and load the
-        # language profiles meanwhile (the flow's tasks hand them the shards).
-        start_local_pool(params.workers or os.cpu_count() or 1)
+        # language profiles meanwhile (the flow's tasks hand them the shards). From a
+        # thread: the first worker waits for its forkserver to import the engine (~1 s),
+        # and the server's start must not.
+        threading.Thread(
+            target=start_local_pool,
+            args=(params.workers or os.cpu_count() or 1,),
+            name="corpus-workers",
+            daemon=True,
+        ).start()
     try:
         with prefect_api(guard):
             from flows.orchestration.flow import corpus_release

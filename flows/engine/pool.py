@@ -94,10 +94,13 @@ def start_local_pool(workers: int) -> None:
     They never import Prefect: the flow's tasks run in threads and hand them the shards."""
     with _LocalPool.lock:
         _LocalPool.closed = False
-        if _LocalPool.executor is None or getattr(_LocalPool.executor, "_broken", False):
-            _LocalPool.executor, _LocalPool.workers = _new_pool(workers), workers
-        for _ in range(workers):  # one each: a forkserver pool starts a worker per submit
-            _LocalPool.executor.submit(_ready)
+        try:
+            if _LocalPool.executor is None or getattr(_LocalPool.executor, "_broken", False):
+                _LocalPool.executor, _LocalPool.workers = _new_pool(workers), workers
+            for _ in range(workers):  # one each: a forkserver pool starts a worker per submit
+                _LocalPool.executor.submit(_ready)
+        except (OSError, RuntimeError) as error:  # the first shard tries again
+            logger.warning("the shard workers did not start: %s", error)
 
 
 def local_pool(workers: int) -> ProcessPoolExecutor:
