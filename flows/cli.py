@@ -128,10 +128,30 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     guard.log_path = start_log_file(out)
     start_resource_tracker(guard.log_path)
     guard.watch_output(out)
-    with prefect_api(guard):
-        from flows.orchestration.flow import corpus_release
+    if params.task_runner == "process":
+        from flows.engine.pool import start_local_pool, stop_local_pool
 
-        result = corpus_release(params)
+        # Now, before the server and Prefect's import: the workers boot and load the
+        # language profiles meanwhile (the flow's tasks hand them the shards). From a
+        # thread: the first worker waits for its forkserver to import the engine (~1 s),
+        # and the server's start must not.
+        threading.Thread(
+            target=start_local_pool,
+            args=(params.workers or os.cpu_count() or 1,),
+            name="corpus-workers",
+            daemon=True,
+        ).start()
+    try:
+        with prefect_api(guard):
+            from flows.orchestration.flow import corpus_release
+
+            result = corpus_release(params)
+    except BaseException:
+        if params.task_runner == "process":
+            stop_local_pool(wait=False)  # a shard may still run: main() ends the workers
+        raise
+    if params.task_runner == "process":
+        stop_local_pool()
     if guard.reason is not None:  # a stop that landed as the flow finished
         raise KeyboardInterrupt
     stop_progress()

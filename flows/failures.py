@@ -41,6 +41,14 @@ def _console_filter(record: logging.LogRecord) -> bool:
     # traceback each); they are kept in the log file.
     if record.name == FAILURE_LOGGER:
         return False
+    # A shard's task run finishing is said once, by the progress line or bar (the shards'
+    # tasks run in this process's threads: flows.orchestration.flow.task_runner_for).
+    if (
+        record.levelno < logging.WARNING
+        and record.name == "prefect.task_runs"
+        and str(getattr(record, "task_run_name", "")).startswith("process-shard")
+    ):
+        return False
     return not (record.name.startswith("prefect") and record.levelno >= logging.ERROR)
 
 

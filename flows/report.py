@@ -403,6 +403,13 @@ def release_report(
     )
 
 
+def warm_up() -> None:
+    """Import matplotlib and draw one empty figure: what the first plot of a report would
+    pay (~0.5 s), paid by an idle shard worker while the corpus step runs."""
+    figure, _ = _figure()
+    _svg(figure, 0)
+
+
 def pair_counts(columns: Mapping[str, Sequence[Any]]) -> Pairs | None:
     """Counts of a ``pairs`` table by its language columns (any two whose names hold
     'lang'), else its row count: the table's exact columns belong to another feature."""
@@ -420,4 +427,4 @@ def pair_counts(columns: Mapping[str, Sequence[Any]]) -> Pairs | None:
     return Pairs("Translation pairs", {"pairs": rows})
 
 
-__all__ = ["REPORT", "Pairs", "pair_counts", "release_report"]
+__all__ = ["REPORT", "Pairs", "pair_counts", "release_report", "warm_up"]

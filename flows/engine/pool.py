@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
+import logging.handlers
+import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, TypeVar
@@ -21,12 +25,29 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def init_worker() -> None:
+def init_worker(records: Any = None) -> None:
     """Each worker loads langdetect's profiles once (~0.9 s) and leaves Ctrl-C to the parent,
-    which stops the pool (a worker dying on its own SIGINT would leave the pool broken)."""
+    which stops the pool (a worker dying on its own SIGINT would leave the pool broken).
+    With ``records`` (a queue), its warnings go to the parent's logging: the terminal's line
+    format and the run's log file."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_leave_at_once)
+    if records is not None:
+        root = logging.getLogger()
+        root.handlers[:] = [logging.handlers.QueueHandler(records)]
+        root.setLevel(logging.WARNING)
     warm_up()
+
+
+class _Relay(logging.Handler):
+    """A worker's record, handled in this process as if logged here."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger(record.name).handle(record)
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 def _leave_at_once() -> None:
@@ -55,6 +76,102 @@ def starting_workers(where: str) -> str:
         f"processing shards on {where} (starting them; each loads the language profiles "
         "once); progress follows as shards finish"
     )
+
+
+class _LocalPool:
+    """The shard workers of this process, one pool shared by every run it makes."""
+
+    lock = threading.Lock()
+    executor: ProcessPoolExecutor | None = None
+    workers = 0
+    relay: logging.handlers.QueueListener | None = None  # the workers' log records
+    closed = False  # stopped by a stop of the run: a retried shard must not start new ones
+
+
+def start_local_pool(workers: int) -> None:
+    """Start the shard workers now, so that their boot and their profile loading overlap
+    whatever comes next (``corpus run``: the Prefect server's boot and Prefect's import).
+    They never import Prefect: the flow's tasks run in threads and hand them the shards."""
+    with _LocalPool.lock:
+        _LocalPool.closed = False
+        try:
+            if _LocalPool.executor is None or getattr(_LocalPool.executor, "_broken", False):
+                _LocalPool.executor, _LocalPool.workers = _new_pool(workers), workers
+            for _ in range(workers):  # one each: a forkserver pool starts a worker per submit
+                _LocalPool.executor.submit(_ready)
+        except (OSError, RuntimeError) as error:  # the first shard tries again
+            logger.warning("the shard workers did not start: %s", error)
+
+
+def local_pool(workers: int) -> ProcessPoolExecutor:
+    """This process's shard workers: the ones :func:`start_local_pool` started, or new ones
+    (a deployment's flow run; a pool broken by a worker that died, for a retried shard)."""
+    with _LocalPool.lock:
+        executor = _LocalPool.executor
+        if executor is not None and not getattr(executor, "_broken", False):
+            return executor
+        if _LocalPool.closed:
+            raise RuntimeError("the run is stopping: its shard workers were stopped")
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        workers = workers or _LocalPool.workers or os.cpu_count() or 1
+        _LocalPool.executor, _LocalPool.workers = _new_pool(workers), workers
+        return _LocalPool.executor
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    """Workers forked from a forkserver that imported the engine once: never from this
+    process, which may run Prefect's threads (a fork could copy a lock one of them holds)
+    and whose signal handlers are the CLI's."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    if _LocalPool.relay is None:
+        _LocalPool.relay = logging.handlers.QueueListener(context.Queue(), _Relay())
+        _LocalPool.relay.start()
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=init_worker,
+        initargs=(_LocalPool.relay.queue,),
+    )
+
+
+def stop_local_pool(wait: bool = True) -> None:
+    """Stop this process's shard workers: at the end of a run (``wait``: each takes its
+    sentinel and leaves), or because the run is stopping (its workers are being killed;
+    until the next :func:`start_local_pool`, no new ones start)."""
+    with _LocalPool.lock:
+        executor, _LocalPool.executor = _LocalPool.executor, None
+        _LocalPool.closed = not wait
+    if executor is not None:
+        executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def running_local_pool() -> ProcessPoolExecutor | None:
+    """This process's shard workers if they are running (idle once the shard pass is over:
+    publishing draws the report on one of them), else None."""
+    with _LocalPool.lock:
+        executor = _LocalPool.executor
+        return None if executor is None or getattr(executor, "_broken", False) else executor
+
+
+def warm_report_drawing() -> None:
+    """Once the shard pass is over, the shard workers idle while the corpus step runs in
+    this process: each imports matplotlib meanwhile, for the report that publishing draws
+    on one of them."""
+    pool = running_local_pool()
+    if pool is None:
+        return
+    from flows.report import warm_up as warm_report
+
+    with contextlib.suppress(RuntimeError):  # shutting down: nothing to prepare for
+        for _ in range(_LocalPool.workers):
+            pool.submit(warm_report)
+
+
+def pooled_shard(work: ShardWork, workers: int) -> ShardResult:
+    """One shard on this process's shard workers, waited for."""
+    return local_pool(workers).submit(work_shard, work).result()
 
 
 class PoolRunner:
@@ -93,4 +210,15 @@ class PoolRunner:
         log_progress(logger, progress, news)
 
 
-__all__ = ["PoolRunner", "init_worker", "starting_workers", "window"]
+__all__ = [
+    "PoolRunner",
+    "init_worker",
+    "local_pool",
+    "pooled_shard",
+    "running_local_pool",
+    "start_local_pool",
+    "starting_workers",
+    "stop_local_pool",
+    "warm_report_drawing",
+    "window",
+]

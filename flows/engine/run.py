@@ -13,6 +13,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -41,6 +42,7 @@ from flows.engine.corpus import (
 from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.pairs import apply_pairs, pair_settings
 from flows.engine.plan import Plan
+from flows.engine.pool import running_local_pool, warm_report_drawing
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
     RunContext,
@@ -206,6 +208,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         _done(result)
     if previous is not None:
         previous.finish()  # the index parts no shard needed: their warnings, their paths
+    warm_report_drawing()
     if total == 0:
         runner.progress(Progress(0, 0), "no inputs")
     results.sort(key=lambda r: r.index)
@@ -279,19 +282,40 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     after it succeeded (a retried task), ``finalize`` finds the release it already published
     and returns it -- and updates ``manifest`` to it -- instead of publishing anything new."""
     assert plan.out is not None
+    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    manifest = _manifest(plan, result, created)
+    # The report needs no consumer file: it is drawn (on an idle shard worker when there
+    # is one) while the consumer files are packed.
+    drawing = _start_report(staging, manifest, result) if staging.is_dir() else None
     if staging.is_dir():  # not when retried after the rename (finalize handles that)
         previous = read_manifest(result.previous_release) if result.previous_release else None
         pack_release(staging, plan.params.target_file_bytes, result.previous_release, previous)
         lift_extras(staging)
     ensure_tables(staging)
-    created = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    manifest.files = data_files(staging)
+    if drawing is not None:
+        _write_report(staging, manifest, drawing)
+    licenses = _licenses(staging)
+    sizes = {
+        name: uncompressed_bytes(staging / name)
+        for name in release_tables(manifest)
+        if (staging / name).is_dir()
+    }
+    card = dataset_card(manifest, result.summary, licenses, sizes)
+    final = finalize(staging, manifest, card, plan.out, [_croissant(manifest, licenses)])
+    return final, manifest
+
+
+def _manifest(plan: Plan, result: RunResult, created: dt.datetime) -> Manifest:
+    """The release's manifest but its files (known once the consumer files are packed)."""
+    assert plan.out is not None
     manifest = build_manifest(
         release_id="pending",
         created_at=created,
         pipeline_version=PIPELINE_VERSION,
         summary=result.summary,
         skipped=plan.discovery.skipped,
-        files=data_files(staging),
+        files=[],
         metadata_issues=plan.discovery.metadata_issues,
         parameters=plan.params.model_dump(mode="json"),
         config_fingerprint=plan.release_fingerprint,
@@ -305,17 +329,7 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     manifest.dedup = dedup_description(params.dedup, params.dedup_threshold, params.dedup_against)
     manifest.warnings = list(result.summary.warnings)
     manifest.release_id = release_id(created, manifest.input_fingerprint, plan.out)
-    if staging.is_dir():  # not when a retried publish finds its release already in place
-        _write_report(staging, manifest, result)
-    licenses = _licenses(staging)
-    sizes = {
-        name: uncompressed_bytes(staging / name)
-        for name in release_tables(manifest)
-        if (staging / name).is_dir()
-    }
-    card = dataset_card(manifest, result.summary, licenses, sizes)
-    final = finalize(staging, manifest, card, plan.out, [_croissant(manifest, licenses)])
-    return final, manifest
+    return manifest
 
 
 def _licenses(staging: Path) -> dict[str | None, int]:
@@ -338,24 +352,43 @@ def _croissant(manifest: Manifest, licenses: dict[str | None, int]) -> tuple[str
     return CROISSANT, json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _write_report(staging: Path, manifest: Manifest, result: RunResult) -> None:
-    """``changes`` against the previous release into the manifest, and ``report.html``
-    into the release. A report that cannot be drawn is a warning, never a lost release."""
+def _start_report(staging: Path, manifest: Manifest, result: RunResult) -> Future[str]:
+    """``changes`` against the previous release into the manifest, then ``report.html``
+    drawn from it: on an idle shard worker when this process has them
+    (:func:`flows.engine.pool.running_local_pool`), else here. Both read the shard parts
+    (the rows the consumer files are packed from), so they need not wait for the packing."""
     before = read_manifest(result.previous_release) if result.previous_release else None
     parts = (
         [f.path for f in before.files if f.path.startswith(f"{DOCUMENTS_DIR}/")] if before else []
     )
     manifest.changes = release_changes(
-        staging,
+        staging / SHARDS_DIR,
         result.previous_release if before else None,
         before.release_id if before else None,
         parts,
     )
     if manifest.changes is None:
         manifest.warnings.append("the previous release's documents could not be read: no diff")
+    pairs = _pairs(staging / SHARDS_DIR)
+    pool = running_local_pool()
+    if pool is not None:
+        try:
+            return pool.submit(release_report, manifest, result.summary, before, pairs)
+        except RuntimeError:  # the pool is shutting down: draw it here
+            pass
+    drawn: Future[str] = Future()
     try:
-        page = release_report(manifest, result.summary, before, _pairs(staging))
-        write_bytes(page.encode("utf-8"), staging / REPORT)
+        drawn.set_result(release_report(manifest, result.summary, before, pairs))
+    except Exception as error:  # noqa: BLE001 - said by _write_report, as a warning
+        drawn.set_exception(error)
+    return drawn
+
+
+def _write_report(staging: Path, manifest: Manifest, drawing: Future[str]) -> None:
+    """``report.html`` into the release. A report that cannot be drawn is a warning, never
+    a lost release."""
+    try:
+        write_bytes(drawing.result().encode("utf-8"), staging / REPORT)
     except Exception as error:  # noqa: BLE001 - the release is complete without its report
         logger.warning("report.html not written: %s: %s", type(error).__name__, error)
         manifest.warnings.append(f"report.html not written: {type(error).__name__}: {error}")

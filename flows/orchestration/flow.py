@@ -6,11 +6,11 @@ import os
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
 from flows.engine.plan import Plan
-from flows.engine.pool import init_worker
+from flows.engine.pool import window
 from flows.engine.run import execute
 from flows.engine.unchanged import unchanged_release
 from flows.errors import ConfigError
@@ -45,7 +45,11 @@ class ReleaseResult(BaseModel):
 def task_runner_for(params: RunParameters) -> TaskRunner[Any]:
     workers = params.workers or os.cpu_count() or 1
     if params.task_runner == "process":
-        return ProcessPoolTaskRunner(max_workers=workers, initializer=init_worker)
+        # The tasks run in threads and hand their shards to the engine's own worker
+        # processes (flows.engine.pool), which ``corpus run`` starts before Prefect is
+        # imported. Prefect's ProcessPoolTaskRunner would start workers that each import
+        # Prefect (~3 s of CPU each) after the server is up. One thread per shard in flight.
+        return ThreadPoolTaskRunner(max_workers=window(workers))
     if params.task_runner == "thread":
         return ThreadPoolTaskRunner(max_workers=workers)
     if not params.dask_address:
@@ -74,6 +78,7 @@ def build_release(params: RunParameters) -> ReleaseResult:
         workers=workers,
         where=workers_description(params, workers),
         quote_arguments=params.task_runner != "dask",
+        pooled=params.task_runner == "process",
     )
     current = runner.step("unchanged", unchanged_release, plan)
     if current is not None:

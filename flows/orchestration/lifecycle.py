@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -229,13 +230,17 @@ def _stagings(out: Path) -> list[Path]:
 
 
 def terminate_pool_workers(kill: bool = False) -> None:
-    """Stop this process's multiprocessing children (the ProcessPoolTaskRunner's workers).
+    """Stop this process's multiprocessing children (the shard workers of
+    :mod:`flows.engine.pool`, or of a ProcessPoolTaskRunner).
 
     A dead worker breaks the pool at once, so Prefect's ``shutdown(wait=True)`` returns
     instead of waiting for the shards in progress.
     """
     import multiprocessing
 
+    pool = sys.modules.get("flows.engine.pool")  # imported if it started any (no import now)
+    if pool is not None:
+        pool.stop_local_pool(wait=False)  # first: a retried shard must not start new ones
     for _ in range(3):
         try:
             children = multiprocessing.active_children()

@@ -21,7 +21,7 @@ from prefect.utilities.annotations import quote
 
 from flows.card import counts_table, run_report
 from flows.engine.plan import Plan, prepare
-from flows.engine.pool import starting_workers, window
+from flows.engine.pool import pooled_shard, starting_workers, window
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import ShardResult, ShardWork, work_shard
 from flows.engine.summary import Summary
@@ -87,6 +87,21 @@ def prepare_task(params: RunParameters) -> Plan:
 def process_shard_task(work: ShardWork) -> ShardResult:
     # What the shard did is said once, by the flow as it collects the result (progress).
     return work_shard(work)
+
+
+@task(
+    name="process-shard",
+    task_run_name="process-shard-{work.index}",
+    retries=RETRIES,
+    retry_delay_seconds=BACKOFF,
+    retry_condition_fn=retry_unless_expected,
+    cache_policy=NO_CACHE,
+)
+def pooled_shard_task(work: ShardWork, workers: int) -> ShardResult:
+    """``process-shard`` in a thread of the flow's process, handing the shard to this
+    process's shard workers (:func:`flows.engine.pool.local_pool`): workers that never
+    import Prefect, started with the command (``corpus run``) before Prefect is imported."""
+    return pooled_shard(work, workers)
 
 
 def story_run_id() -> UUID | None:
@@ -181,8 +196,11 @@ class PrefectRunner:
     """Maps the engine's shard work over the flow's task runner, a bounded number in
     flight, and runs the engine's other steps as tasks of their own."""
 
-    def __init__(self, workers: int, where: str, quote_arguments: bool = True) -> None:
+    def __init__(
+        self, workers: int, where: str, quote_arguments: bool = True, pooled: bool = False
+    ) -> None:
         self.workers = workers
+        self.pooled = pooled  # tasks in threads, their shards on flows.engine.pool's workers
         self.where = where  # for the log: "2 worker processes", "the Dask cluster at ..."
         # Dask would take quote()'s tuple for a task graph of its own: no quote there.
         self.wrap: Callable[[Any], Any] = opaque if quote_arguments else (lambda value: value)
@@ -198,7 +216,7 @@ class PrefectRunner:
                     started = True
                     # The first result is a pool start and a whole shard away: say so.
                     get_run_logger().info(starting_workers(self.where))
-                pending.append(process_shard_task.submit(self.wrap(work)))
+                pending.append(self._submit(work))
                 if len(pending) >= window(self.workers):
                     done = next(as_completed(pending))
                     pending.remove(done)
@@ -213,6 +231,11 @@ class PrefectRunner:
             for future in pending:
                 future.wait(timeout=SHARD_DRAIN_SECONDS / max(1, len(pending)))
             raise
+
+    def _submit(self, work: ShardWork) -> PrefectFuture[ShardResult]:
+        if self.pooled:
+            return pooled_shard_task.submit(self.wrap(work), self.workers)
+        return process_shard_task.submit(self.wrap(work))
 
     def step(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         retries = RETRIES if name in RETRIED_STEPS else 0

@@ -1,0 +1,63 @@
+"""The engine's own shard workers (flows.engine.pool): what ``corpus run`` starts first."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from flows.engine.pool import local_pool, start_local_pool, stop_local_pool
+
+
+def _imported_prefect() -> bool:
+    return "prefect" in sys.modules
+
+
+def _warn(message: str) -> int:
+    logging.getLogger("flows.engine.shard").warning(message)
+    return os.getpid()
+
+
+@pytest.fixture
+def pool() -> Iterator[None]:
+    start_local_pool(2)
+    try:
+        yield
+    finally:
+        stop_local_pool()
+
+
+@pytest.mark.usefixtures("pool")
+def test_the_workers_never_import_prefect() -> None:
+    # The CLI's process imports Prefect; its shard workers must not pay for it.
+    assert not local_pool(2).submit(_imported_prefect).result(timeout=120)
+
+
+@pytest.mark.usefixtures("pool")
+def test_a_workers_warning_reaches_this_process_logging(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="flows"):
+        pid = local_pool(2).submit(_warn, "shard 7: a warning from a worker").result(timeout=120)
+        stop_local_pool()  # the record was sent before the result; the relay may lag
+        for _ in range(100):
+            if any("shard 7" in r.getMessage() for r in caplog.records):
+                break
+            time.sleep(0.05)
+    assert pid != os.getpid()
+    (record,) = [r for r in caplog.records if "shard 7" in r.getMessage()]
+    assert record.name == "flows.engine.shard" and record.process == pid
+
+
+def test_a_stopped_pool_starts_no_new_workers_until_the_next_start() -> None:
+    start_local_pool(1)
+    stop_local_pool(wait=False)  # what a stop of the run does
+    with pytest.raises(RuntimeError, match="stopping"):
+        local_pool(1)
+    start_local_pool(1)
+    try:
+        assert local_pool(1).submit(os.getpid).result(timeout=120) != os.getpid()
+    finally:
+        stop_local_pool()
