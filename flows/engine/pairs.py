@@ -33,7 +33,7 @@ import logging
 import math
 import re
 import statistics
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import (
     Callable,
     Collection,
@@ -442,40 +442,85 @@ def _shared_keys(
     max_docs: int,
     enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
 ) -> list[tuple[int, int]]:
-    """The pairs of documents of different languages (i < j) that share keys, counting
-    only keys held by at most ``max_docs`` documents (a common key blocks nothing, and its
-    pairs would grow with the square), and kept where ``enough(shared, sizes_i, sizes_j)``
-    (each document's number of keys). Made in arrays: the pairs of many posting lists of
-    one length at once, counted and filtered before any becomes a Python object."""
-    # Counted first (in C), so only the rare keys get posting lists: most of a corpus's
-    # anchors are common (6,000 20 kB documents: 2 million anchors, 5 % of them rare).
-    frequency = Counter(itertools.chain.from_iterable(keys))
-    rare = {key for key, count in frequency.items() if 2 <= count <= max_docs}
-    postings: dict[Hashable, list[int]] = defaultdict(list)
-    for i, found_keys in enumerate(keys):
-        for key in rare.intersection(found_keys):
-            postings[key].append(i)
-    by_length: dict[int, list[list[int]]] = defaultdict(list)
-    for members in postings.values():
-        if 2 <= len(members) <= max_docs:
-            by_length[len(members)].append(members)
-    if not by_length:
+    """:func:`_shared_codes` of keys given as Python sets per document."""
+    codes: dict[Hashable, int] = {}
+    owner = [i for i, found_keys in enumerate(keys) for _ in found_keys]
+    code = [codes.setdefault(key, len(codes)) for found_keys in keys for key in found_keys]
+    return _shared_codes(
+        docs, np.array(owner, dtype=np.int64), np.array(code, dtype=np.int64), max_docs, enough
+    )
+
+
+def _shared_codes(
+    docs: Sequence[Doc],
+    owner: Ints,
+    code: Ints,
+    max_docs: int,
+    enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
+) -> list[tuple[int, int]]:
+    """The pairs of documents of different languages (i < j) that share keys (document
+    ``owner[k]`` holds key ``code[k]``), counting only keys held by at most ``max_docs``
+    documents (a common key blocks nothing, and its pairs would grow with the square), and
+    kept where ``enough(shared, sizes_i, sizes_j)`` (each document's number of keys). Made
+    in arrays: the keys counted, the rare ones' posting lists and the pairs of many lists
+    of one length at once, counted and filtered before any becomes a Python object (6,000
+    20 kB documents: 2 million anchors, 5 % of them rare)."""
+    if not len(code):
         return []
-    sizes = np.array([len(found_keys) for found_keys in keys], dtype=np.int64)
+    width = int(code.max()) + 1
+    held, _ = _unique(owner * width + code)  # each document's keys once
+    owner, code = held // width, held % width
+    sizes = np.bincount(owner, minlength=len(docs)).astype(np.int64)
+    frequency = np.bincount(code, minlength=width)
+    rare = (frequency >= 2) & (frequency <= max_docs)
+    kept = rare[code]
+    owner, code = owner[kept], code[kept]
+    if not len(code):
+        return []
+    order = np.lexsort((owner, code))  # by key, then document: members ascend
+    owner, code = owner[order], code[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    lengths = np.diff(np.r_[starts, len(code)])
     codes = {language: k for k, language in enumerate(sorted({doc.language for doc in docs}))}
     language = np.array([codes[doc.language] for doc in docs], dtype=np.int64)
     lefts, rights = [], []
-    for length, lists in by_length.items():
-        block = np.array(lists, dtype=np.int64)  # members ascend: left < right
+    for length in np.unique(lengths).tolist():
+        at = starts[lengths == length]
+        block = owner[at[:, None] + np.arange(length)]  # members ascend: left < right
         x, y = np.triu_indices(length, 1)
         lefts.append(block[:, x].ravel())
         rights.append(block[:, y].ravel())
     left, right = np.concatenate(lefts), np.concatenate(rights)
     other = language[left] != language[right]
-    pair, counts = np.unique(left[other] * len(docs) + right[other], return_counts=True)
+    pair, counts = _unique(left[other] * len(docs) + right[other])
     first, second = pair // len(docs), pair % len(docs)
-    kept = enough(counts, sizes[first], sizes[second])
-    return list(zip(first[kept].tolist(), second[kept].tolist(), strict=True))
+    kept_pairs = enough(counts, sizes[first], sizes[second])
+    return list(zip(first[kept_pairs].tolist(), second[kept_pairs].tolist(), strict=True))
+
+
+def _unique(values: Ints) -> tuple[Ints, Ints]:
+    """The distinct values, ascending, and how often each occurs: by sorting, which
+    numpy's ``unique`` (hashing since 2.3) does about ten times slower on millions of ints."""
+    ordered = np.sort(values)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
+
+
+def _anchor_codes(docs: Sequence[Doc]) -> tuple[Ints, Ints]:
+    """Every anchor of every document as (document, anchor code) arrays, split and encoded
+    in Arrow: no Python string or set per anchor."""
+    strings = pa.array(
+        itertools.chain.from_iterable(doc.kept.facts.anchors for doc in docs), pa.large_string()
+    )
+    per_doc = np.array([len(doc.kept.facts.anchors) for doc in docs], dtype=np.int64)
+    paragraph_owner = np.repeat(np.arange(len(docs), dtype=np.int64), per_doc)
+    split = pc.split_pattern(strings, " ")
+    tokens = split.flatten()
+    owner = paragraph_owner[np.asarray(pc.list_parent_indices(split), dtype=np.int64)]
+    present = np.asarray(pc.not_equal(tokens, ""), dtype=np.bool_)
+    encoded = pc.dictionary_encode(tokens)
+    code = np.asarray(encoded.indices, dtype=np.int64)
+    return owner[present], code[present]
 
 
 def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
@@ -483,9 +528,8 @@ def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) 
         least = np.minimum(np.minimum(one, other), settings.min_shared_anchors)
         return shared >= np.maximum(1, least)
 
-    # each document's anchors computed once, not once per pair it is in
-    keys = [doc.anchors for doc in docs]
-    for i, j in _shared_keys(docs, keys, settings.max_anchor_docs, enough):
+    owner, code = _anchor_codes(docs)
+    for i, j in _shared_codes(docs, owner, code, settings.max_anchor_docs, enough):
         _add(found, docs, i, j, "anchors")
 
 
