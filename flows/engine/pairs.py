@@ -33,7 +33,7 @@ import logging
 import math
 import re
 import statistics
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import (
     Callable,
     Collection,
@@ -45,7 +45,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -76,11 +76,11 @@ from flows.stages.align import (
     quick_evidence,
 )
 from flows.stages.align_batch import (
+    Columns,
     SharedMasks,
     first_pass_evidence,
-    pack,
+    pack_columns,
     shared_masks,
-    where_anchors,
 )
 from flows.stages.align_batch import quick_evidence as batch_quick_evidence
 from flows.stages.boilerplate import RemovedLine
@@ -246,6 +246,72 @@ class PairSettings:
     refine_from: float = -3.0
 
 
+class Paragraphs(Sequence[Paragraph]):
+    """A document's paragraphs, kept as their facts (columns) and made Paragraph objects
+    only when asked for one: the candidates are found on the columns, and only those that
+    reach an alignment one by one need the objects (6,000 20 kB documents: 230,000
+    paragraphs, a few hundred documents aligned)."""
+
+    __slots__ = ("_built", "facts")
+
+    def __init__(self, facts: ParagraphFacts, built: tuple[Paragraph, ...] | None = None) -> None:
+        self.facts = facts
+        self._built = built
+
+    @classmethod
+    def of(cls, found: Sequence[Paragraph]) -> Paragraphs:
+        """From Paragraph objects (tests, benchmarks): the facts they would be stored as."""
+        if isinstance(found, Paragraphs):
+            return found
+        found = tuple(found)
+        facts = ParagraphFacts(
+            tuple(p.chars for p in found),
+            tuple(p.short for p in found),
+            tuple(" ".join(sorted(p.anchors)) for p in found),
+            tuple(p.sentences for p in found),
+            tuple(p.clauses for p in found),
+        )
+        return cls(facts, found)
+
+    def built(self) -> tuple[Paragraph, ...]:
+        if self._built is None:
+            self._built = tuple(self.facts.paragraphs())
+        return self._built
+
+    def __len__(self) -> int:
+        return len(self.facts.chars)
+
+    @overload
+    def __getitem__(self, k: int) -> Paragraph: ...
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[Paragraph]: ...
+    def __getitem__(self, k: int | slice) -> Paragraph | Sequence[Paragraph]:
+        return self.built()[k]
+
+    def __iter__(self) -> Iterator[Paragraph]:
+        return iter(self.built())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paragraphs) and self.facts == other.facts
+
+    def __hash__(self) -> int:
+        return hash(self.facts)
+
+    def columns(self) -> Columns:
+        f = self.facts
+        numbers = tuple((" " + found).count(" n:") for found in f.anchors)
+        return Columns(f.chars, f.short, f.sentences, f.clauses, f.anchors, numbers)
+
+    def prose(self) -> list[tuple[int, int]]:
+        """(characters, sentences) of the paragraphs that are not short lines."""
+        f = self.facts
+        return [
+            (chars, sentences)
+            for chars, short, sentences in zip(f.chars, f.short, f.sentences, strict=True)
+            if not short
+        ]
+
+
 @dataclass(frozen=True, slots=True)
 class Doc:
     """One published document as the pairing step sees it (facts only)."""
@@ -258,12 +324,22 @@ class Doc:
     url: str | None
     published: dt.datetime | None
     source: str | None
-    paragraphs: tuple[Paragraph, ...]
+    # Paragraph objects (tests, benchmarks) are kept as their facts too (:class:`Paragraphs`).
+    paragraphs: Sequence[Paragraph]
     cleaned: frozenset[int] = frozenset()  # paragraphs the signal took out of its row
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paragraphs", Paragraphs.of(self.paragraphs))
+
+    @property
+    def kept(self) -> Paragraphs:
+        """The paragraphs as :class:`Paragraphs` (what ``__post_init__`` made of them)."""
+        assert isinstance(self.paragraphs, Paragraphs)
+        return self.paragraphs
 
     @property
     def anchors(self) -> frozenset[str]:
-        return frozenset().union(*(p.anchors for p in self.paragraphs))
+        return frozenset(" ".join(self.kept.facts.anchors).split())
 
 
 # The facts columns that hold a document's ParagraphFacts, in the order of its fields.
@@ -315,7 +391,7 @@ def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
                 url=row["url"] if isinstance(row["url"], str) else None,
                 published=published if isinstance(published, dt.datetime) else None,
                 source=row["source"] if isinstance(row["source"], str) else None,
-                paragraphs=tuple(facts.paragraphs()),
+                paragraphs=Paragraphs(facts),
                 cleaned=cleaned,
             )
         )
@@ -366,40 +442,90 @@ def _shared_keys(
     max_docs: int,
     enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
 ) -> list[tuple[int, int]]:
-    """The pairs of documents of different languages (i < j) that share keys, counting
-    only keys held by at most ``max_docs`` documents (a common key blocks nothing, and its
-    pairs would grow with the square), and kept where ``enough(shared, sizes_i, sizes_j)``
-    (each document's number of keys). Made in arrays: the pairs of many posting lists of
-    one length at once, counted and filtered before any becomes a Python object."""
-    # Counted first (in C), so only the rare keys get posting lists: most of a corpus's
-    # anchors are common (6,000 20 kB documents: 2 million anchors, 5 % of them rare).
-    frequency = Counter(itertools.chain.from_iterable(keys))
-    rare = {key for key, count in frequency.items() if 2 <= count <= max_docs}
-    postings: dict[Hashable, list[int]] = defaultdict(list)
-    for i, found_keys in enumerate(keys):
-        for key in rare.intersection(found_keys):
-            postings[key].append(i)
-    by_length: dict[int, list[list[int]]] = defaultdict(list)
-    for members in postings.values():
-        if 2 <= len(members) <= max_docs:
-            by_length[len(members)].append(members)
-    if not by_length:
+    """:func:`_shared_codes` of keys given as Python sets per document."""
+    codes: dict[Hashable, int] = {}
+    owner = [i for i, found_keys in enumerate(keys) for _ in found_keys]
+    code = [codes.setdefault(key, len(codes)) for found_keys in keys for key in found_keys]
+    return _shared_codes(
+        docs, np.array(owner, dtype=np.int64), np.array(code, dtype=np.int64), max_docs, enough
+    )
+
+
+def _shared_codes(
+    docs: Sequence[Doc],
+    owner: Ints,
+    code: Ints,
+    max_docs: int,
+    enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
+) -> list[tuple[int, int]]:
+    """The pairs of documents of different languages (i < j) that share keys (document
+    ``owner[k]`` holds key ``code[k]``), counting only keys held by at most ``max_docs``
+    documents (a common key blocks nothing, and its pairs would grow with the square), and
+    kept where ``enough(shared, sizes_i, sizes_j)`` (each document's number of keys). Made
+    in arrays: the keys counted, the rare ones' posting lists and the pairs of many lists
+    of one length at once, counted and filtered before any becomes a Python object (6,000
+    20 kB documents: 2 million anchors, 5 % of them rare)."""
+    if not len(code):
         return []
-    sizes = np.array([len(found_keys) for found_keys in keys], dtype=np.int64)
+    width = int(code.max()) + 1
+    held, _ = _unique(owner * width + code)  # each document's keys once
+    owner, code = held // width, held % width
+    sizes = np.bincount(owner, minlength=len(docs)).astype(np.int64)
+    frequency = np.bincount(code, minlength=width)
+    rare = (frequency >= 2) & (frequency <= max_docs)
+    kept = rare[code]
+    owner, code = owner[kept], code[kept]
+    if not len(code):
+        return []
+    order = np.lexsort((owner, code))  # by key, then document: members ascend
+    owner, code = owner[order], code[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    lengths = np.diff(np.r_[starts, len(code)])
     codes = {language: k for k, language in enumerate(sorted({doc.language for doc in docs}))}
     language = np.array([codes[doc.language] for doc in docs], dtype=np.int64)
-    lefts, rights = [], []
-    for length, lists in by_length.items():
-        block = np.array(lists, dtype=np.int64)  # members ascend: left < right
+    del code, kept
+    # Each length's pairs become one int (left * documents + right) of different
+    # languages as they are made: one array of the corpus's pairs, not several (6,000
+    # 20 kB documents: 5 million pairs from the rare anchors).
+    found = []
+    for length in np.unique(lengths).tolist():
+        at = starts[lengths == length]
+        block = owner[at[:, None] + np.arange(length)]  # members ascend: left < right
         x, y = np.triu_indices(length, 1)
-        lefts.append(block[:, x].ravel())
-        rights.append(block[:, y].ravel())
-    left, right = np.concatenate(lefts), np.concatenate(rights)
-    other = language[left] != language[right]
-    pair, counts = np.unique(left[other] * len(docs) + right[other], return_counts=True)
+        left, right = block[:, x].ravel(), block[:, y].ravel()
+        other = language[left] != language[right]
+        found.append(left[other] * len(docs) + right[other])
+        del block, left, right, other
+    pair, counts = _unique(np.concatenate(found))
+    del found
     first, second = pair // len(docs), pair % len(docs)
-    kept = enough(counts, sizes[first], sizes[second])
-    return list(zip(first[kept].tolist(), second[kept].tolist(), strict=True))
+    kept_pairs = enough(counts, sizes[first], sizes[second])
+    return list(zip(first[kept_pairs].tolist(), second[kept_pairs].tolist(), strict=True))
+
+
+def _unique(values: Ints) -> tuple[Ints, Ints]:
+    """The distinct values, ascending, and how often each occurs: by sorting, which
+    numpy's ``unique`` (hashing since 2.3) does about ten times slower on millions of ints."""
+    ordered = np.sort(values)
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
+
+
+def _anchor_codes(docs: Sequence[Doc]) -> tuple[Ints, Ints]:
+    """Every anchor of every document as (document, anchor code) arrays, split and encoded
+    in Arrow: no Python string or set per anchor."""
+    strings = pa.array(
+        itertools.chain.from_iterable(doc.kept.facts.anchors for doc in docs), pa.large_string()
+    )
+    per_doc = np.array([len(doc.kept.facts.anchors) for doc in docs], dtype=np.int64)
+    paragraph_owner = np.repeat(np.arange(len(docs), dtype=np.int64), per_doc)
+    split = pc.split_pattern(strings, " ")
+    tokens = split.flatten()
+    owner = paragraph_owner[np.asarray(pc.list_parent_indices(split), dtype=np.int64)]
+    present = np.asarray(pc.not_equal(tokens, ""), dtype=np.bool_)
+    encoded = pc.dictionary_encode(tokens)
+    code = np.asarray(encoded.indices, dtype=np.int64)
+    return owner[present], code[present]
 
 
 def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
@@ -407,9 +533,8 @@ def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) 
         least = np.minimum(np.minimum(one, other), settings.min_shared_anchors)
         return shared >= np.maximum(1, least)
 
-    # each document's anchors computed once, not once per pair it is in
-    keys = [doc.anchors for doc in docs]
-    for i, j in _shared_keys(docs, keys, settings.max_anchor_docs, enough):
+    owner, code = _anchor_codes(docs)
+    for i, j in _shared_codes(docs, owner, code, settings.max_anchor_docs, enough):
         _add(found, docs, i, j, "anchors")
 
 
@@ -432,15 +557,15 @@ def _by_metadata(docs: Sequence[Doc], settings: PairSettings, found: Candidates)
 def _profile(doc: Doc) -> tuple[float, ...] | None:
     """Where a document's three longest paragraphs sit, as shares of its prose
     characters, and the longest one's share: what survives translation into any script."""
-    prose = [p for p in doc.paragraphs if not p.short]
-    total = sum(p.chars for p in prose)
+    prose = [chars for chars, _ in doc.kept.prose()]
+    total = sum(prose)
     if len(prose) < 3 or total == 0:
         return None
     middles = []
     before = 0
-    for p in prose:
-        middles.append(((before + p.chars / 2) / total, p.chars))
-        before += p.chars
+    for chars in prose:
+        middles.append(((before + chars / 2) / total, chars))
+        before += chars
     ranked = sorted(middles, key=lambda m: -m[1])
     return ranked[0][0], ranked[1][0], ranked[2][0], ranked[0][1] / total
 
@@ -463,7 +588,7 @@ def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates
     its nearest ``structure_window`` neighbours of another language on either side (at
     most ``_SCAN`` documents looked at each way, so a corpus of mostly one language stays
     linear), kept when their profiles agree (:func:`_agree`)."""
-    counts = [sum(1 for p in doc.paragraphs if not p.short) for doc in docs]
+    counts = [_prose_count(doc) for doc in docs]
     keyed = [
         (profile, i)
         for i, doc in enumerate(docs)
@@ -494,8 +619,12 @@ _SCAN = 64
 _LONG = 12  # prose paragraphs from which a text's profile must agree in all three places
 
 
-def _step_shape(one: Paragraph, following: Paragraph) -> int:
-    ratio = following.chars / max(1, one.chars)
+def _prose_count(doc: Doc) -> int:
+    return sum(1 for short in doc.kept.facts.short if not short)
+
+
+def _step_shape(one: int, following: int) -> int:
+    ratio = following / max(1, one)
     return 1 if ratio > 1.3 else -1 if ratio < 1 / 1.3 else 0
 
 
@@ -504,15 +633,15 @@ def shapes(doc: Doc) -> set[tuple[int, ...]]:
     sentence counts and whether each is much longer or shorter than the one before. A
     translation keeps most of them (a dropped or merged paragraph breaks the two or three
     around it); unrelated texts share few."""
-    prose = [p for p in doc.paragraphs if not p.short]
+    prose = doc.kept.prose()
     found = set()
     for i in range(len(prose) - 2):
         window = prose[i : i + 3]
         found.add(
             (
-                *(min(p.sentences, 5) for p in window),
-                _step_shape(window[0], window[1]),
-                _step_shape(window[1], window[2]),
+                *(min(sentences, 5) for _, sentences in window),
+                _step_shape(window[0][0], window[1][0]),
+                _step_shape(window[1][0], window[2][0]),
             )
         )
     return found
@@ -521,12 +650,7 @@ def shapes(doc: Doc) -> set[tuple[int, ...]]:
 def _by_shapes(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
     """Documents sharing two or more structure shingles (:func:`shapes`), each shingle
     blocking only while it is in at most ``max_anchor_docs`` documents."""
-    keys = [
-        shapes(doc)
-        if sum(1 for p in doc.paragraphs if not p.short) >= settings.structure_from
-        else set()
-        for doc in docs
-    ]
+    keys = [shapes(doc) if _prose_count(doc) >= settings.structure_from else set() for doc in docs]
 
     def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
         # Short texts have few shingles, and an edit breaks most of them: one is enough.
@@ -564,7 +688,7 @@ def link(
     def measure(i: int, j: int) -> float:
         key = (i, j) if i < j else (j, i)
         if key not in evidence:
-            left, right = docs[key[0]].paragraphs, docs[key[1]].paragraphs
+            left, right = docs[key[0]].kept.built(), docs[key[1]].kept.built()
             quick = min(len(left), len(right)) >= settings.quick_from
             least = settings.quick_least if quick else settings.quick_structure_least
             # Short texts are screened too when structure alone proposed them: those are
@@ -639,12 +763,15 @@ def _may_link(
         return []
     used = {x for key in keys for x in key}
     anchors = {x: docs[x].anchors for x in used}
-    packed = pack([docs[x].paragraphs if x in used else () for x in range(len(docs))])
+    nothing = Columns((), (), (), (), (), ())
+    packed = pack_columns(
+        [docs[x].kept.columns() if x in used else nothing for x in range(len(docs))]
+    )
     where: dict[int, dict[str, int]] = {}  # made for the documents that share anchors only
 
     def held(x: int) -> dict[str, int]:
         if x not in where:
-            where[x] = where_anchors(docs[x].paragraphs)
+            where[x] = _where_anchors(docs[x].kept.facts)
         return where[x]
 
     masks: list[SharedMasks | None] = []
@@ -679,6 +806,15 @@ def _may_link(
         keep[at] = value >= floor
     keep[exact] = True
     return [keys[k] for k in np.flatnonzero(keep).tolist()]
+
+
+def _where_anchors(facts: ParagraphFacts) -> dict[str, int]:
+    """:func:`flows.stages.align_batch.where_anchors` on the facts' anchor strings."""
+    found: dict[str, int] = {}
+    for k, anchors in enumerate(facts.anchors):
+        for x in anchors.split():
+            found[x] = found.get(x, 0) | 1 << k
+    return found
 
 
 def _join(group: dict[int, tuple[int, ...]], one: tuple[int, ...], other: tuple[int, ...]) -> None:
@@ -850,8 +986,8 @@ def pair_rows(
 def without_counterpart(row: PairRow, a: Doc, b: Doc) -> dict[str, set[int]]:
     """Per document of a pair, its short unpunctuated paragraphs left unaligned."""
     return {
-        a.id: {k for k in row.unaligned_a if a.paragraphs[k].short},
-        b.id: {k for k in row.unaligned_b if b.paragraphs[k].short},
+        a.id: {k for k in row.unaligned_a if a.kept.facts.short[k]},
+        b.id: {k for k in row.unaligned_b if b.kept.facts.short[k]},
     }
 
 
@@ -879,7 +1015,10 @@ def apply_pairs(
     gone = pa.array(sorted(excluded), pa.string())
     facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
     with _no_collection():
-        docs = docs_from_facts(facts.to_pylist())
+        # A batch at a time: the rows as dicts of lists never all at once, only the facts kept.
+        docs = docs_from_facts(
+            row for batch in facts.to_batches(max_chunksize=1024) for row in batch.to_pylist()
+        )
         found = candidates(docs, settings) if settings.enabled else {}
         links = link(docs, found, settings)
     reused = _previous_rows(previous, docs, links)
@@ -1056,6 +1195,7 @@ __all__ = [
     "Link",
     "PairSettings",
     "ParagraphFacts",
+    "Paragraphs",
     "apply_pairs",
     "candidates",
     "docs_from_facts",

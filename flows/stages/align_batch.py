@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -67,25 +68,64 @@ class Packed:
 
 def pack(documents: Sequence[Sequence[Paragraph]]) -> Packed:
     """Flat arrays of the documents' paragraphs (:class:`Packed`)."""
-    counts = np.array([len(d) for d in documents], dtype=np.int64)
+    return pack_columns(
+        [
+            Columns(
+                tuple(p.chars for p in d),
+                tuple(p.short for p in d),
+                tuple(p.sentences for p in d),
+                tuple(p.clauses for p in d),
+                tuple(" ".join(p.anchors) for p in d),
+                tuple(p.numbers for p in d),
+            )
+            for d in documents
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """One document's paragraphs as columns (anchors space-separated per paragraph), so
+    the pairing step packs its facts without a Paragraph object per paragraph."""
+
+    chars: Sequence[int]
+    short: Sequence[bool]
+    sentences: Sequence[int]
+    clauses: Sequence[int]
+    anchors: Sequence[str]
+    numbers: Sequence[int]
+
+
+def pack_columns(documents: Sequence[Columns]) -> Packed:
+    """Flat arrays of the documents' paragraphs (:class:`Packed`), from their columns."""
+    counts = np.array([len(d.chars) for d in documents], dtype=np.int64)
     starts = np.zeros(len(documents), dtype=np.int64)
     if len(documents) > 1:
         starts[1:] = np.cumsum(counts)[:-1]
-    flat = [p for d in documents for p in d]
     pair_numbers = []
     for d in documents:
-        for k, p in enumerate(d):
-            following = d[k + 1] if k + 1 < len(d) else None
-            if following is None or not p.numbers + following.numbers:
+        numbers = d.numbers
+        for k, count in enumerate(numbers):
+            last = k + 1 == len(numbers)
+            following = 0 if last else numbers[k + 1]
+            if last or not count + following:
                 pair_numbers.append(0)
-            elif not p.numbers or not following.numbers:
-                pair_numbers.append(p.numbers + following.numbers)
+            elif not count or not following:
+                pair_numbers.append(count + following)
             else:  # a number in both counts once
-                both = p.anchors & following.anchors
+                both = set(d.anchors[k].split()) & set(d.anchors[k + 1].split())
                 twice = sum(1 for x in both if x.startswith("n:"))
-                pair_numbers.append(p.numbers + following.numbers - twice)
-    chars = np.array([p.chars for p in flat], dtype=np.float64)
-    short = np.array([p.short for p in flat], dtype=np.bool_)
+                pair_numbers.append(count + following - twice)
+
+    def flat(column: str, dtype: type) -> npt.NDArray[Any]:
+        return np.fromiter(
+            itertools.chain.from_iterable(getattr(d, column) for d in documents),
+            dtype=dtype,
+            count=int(counts.sum()),
+        )
+
+    chars = flat("chars", np.float64)
+    short = flat("short", np.bool_)
     owner = np.repeat(np.arange(len(documents)), counts)
     prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), len(documents)).astype(
         np.float64
@@ -96,9 +136,9 @@ def pack(documents: Sequence[Sequence[Paragraph]]) -> Packed:
         counts,
         chars,
         short,
-        np.array([p.sentences for p in flat], dtype=np.int64),
-        np.array([p.clauses for p in flat], dtype=np.int64),
-        np.array([p.numbers for p in flat], dtype=np.int64),
+        flat("sentences", np.int64),
+        flat("clauses", np.int64),
+        flat("numbers", np.int64),
         np.array(pair_numbers, dtype=np.int64),
         prose,
         every,
