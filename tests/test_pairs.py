@@ -527,3 +527,19 @@ def test_the_array_screen_gives_align_s_evidence(
         assert found == pytest.approx(expected, abs=1e-9)
     quick = batch_quick_evidence(packed, *pair, masks)[0]
     assert quick == pytest.approx(quick_evidence(a, b), abs=1e-9)
+
+
+def test_documents_sharing_anchors_only_within_one_language_publish(tmp_path: Path) -> None:
+    # Every anchor shared here is shared by documents of one language: no candidate pair
+    # (an empty array of shared-key pairs once crashed the run).
+    source = tmp_path / "src"
+    source.mkdir()
+    body = (
+        "The committee met on 14 March 2019 to discuss the 5034 pipeline and its 72 valves. "
+        "Members agreed that the inspection of the northern section should start soon."
+    )
+    for name in ("a", "b", "c"):
+        (source / f"{name}.txt").write_text(f"Report {name}\n\n{body}\n", encoding="utf-8")
+    result = run_release(source, tmp_path / "out", dedup="off")
+    assert result.summary.published == 3
+    assert _table(tmp_path / "out", "pairs") == []

@@ -507,6 +507,8 @@ def _unique(values: Ints) -> tuple[Ints, Ints]:
     """The distinct values, ascending, and how often each occurs: by sorting, which
     numpy's ``unique`` (hashing since 2.3) does about ten times slower on millions of ints."""
     ordered = np.sort(values)
+    if not len(ordered):  # e.g. every document sharing a key is in one language
+        return ordered, np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     return ordered[starts], np.diff(np.r_[starts, len(ordered)])
 
