@@ -76,27 +76,24 @@ def prepare_task(params: RunParameters) -> Plan:
     return plan
 
 
-@task(
-    name="process-shard",
-    task_run_name="process-shard-{work.index}",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_condition_fn=retry_unless_expected,
-    cache_policy=NO_CACHE,
-)
+# One shard task's options, whichever way it runs the shard (here, or on the engine's pool).
+SHARD_TASK: dict[str, Any] = {
+    "name": "process-shard",
+    "task_run_name": "process-shard-{work.index}",
+    "retries": RETRIES,
+    "retry_delay_seconds": BACKOFF,
+    "retry_condition_fn": retry_unless_expected,
+    "cache_policy": NO_CACHE,
+}
+
+
+@task(**SHARD_TASK)
 def process_shard_task(work: ShardWork) -> ShardResult:
     # What the shard did is said once, by the flow as it collects the result (progress).
     return work_shard(work)
 
 
-@task(
-    name="process-shard",
-    task_run_name="process-shard-{work.index}",
-    retries=RETRIES,
-    retry_delay_seconds=BACKOFF,
-    retry_condition_fn=retry_unless_expected,
-    cache_policy=NO_CACHE,
-)
+@task(**SHARD_TASK)
 def pooled_shard_task(work: ShardWork, workers: int) -> ShardResult:
     """``process-shard`` in a thread of the flow's process, handing the shard to this
     process's shard workers (:func:`flows.engine.pool.local_pool`): workers that never

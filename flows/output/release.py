@@ -97,20 +97,10 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 def write_bytes(data: bytes, target: Path) -> None:
     """Write then fsync, like :func:`write_parquet` (a verified part of the previous release,
     copied): staged bytes are durable before the rename."""
-    with _writing(target):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with target.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except OSError:
-            with contextlib.suppress(OSError):
-                target.unlink(missing_ok=True)
-            raise
+    write_file(target, lambda handle: handle.write(data))
 
 
-def write_file(target: Path, fill: Callable[[BinaryIO], None]) -> None:
+def write_file(target: Path, fill: Callable[[BinaryIO], object]) -> None:
     """Write ``target`` through ``fill`` (a streamed copy, a ParquetWriter), then fsync, like
     :func:`write_parquet`; a file left half written by any failure is removed."""
     with _writing(target):

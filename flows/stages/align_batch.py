@@ -265,6 +265,34 @@ def _gain(
     return np.maximum(llr - merge, _WORST_STEP)
 
 
+def _sides_gain(
+    x: _Side,
+    y: _Side,
+    ratio: Floats,
+    held: bool,
+    number_bits: Masks,
+    name_bits: Masks,
+    merged: bool,
+) -> Floats:
+    """:func:`_gain` of every paragraph of ``x`` against every paragraph of ``y``
+    ([pairs, n, m]); ``merged`` when one side's paragraphs are two merged into one."""
+    merge: Floats | float = 0.0
+    if merged:
+        merge = _MERGE_COST + np.where(x.short[:, :, None] | y.short[:, None, :], 2.0, 0.0)
+    return _gain(
+        x.chars[:, :, None],
+        y.chars[:, None, :],
+        ratio,
+        x.sentences[:, :, None] == y.sentences[:, None, :],
+        np.abs(x.clauses[:, :, None] - y.clauses[:, None, :]) <= 1,
+        x.numbers[:, :, None] + y.numbers[:, None, :],
+        x.masks[:, :, None] & y.masks[:, None, :] if held else None,
+        number_bits,
+        name_bits,
+        merge,
+    )
+
+
 def _ratio(packed: Packed, left: Ints, right: Ints) -> Floats:
     """:func:`flows.stages.align.length_ratio` of each pair."""
     a = np.where(packed.prose_chars[left] > 0, packed.prose_chars[left], packed.all_chars[left])
@@ -386,44 +414,11 @@ def _first_pass(
     ratio = _ratio(packed, left, right)[:, None, None]
     nb, mb = number_bits[:, None, None], name_bits[:, None, None]
     # 1-1: a[i] with b[j], [pairs, n, m]
-    one = _gain(
-        a.chars[:, :, None],
-        b.chars[:, None, :],
-        ratio,
-        a.sentences[:, :, None] == b.sentences[:, None, :],
-        np.abs(a.clauses[:, :, None] - b.clauses[:, None, :]) <= 1,
-        a.numbers[:, :, None] + b.numbers[:, None, :],
-        a.masks[:, :, None] & b.masks[:, None, :] if held else None,
-        nb,
-        mb,
-        0.0,
-    )
+    one = _sides_gain(a, b, ratio, held, nb, mb, merged=False)
     # 2-1: a[i], a[i+1] with b[j]; 1-2: a[i] with b[j], b[j+1] (the last index padded)
     a2, b2 = _twos(a), _twos(b)
-    two_one = _gain(
-        a2.chars[:, :, None],
-        b.chars[:, None, :],
-        ratio,
-        a2.sentences[:, :, None] == b.sentences[:, None, :],
-        np.abs(a2.clauses[:, :, None] - b.clauses[:, None, :]) <= 1,
-        b.numbers[:, None, :] + a2.numbers[:, :, None],
-        a2.masks[:, :, None] & b.masks[:, None, :] if held else None,
-        nb,
-        mb,
-        _MERGE_COST + np.where(a2.short[:, :, None] | b.short[:, None, :], 2.0, 0.0),
-    )
-    one_two = _gain(
-        a.chars[:, :, None],
-        b2.chars[:, None, :],
-        ratio,
-        a.sentences[:, :, None] == b2.sentences[:, None, :],
-        np.abs(a.clauses[:, :, None] - b2.clauses[:, None, :]) <= 1,
-        a.numbers[:, :, None] + b2.numbers[:, None, :],
-        a.masks[:, :, None] & b2.masks[:, None, :] if held else None,
-        nb,
-        mb,
-        _MERGE_COST + np.where(a.short[:, :, None] | b2.short[:, None, :], 2.0, 0.0),
-    )
+    two_one = _sides_gain(a2, b, ratio, held, nb, mb, merged=True)
+    one_two = _sides_gain(a, b2, ratio, held, nb, mb, merged=True)
     skip_a = -np.where(a.short, _SKIP_SHORT, _SKIP_PROSE)
     skip_b = -np.where(b.short, _SKIP_SHORT, _SKIP_PROSE)
     # cost of skipping b[0..j-1] in a row: the prefix sums drive the 0-1 moves
