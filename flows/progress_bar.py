@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.progress import (
@@ -18,6 +18,7 @@ from rich.progress import Progress as Bar
 from rich.text import Text
 
 from flows.engine.progress import Progress
+from flows.words import plural
 
 
 def start_bar(stream: IO[str], progress: Progress) -> tuple[Bar, TaskID]:
@@ -35,9 +36,19 @@ def start_bar(stream: IO[str], progress: Progress) -> tuple[Bar, TaskID]:
         redirect_stdout=False,
         redirect_stderr=False,
     )
-    task = bar.add_task("run", total=None, shards="")
+    # The first frame is drawn as soon as the bar starts: with the totals, never "0/None".
+    task = bar.add_task("run", **bar_fields(progress))
     bar.start()
     return bar, task
+
+
+def bar_fields(progress: Progress) -> dict[str, Any]:
+    """What the bar shows for ``progress``: documents where known, else shards."""
+    return {
+        "total": progress.documents_total or progress.shards_total,
+        "completed": progress.documents if progress.documents_total else progress.shards,
+        "shards": f"{progress.shards}/{plural(progress.shards_total, 'shard')}",
+    }
 
 
 class RateColumn(ProgressColumn):

@@ -18,7 +18,6 @@ import threading
 from typing import IO, TYPE_CHECKING
 
 from flows.engine.progress import PROGRESS_EXTRA, Progress
-from flows.words import plural
 
 if TYPE_CHECKING:
     from rich.progress import Progress as Bar
@@ -98,14 +97,9 @@ class TerminalHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
                 self._bar, self._task = start_bar(self.stream, progress)
             assert self._task is not None
-            total = progress.documents_total or progress.shards_total
-            done = progress.documents if progress.documents_total else progress.shards
-            self._bar.update(
-                self._task,
-                total=total,
-                completed=done,
-                shards=f"{progress.shards}/{plural(progress.shards_total, 'shard')}",
-            )
+            from flows.progress_bar import bar_fields
+
+            self._bar.update(self._task, **bar_fields(progress))
             if progress.shards >= progress.shards_total:
                 self.stop()
 

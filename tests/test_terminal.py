@@ -258,3 +258,16 @@ def test_the_cli_imports_rich_only_to_draw_a_bar() -> None:
     # Its import is a fixed cost of every command (validate, schemas, a piped run).
     code = "import sys, flows.cli; sys.exit('rich' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+
+
+def test_the_bar_starts_with_its_totals() -> None:
+    # The bar draws its first frame as it starts: "0/None docs" until the first update
+    # was what a user saw before the first shard.
+    from flows.progress_bar import start_bar
+
+    bar, task = start_bar(io.StringIO(), Progress(0, 5, 0, 1000))
+    try:
+        shown = bar.tasks[task]
+        assert (shown.total, shown.completed, shown.fields["shards"]) == (1000, 0, "0/5 shards")
+    finally:
+        bar.stop()
