@@ -72,6 +72,7 @@ from flows.stages.align import (
     Paragraph,
     align,
     align_linked,
+    paragraph_columns,
     paragraphs,
     quick_evidence,
 )
@@ -131,15 +132,15 @@ def paragraph_facts(text: str, removed: Iterable[Mapping[str, Any]] = ()) -> Par
     has the facts it had when it was made."""
     removed = list(removed)
     before = restore(text, removed)
-    found = paragraphs(before)
+    found = paragraph_columns(before)
     taken = {int(r["line"]) - 1 for r in removed if r["rule"] == NO_COUNTERPART and r["text"]}
     return ParagraphFacts(
-        tuple(p.chars for p in found),
-        tuple(p.short for p in found),
-        tuple(" ".join(sorted(p.anchors)) for p in found),
-        tuple(p.sentences for p in found),
-        tuple(p.clauses for p in found),
-        tuple(k for k, p in enumerate(found) if p.line in taken),
+        tuple(found.chars),
+        tuple(found.short),
+        tuple(found.anchors),
+        tuple(found.sentences),
+        tuple(found.clauses),
+        tuple(k for k, line in enumerate(found.lines) if line in taken),
     )
 
 

@@ -1,0 +1,230 @@
+"""The per-document facts keep their units: dedup units, MinHash and paragraph anchors of real
+strings in many scripts, pinned to values the regex-based code computed before it was made
+faster (issue 16), and the fast units equal to the regex definition on any text."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flows.engine.pairs import paragraph_facts
+from flows.stages import align
+from flows.stages.dedup import normalise, shingles, signature, units
+
+# name -> (text, its units, norm_sha256[:16], sha256(minhash)[:16], paragraph facts)
+CASES: dict[str, tuple[str, list[str], str, str, tuple[object, ...]]] = {
+    "english": (
+        "The Quick brown fox, born in 1999, jumped over 3 lazy dogs at "
+        'https://example.com/a?b=1.\nIt said: "Hello again!" Then it left…',
+        [
+            "the",
+            "quick",
+            "brown",
+            "fox",
+            "born",
+            "in",
+            "1999",
+            "jumped",
+            "over",
+            "3",
+            "lazy",
+            "dogs",
+            "at",
+            "https",
+            "example",
+            "com",
+            "a",
+            "b",
+            "1",
+            "it",
+            "said",
+            "hello",
+            "again",
+            "then",
+            "it",
+            "left",
+        ],
+        "3a27a7de8331d45f",
+        "2ad9bad495efdcdf",
+        (
+            (88, 37),
+            (False, False),
+            ("n:1999 u:example.com/a?b=1 w:quick w:the", "w:hello w:then"),
+            (1, 2),
+            (3, 1),
+            (),
+        ),
+    ),
+    "german": (
+        "Straße und STRASSE: Die Grüße aus München kosten 1.234,50 Euro. Ärger? Nein.",
+        [
+            "strasse",
+            "und",
+            "strasse",
+            "die",
+            "grüsse",
+            "aus",
+            "münchen",
+            "kosten",
+            "1",
+            "234",
+            "50",
+            "euro",
+            "ärger",
+            "nein",
+        ],
+        "bf1adc1c9f35ac06",
+        "0406e71692b9837d",
+        (
+            (76,),
+            (False,),
+            ("n:123450 w:die w:euro w:grüsse w:münchen w:nein w:strasse",),
+            (3,),
+            (2,),
+            (),
+        ),
+    ),
+    "turkish": (
+        "İstanbul'da İLK ışık; DİYARBAKIR ve Iğdır.",
+        ["i", "stanbul", "da", "i", "lk", "ışık", "di", "yarbakir", "ve", "iğdır"],
+        "5d43cbdf38f5a2aa",
+        "f9f43ac6a5c0552a",
+        ((42,), (False,), ("w:di̇yarbakir w:iğdır",), (2,), (1,), ()),
+    ),
+    "chinese": (
+        "今天天气很好。我们去公园散步，看见了许多花。2024年",
+        [*"今天天气很好我们去公园散步看见了许多花", "2024", "年"],
+        "417d2039faabbd37",
+        "cfaf610f037a9939",
+        ((27,), (True,), ("n:2024",), (1,), (1,), ()),
+    ),
+    "japanese": (
+        "東京々は、カタカナ・ひらがなを使います。ｶﾀｶﾅ半角も",
+        [*"東京々はカタカナ・ひらがなを使います", "ｶﾀｶﾅ", *"半角も"],
+        "922a7ad99662b4e2",
+        "9a35e8cf56e45472",
+        ((27,), (True,), ("",), (1,), (1,), ()),
+    ),
+    "thai": (
+        "ภาษาไทยไม่มีการเว้นวรรคระหว่างคำ ผู้คนอ่านได้ง่าย",
+        list("ภาษาไทยไม่มีการเว้นวรรคระหว่างคำผู้คนอ่านได้ง่าย"),
+        "2d703acdb487aa7b",
+        "22193ebf68de3491",
+        ((49,), (True,), ("",), (1,), (0,), ()),
+    ),
+    "arabic": (
+        "في عام ٢٠٢٤ قال الرئيس: السلام عليكم؟ نعم.",
+        ["في", "عام", "٢٠٢٤", "قال", "الرئيس", "السلام", "عليكم", "نعم"],
+        "37a682404b592d2f",
+        "1ff4fd8818522b06",
+        ((42,), (False,), ("n:2024",), (2,), (1,), ()),
+    ),
+    "hindi": (  # vowel signs are not word characters: they split a word into units
+        "भारत एक विशाल देश है। यहाँ कई भाषाएँ बोली जाती हैं॥",
+        [
+            "भ",
+            "रत",
+            "एक",
+            "व",
+            "श",
+            "ल",
+            "द",
+            "श",
+            "ह",
+            "यह",
+            "कई",
+            "भ",
+            "ष",
+            "ए",
+            "ब",
+            "ल",
+            "ज",
+            "त",
+            "ह",
+        ],
+        "109e41befffbcb5f",
+        "7a71fc29d211d74b",
+        ((51,), (False,), ("",), (2,), (0,), ()),
+    ),
+    "mixed": (
+        "Café\u0301 naïve coöp — ﬁne_tuning x_y 𠀀𠀁 😀 emoji; Ⅻ ½ ²",
+        ["café", "naïve", "coöp", "fine_tuning", "x_y", "𠀀", "𠀁", "emoji", "ⅻ", "½", "²"],
+        "99640472139e4f04",
+        "a71168073b9889d0",
+        ((51,), (True,), ("w:café",), (1,), (1,), ()),
+    ),
+    "lao_khmer_myanmar": (
+        "ພາສາລາວ ភាសាខ្មែរ မြန်မာဘာသာ",
+        list("ພາສາລາວភាសាខ្មែរမြန်မာဘာသာ"),
+        "1e734069b2636bb5",
+        "3d0d2b46fbd01c90",
+        ((28,), (True,), ("",), (1,), (0,), ()),
+    ),
+    "short": (
+        "Two words",
+        ["two", "words"],
+        "a03f1d611645eb53",
+        "0d5aaf258e93849e",
+        ((9,), (True,), ("w:two",), (1,), (0,), ()),
+    ),
+    "blank": ("  \n\t ", [], "e3b0c44298fc1c14", "c316be94fa916f3d", ((), (), (), (), (), ())),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_units_signature_and_paragraph_facts_are_unchanged(name: str) -> None:
+    text, expected_units, norm, minhash, paragraphs = CASES[name]
+    assert units(normalise(text)) == expected_units
+    found = signature(text)
+    assert found.norm_sha256[:16] == norm
+    assert hashlib.sha256(found.minhash).hexdigest()[:16] == minhash
+    assert dataclasses.astuple(paragraph_facts(text)) == paragraphs
+
+
+# The units as first defined: a regex (each character of a script without spaces; runs of
+# other word characters).
+_UNSPACED = (
+    "\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3005\u3006\u3007\u3040-\u30ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+)
+_REFERENCE = re.compile(f"[{_UNSPACED}]|[^\\W{_UNSPACED}]+")
+_SAMPLE = (
+    "aZ_ 0٣\t\n\u00a0\u3000.,-'éİßﬁ\u0301\u0e01\u0e31\u0e48今カ\u3005\u30fb𠀁𝐀😀\u200b\u2028\x1cـ"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(_SAMPLE)) | st.text())
+def test_units_and_shingles_are_the_regex_units(text: str) -> None:
+    normalised = normalise(text)
+    reference = _REFERENCE.findall(normalised)
+    assert units(normalised) == reference
+    windows = [" ".join(reference[i : i + 5]) for i in range(max(1, len(reference) - 4))]
+    assert shingles(normalised, 5) == (windows if reference else [normalised])
+
+
+def test_every_character_is_a_unit_character_as_the_regex_says() -> None:
+    """All of Unicode, one character at a time: a word character, one of a script without
+    spaces, or neither."""
+    chars = "".join(map(chr, range(0x110000)))
+    every = units(" ".join(chars.replace(" ", "")))
+    assert every == _REFERENCE.findall(" ".join(chars.replace(" ", "")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aZAB Q_ 0123\t\n\u00a0.,:;!?'\"-éİ今。٣۔।/wm")))
+def test_paragraph_columns_are_the_paragraphs(text: str) -> None:
+    """The facts' columns (one pass, no Paragraph objects) say what the paragraphs say."""
+    columns = align.paragraph_columns(text)
+    found = align.paragraphs(text)
+    assert columns.lines == [p.line for p in found]
+    assert columns.chars == [p.chars for p in found]
+    assert columns.short == [p.short for p in found]
+    assert columns.anchors == [" ".join(sorted(p.anchors)) for p in found]
+    assert columns.sentences == [p.sentences for p in found]
+    assert columns.clauses == [p.clauses for p in found]
