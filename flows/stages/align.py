@@ -64,6 +64,9 @@ def _number_key(raw: str) -> str | None:
     """One spelling for the numbers of any script and locale: ``204.000``, ``204,000`` and
     ``204 000`` are ``204000``; ``2,5`` is ``2.5``. One-digit numbers are too common to anchor."""
     if raw.isascii():
+        if raw.isdigit():  # no separator (most numbers): the split below gives it back
+            value = raw.lstrip("0") or "0"
+            return None if len(value) < 2 else value
         digits = raw
     else:
         digits = "".join(str(unicodedata.decimal(ch)) if ch.isdigit() else ch for ch in raw)
