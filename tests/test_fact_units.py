@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.engine.pairs import paragraph_facts
-from flows.stages import align
+from flows.stages import align, dedup
 from flows.stages.dedup import normalise, shingles, signature, units
 
 # name -> (text, its units, norm_sha256[:16], sha256(minhash)[:16], paragraph facts)
@@ -198,22 +198,51 @@ _SAMPLE = (
 )
 
 
+def _numpy_units(text: str) -> list[str]:
+    joined = dedup._joined_units(dedup._codes(text))[0]
+    return joined.decode("utf-8", "surrogatepass").split(" ") if joined else []
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(_SAMPLE)) | st.text())
 def test_units_and_shingles_are_the_regex_units(text: str) -> None:
+    """Both ways of finding them (a regex on short texts, numpy on long ones)."""
     normalised = normalise(text)
     reference = _REFERENCE.findall(normalised)
-    assert units(normalised) == reference
+    assert units(normalised) == _numpy_units(normalised) == reference
     windows = [" ".join(reference[i : i + 5]) for i in range(max(1, len(reference) - 4))]
-    assert shingles(normalised, 5) == (windows if reference else [normalised])
+    expected = windows if reference else [normalised]
+    assert shingles(normalised, 5) == expected
+    by_numpy = dedup._shingles(normalised, 5, numpy_from=0)
+    assert [s.decode("utf-8", "surrogatepass") for s in by_numpy] == expected  # type: ignore[union-attr]
 
 
 def test_every_character_is_a_unit_character_as_the_regex_says() -> None:
     """All of Unicode, one character at a time: a word character, one of a script without
     spaces, or neither."""
-    chars = "".join(map(chr, range(0x110000)))
-    every = units(" ".join(chars.replace(" ", "")))
-    assert every == _REFERENCE.findall(" ".join(chars.replace(" ", "")))
+    spaced = " ".join("".join(map(chr, range(0x110000))).replace(" ", ""))
+    assert _numpy_units(spaced) == _REFERENCE.findall(spaced)
+
+
+def test_long_texts_take_the_numpy_way_and_hash_the_same() -> None:
+    text = " ".join(CASES[name][0] for name in sorted(CASES)) * 20
+    assert len(normalise(text)) >= dedup._NUMPY_FROM
+    by_numpy = dedup._shingles(normalise(text), 5)
+    assert isinstance(by_numpy[0], bytes)
+    regex = dedup._shingles(normalise(text), 5, numpy_from=len(text) + 1)
+    assert isinstance(regex[0], str)
+    assert [s.encode() for s in regex] == by_numpy
+    assert signature(text).minhash == _reference_signature(text)
+
+
+def _reference_signature(text: str) -> bytes:
+    """The MinHash of the str shingles, as first computed."""
+    import numpy as np
+    from rensa import RMinHash
+
+    minhash = RMinHash(num_perm=dedup.SIGNATURE.permutations, seed=dedup.SIGNATURE.seed)
+    minhash.update(dedup._shingles(normalise(text), dedup.SIGNATURE.ngram, len(text) + 1))
+    return np.asarray(minhash.digest(), dtype="<u4").tobytes()
 
 
 @settings(max_examples=300, deadline=None)

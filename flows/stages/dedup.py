@@ -18,6 +18,7 @@ handled unit by unit, so one n-gram size serves every language (measured in
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +40,11 @@ _NO_SPACE_RANGES = (
     (0xF900, 0xFAFF),  # CJK Compatibility Ideographs
     (0x20000, 0x3134F),  # CJK Extensions B-G
 )
+_NO_SPACE = "".join(f"{chr(low)}-{chr(high)}" for low, high in _NO_SPACE_RANGES)
+_UNITS = re.compile(f"[{_NO_SPACE}]|[^\\W{_NO_SPACE}]+")
+# From this many characters on, the units are found by numpy (below): one regex scan costs
+# less than numpy's fixed cost per call on a short text.
+_NUMPY_FROM = 1_200
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,32 +93,29 @@ class Signature:
 
 def normalise(text: str) -> str:
     """The text as duplicates are compared: NFC, case folded, whitespace collapsed."""
-    return " ".join(_folded(text).split())
-
-
-def _folded(text: str) -> str:
     folded = unicodedata.normalize("NFC", text).casefold()
     # casefold can leave decomposed sequences (e.g. 'İ' -> 'i̇'); NFC again keeps it canonical.
-    return unicodedata.normalize("NFC", folded)
+    # str.split() splits on what regex \s matches (str.isspace): runs collapsed, edges
+    # dropped, at a third of a regex substitution's cost.
+    return " ".join(unicodedata.normalize("NFC", folded).split())
 
 
 def units(normalised: str) -> list[str]:
     """Words, and single characters of scripts written without spaces."""
-    joined, _, _ = _joined_units(_codes(normalised))
-    return joined.decode("utf-8", "surrogatepass").split(" ") if joined else []
+    return _UNITS.findall(normalised)
 
 
 def shingles(normalised: str, n: int) -> list[str]:
     """The n-grams of units (a text shorter than n units is one shingle)."""
-    found = _shingles(normalised, _codes(normalised), n)
-    return [s.decode("utf-8", "surrogatepass") for s in found]
+    found = _shingles(normalised, n)
+    return [s if isinstance(s, str) else s.decode("utf-8", "surrogatepass") for s in found]
 
 
-# The units are found by a table lookup per code point (numpy) rather than a regex scan
-# (``[{_NO_SPACE}]|[^\\W{_NO_SPACE}]+``, whose findall was a third of the facts' cost): each
-# character's class bits, following the str methods that the regex classes test (\\w:
-# ``isalnum()`` or '_'; \\s: ``isspace()``).
-_WORD, _UNSPACED, _SPACE = 1, 2, 4
+# In a longer text the units are found by a table lookup per code point (numpy) rather than
+# by the regex scan (whose findall was a third of the facts' cost): each
+# character's class bits, following the str method that the regex class \\w tests
+# (``isalnum()``, or '_').
+_WORD, _UNSPACED = 1, 2
 _BMP = 0x10000
 
 
@@ -120,7 +123,6 @@ def _class_table() -> npt.NDArray[np.uint8]:
     chars = np.arange(_BMP, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
     table = np.where(np.fromiter(map(str.isalnum, chars), np.bool_, _BMP), _WORD, 0)
     table[ord("_")] = _WORD
-    table |= np.where(np.fromiter(map(str.isspace, chars), np.bool_, _BMP), _SPACE, 0)
     for low, high in _NO_SPACE_RANGES:
         table[low : min(high, _BMP - 1) + 1] |= _UNSPACED
     return table.astype(np.uint8)
@@ -174,9 +176,17 @@ def _joined_units(
     return joined, starts, ends
 
 
-def _shingles(normalised: str, codes: npt.NDArray[np.uint32], n: int) -> list[bytes]:
-    """The n-grams of units as UTF-8 bytes (a text shorter than n units is one shingle)."""
-    joined, starts, ends = _joined_units(codes)
+def _shingles(normalised: str, n: int, numpy_from: int = _NUMPY_FROM) -> list[str] | list[bytes]:
+    """:func:`shingles`; from ``numpy_from`` characters on as UTF-8 bytes, which rensa hashes
+    as it hashes the str."""
+    if len(normalised) < numpy_from:
+        found = _UNITS.findall(normalised)
+        if len(found) <= n:
+            return [" ".join(found) if found else normalised]
+        # n staggered views zipped (the shortest, the last, ends it): the windows without a
+        # slice per window (2.5x faster).
+        return list(map(" ".join, zip(*(found[i:] for i in range(n)), strict=False)))
+    joined, starts, ends = _joined_units(_codes(normalised))
     if len(starts) <= n:
         return [joined or normalised.encode("utf-8", "surrogatepass")]
     # A comprehension of slices: faster than map(getitem, map(slice, ...)) here.
@@ -190,7 +200,7 @@ def signature(text: str, params: SignatureParams = SIGNATURE) -> Signature:
 
     normalised = normalise(text)
     minhash = RMinHash(num_perm=params.permutations, seed=params.seed)
-    minhash.update(_shingles(normalised, _codes(normalised), params.ngram))
+    minhash.update(_shingles(normalised, params.ngram))
     return Signature(
         norm_sha256=hashlib.sha256(normalised.encode("utf-8")).hexdigest(),
         minhash=np.asarray(minhash.digest(), dtype="<u4").tobytes(),
