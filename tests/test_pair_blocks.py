@@ -6,9 +6,11 @@ import random
 from collections.abc import Sequence
 
 import numpy as np
+import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.contracts import FACTS_SCHEMA
 from flows.engine.pair_blocks import (
     FactArrays,
     fact_arrays,
@@ -17,16 +19,19 @@ from flows.engine.pair_blocks import (
     structure_pairs,
 )
 from flows.engine.pairs import (
+    FACTS_COLUMNS,
     Doc,
     DocList,
     PairSettings,
     _may_link,
     _profile,
     candidates,
+    docs_from_facts,
+    docs_from_table,
     link,
 )
 from flows.stages.align import Paragraph, align, quick_evidence
-from flows.stages.align_batch import where_anchors
+from flows.stages.align_batch import Packed, pack_columns, where_anchors
 
 ANCHORS = ["n:12", "n:2024", "n:7.5", "w:anna", "w:berlin", "u:x.org", "n:99", "w:the"]
 
@@ -113,6 +118,11 @@ def _shapes_reference(doc: Doc) -> set[tuple[int, ...]]:
         )
         for i in range(len(prose) - 2)
     }
+
+
+def pack_columns_of(docs: Sequence[Doc]) -> Packed:
+    """The Python packing of the documents' paragraphs (what the arrays replace)."""
+    return pack_columns([doc.kept.columns() for doc in docs])
 
 
 def _arrays(docs: Sequence[Doc]) -> FactArrays:
@@ -230,3 +240,49 @@ def test_the_screen_leaves_out_only_candidates_that_cannot_link_and_keeps_a_tran
         assert evidence < settings_.link_evidence
     links = {(docs[item.a].id, docs[item.b].id) for item in link(docs, found, settings_)}
     assert (docs[0].id, "z-translation") in links
+
+
+def test_a_facts_table_gives_the_documents_and_arrays_its_rows_give() -> None:
+    # The step reads the facts as a table (columns, no Python object per paragraph); its
+    # documents, arrays, candidates and links are those of the rows one by one.
+    docs = _corpus(5, 90, ("de", "en", "fr", "und"))
+    rows = [
+        {
+            "id": doc.id,
+            "source_path": doc.source_path,
+            "language": doc.language,
+            "file": doc.file,
+            "text_sha256": doc.text_sha256,
+            "url": None,
+            "published": None,
+            "source": None,
+            "paragraph_chars": list(doc.kept.facts.chars),
+            "paragraph_short": list(doc.kept.facts.short),
+            "paragraph_anchors": list(doc.kept.facts.anchors),
+            "paragraph_sentences": list(doc.kept.facts.sentences),
+            "paragraph_clauses": list(doc.kept.facts.clauses),
+            "translation_removed": [],
+        }
+        for doc in docs
+    ]
+    rows[3]["paragraph_chars"] = rows[3]["paragraph_short"] = []  # nothing to pair
+    rows[3]["paragraph_anchors"] = rows[3]["paragraph_sentences"] = []
+    rows[3]["paragraph_clauses"] = []
+    schema = pa.schema([FACTS_SCHEMA.field(name) for name in FACTS_COLUMNS])
+    table = pa.Table.from_pylist(rows, schema=schema)
+    from_rows, from_table = docs_from_facts(rows), docs_from_table(table)
+    assert [d.id for d in from_table] == [d.id for d in from_rows]
+    assert all(
+        len(a.paragraphs) == len(b.paragraphs) for a, b in zip(from_rows, from_table, strict=True)
+    )
+    assert [d.kept.facts for d in from_table] == [d.kept.facts for d in from_rows]
+    made, expected = from_table.arrays, _arrays(from_rows)
+    assert made is not None
+    for name in ("language", "anchor_doc", "anchor_paragraph", "anchor_code", "kind"):
+        assert np.array_equal(getattr(made, name), getattr(expected, name)), name
+    for name in ("starts", "counts", "chars", "short", "sentences", "clauses", "numbers"):
+        assert np.array_equal(getattr(made.packed, name), getattr(expected.packed, name)), name
+    assert np.array_equal(made.packed.pair_numbers, pack_columns_of(from_rows).pair_numbers)
+    found = candidates(from_table)
+    assert found == candidates(from_rows)
+    assert link(from_table, found) == link(from_rows, found)

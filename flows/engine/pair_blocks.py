@@ -71,14 +71,9 @@ class FactArrays:
 
 
 def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> FactArrays:
-    """The arrays of documents given by their paragraph facts and languages: the anchor
-    strings split and encoded in Arrow (no Python string or set per anchor)."""
+    """The arrays of documents given by their paragraph facts and languages."""
     counts = np.fromiter((len(f.chars) for f in facts), dtype=np.int64, count=len(facts))
     total = int(counts.sum())
-    starts = np.zeros(len(facts), dtype=np.int64)
-    if len(facts) > 1:
-        starts[1:] = np.cumsum(counts)[:-1]
-    owner = np.repeat(np.arange(len(facts), dtype=np.int64), counts)
 
     def flat(column: str, dtype: type) -> npt.NDArray[np.generic]:
         return np.fromiter(
@@ -90,6 +85,57 @@ def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> 
     strings = pa.array(
         itertools.chain.from_iterable(f.anchors for f in facts), pa.large_string(), size=total
     )
+    return _arrays(
+        counts,
+        flat("chars", np.float64).astype(np.float64),
+        flat("short", np.bool_).astype(np.bool_),
+        flat("sentences", np.int64).astype(np.int64),
+        flat("clauses", np.int64).astype(np.int64),
+        strings,
+        languages,
+    )
+
+
+def table_arrays(table: pa.Table) -> FactArrays:
+    """The arrays of the documents of a facts table (its ``language`` and paragraph
+    columns), straight from its Arrow lists: no Python object per paragraph or anchor."""
+
+    def column(name: str) -> pa.ListArray:
+        return table.column(name).combine_chunks()
+
+    def flat(name: str, dtype: type) -> npt.NDArray[np.generic]:
+        values = column(name).flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=dtype)
+
+    counts = np.asarray(column("paragraph_chars").value_lengths(), dtype=np.int64)
+    return _arrays(
+        counts,
+        flat("paragraph_chars", np.float64).astype(np.float64),
+        flat("paragraph_short", np.bool_).astype(np.bool_),
+        flat("paragraph_sentences", np.int64).astype(np.int64),
+        flat("paragraph_clauses", np.int64).astype(np.int64),
+        column("paragraph_anchors").flatten(),
+        table.column("language").to_pylist(),
+    )
+
+
+def _arrays(
+    counts: Ints,
+    chars: Floats,
+    short: Bools,
+    sentences: Ints,
+    clauses: Ints,
+    strings: pa.Array,
+    languages: Sequence[str],
+) -> FactArrays:
+    """:class:`FactArrays` from the flat paragraph columns (``counts`` per document) and
+    the anchor strings (one per paragraph, space-separated), split and encoded in Arrow."""
+    documents = len(counts)
+    total = int(counts.sum())
+    starts = np.zeros(documents, dtype=np.int64)
+    if documents > 1:
+        starts[1:] = np.cumsum(counts)[:-1]
+    owner = np.repeat(np.arange(documents, dtype=np.int64), counts)
     split = pc.split_pattern(strings, " ")
     tokens = split.flatten()
     row = np.asarray(pc.list_parent_indices(split), dtype=np.int64)  # global paragraph
@@ -109,27 +155,14 @@ def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> 
     is_number = kind[code] == NUMBER
     numbers = np.bincount(row[is_number], minlength=total).astype(np.int64)
     pair_numbers = _pair_numbers(numbers, row[is_number], code[is_number], owner, starts, counts)
-    chars = flat("chars", np.float64).astype(np.float64)
-    short = flat("short", np.bool_).astype(np.bool_)
-    prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), len(facts)).astype(np.float64)
-    every: Floats = np.bincount(owner, chars, len(facts)).astype(np.float64)
+    prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), documents).astype(np.float64)
+    every: Floats = np.bincount(owner, chars, documents).astype(np.float64)
     packed = Packed(
-        starts,
-        counts,
-        chars,
-        short,
-        flat("sentences", np.int64).astype(np.int64),
-        flat("clauses", np.int64).astype(np.int64),
-        numbers,
-        pair_numbers,
-        prose,
-        every,
+        starts, counts, chars, short, sentences, clauses, numbers, pair_numbers, prose, every
     )
     names = {language: k for k, language in enumerate(sorted(set(languages)))}
     language = np.array([names[x] for x in languages], dtype=np.int64)
-    return FactArrays(
-        packed, language, anchor_doc, row - starts[anchor_doc], code, kind.astype(np.int8)
-    )
+    return FactArrays(packed, language, anchor_doc, row - starts[anchor_doc], code, kind)
 
 
 def _pair_numbers(
@@ -425,4 +458,5 @@ __all__ = [
     "shape_codes",
     "shared_anchors",
     "structure_pairs",
+    "table_arrays",
 ]

@@ -70,6 +70,7 @@ from flows.engine.pair_blocks import (
     shape_codes,
     shared_anchors,
     structure_pairs,
+    table_arrays,
 )
 from flows.output.release import write_parquet
 from flows.stages.align import (
@@ -245,17 +246,51 @@ class PairSettings:
     refine_from: float = -3.0
 
 
+class FactsColumns:
+    """The paragraph columns of a facts table, each document's :class:`ParagraphFacts`
+    made when asked for: the step reads most documents only as arrays."""
+
+    __slots__ = ("_columns",)
+
+    def __init__(self, table: pa.Table) -> None:
+        self._columns = [table.column(name).combine_chunks() for name in PARAGRAPH_COLUMNS[:5]]
+
+    def facts(self, row: int) -> ParagraphFacts:
+        chars, short, anchors, sentences, clauses = (
+            tuple(column[row].values.to_pylist()) for column in self._columns
+        )
+        return ParagraphFacts(chars, short, anchors, sentences, clauses)
+
+    def count(self, row: int) -> int:
+        return len(self._columns[0][row])
+
+
 class Paragraphs(Sequence[Paragraph]):
     """A document's paragraphs, kept as their facts (columns) and made Paragraph objects
     only when asked for one: the candidates are found on the columns, and only those that
     reach an alignment one by one need the objects (6,000 20 kB documents: 230,000
-    paragraphs, a few hundred documents aligned)."""
+    paragraphs, a few hundred documents aligned). From a facts table (:func:`docs_from_table`)
+    even the facts are read from its columns only when asked for."""
 
-    __slots__ = ("_built", "facts")
+    __slots__ = ("_built", "_facts", "_source")
 
-    def __init__(self, facts: ParagraphFacts, built: tuple[Paragraph, ...] | None = None) -> None:
-        self.facts = facts
+    def __init__(
+        self,
+        facts: ParagraphFacts | None = None,
+        built: tuple[Paragraph, ...] | None = None,
+        source: tuple[FactsColumns, int] | None = None,
+    ) -> None:
+        self._facts = facts
         self._built = built
+        self._source = source
+
+    @property
+    def facts(self) -> ParagraphFacts:
+        if self._facts is None:
+            assert self._source is not None, "Paragraphs need facts or a source"
+            columns, row = self._source
+            self._facts = columns.facts(row)
+        return self._facts
 
     @classmethod
     def of(cls, found: Sequence[Paragraph]) -> Paragraphs:
@@ -278,6 +313,9 @@ class Paragraphs(Sequence[Paragraph]):
         return self._built
 
     def __len__(self) -> int:
+        if self._facts is None and self._source is not None:
+            columns, row = self._source
+            return columns.count(row)
         return len(self.facts.chars)
 
     @overload
@@ -411,6 +449,41 @@ def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> DocList:
                 cleaned=cleaned,
             )
         )
+    return docs
+
+
+def docs_from_table(table: pa.Table) -> DocList:
+    """:func:`docs_from_facts` of a facts table, column by column: the paragraph facts
+    stay in the table (:class:`FactsColumns`) and become the list's arrays directly
+    (:func:`flows.engine.pair_blocks.table_arrays`), no Python object per paragraph."""
+    pairable = pc.and_(
+        pc.not_equal(table.column("language"), UNDETERMINED),
+        pc.greater(pc.list_value_length(table.column("paragraph_chars")), 0),
+    )
+    table = table.filter(pairable)
+    columns = FactsColumns(table)
+    values = {
+        name: table.column(name).to_pylist()
+        for name in (*FACTS_COLUMNS[:8], "translation_removed")
+    }
+    docs = DocList(
+        Doc(
+            id=str(doc_id),
+            source_path=str(source_path),
+            language=str(language),
+            file=str(file),
+            text_sha256=str(sha),
+            url=url if isinstance(url, str) else None,
+            published=published if isinstance(published, dt.datetime) else None,
+            source=source if isinstance(source, str) else None,
+            paragraphs=Paragraphs(source=(columns, row)),
+            cleaned=frozenset(removed),
+        )
+        for row, (doc_id, source_path, language, file, sha, url, published, source, removed) in (
+            enumerate(zip(*values.values(), strict=True))
+        )
+    )
+    docs.arrays = table_arrays(table)
     return docs
 
 
@@ -907,10 +980,7 @@ def apply_pairs(
     gone = pa.array(sorted(excluded), pa.string())
     facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
     with _no_collection():
-        # A batch at a time: the rows as dicts of lists never all at once, only the facts kept.
-        docs = docs_from_facts(
-            row for batch in facts.to_batches(max_chunksize=1024) for row in batch.to_pylist()
-        )
+        docs = docs_from_table(facts)
         found = candidates(docs, settings) if settings.enabled else {}
         links = link(docs, found, settings)
     reused = _previous_rows(previous, docs, links)
@@ -1091,6 +1161,7 @@ __all__ = [
     "apply_pairs",
     "candidates",
     "docs_from_facts",
+    "docs_from_table",
     "link",
     "pair_rows",
     "pair_settings",
