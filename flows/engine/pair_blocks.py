@@ -138,8 +138,10 @@ def _arrays(
     owner = np.repeat(np.arange(documents, dtype=np.int64), counts)
     split = pc.split_pattern(strings, " ")
     tokens = split.flatten()
-    row = np.asarray(pc.list_parent_indices(split), dtype=np.int64)  # global paragraph
-    present = np.asarray(pc.not_equal(tokens, ""), dtype=np.bool_)
+    # The paragraph of each token and whether it is one (an empty string splits into one
+    # empty token), from the offsets of the lists and strings: no pass over the strings.
+    row = np.repeat(np.arange(len(split), dtype=np.int64), _lengths(split))
+    present = _lengths(tokens) > 0
     encoded = pc.dictionary_encode(tokens)
     dictionary = encoded.dictionary
     kind = np.where(
@@ -163,6 +165,17 @@ def _arrays(
     names = {language: k for k, language in enumerate(sorted(set(languages)))}
     language = np.array([names[x] for x in languages], dtype=np.int64)
     return FactArrays(packed, language, anchor_doc, row - starts[anchor_doc], code, kind)
+
+
+def _lengths(values: pa.Array) -> Ints:
+    """The lengths of the items of a list or string array, from its offsets buffer."""
+    width = (
+        np.int64
+        if pa.types.is_large_list(values.type) or pa.types.is_large_string(values.type)
+        else np.int32
+    )
+    offsets = np.frombuffer(values.buffers()[1], dtype=width)
+    return np.diff(offsets[values.offset : values.offset + len(values) + 1]).astype(np.int64)
 
 
 def _pair_numbers(

@@ -250,19 +250,27 @@ class FactsColumns:
     """The paragraph columns of a facts table, each document's :class:`ParagraphFacts`
     made when asked for: the step reads most documents only as arrays."""
 
-    __slots__ = ("_columns",)
+    __slots__ = ("_columns", "_table")
 
     def __init__(self, table: pa.Table) -> None:
-        self._columns = [table.column(name).combine_chunks() for name in PARAGRAPH_COLUMNS[:5]]
+        self._table = table
+        self._columns: list[pa.ListArray] | None = None
+
+    def _combined(self) -> list[pa.ListArray]:
+        if self._columns is None:  # on the first document asked for: most runs ask for few
+            self._columns = [
+                self._table.column(name).combine_chunks() for name in PARAGRAPH_COLUMNS[:5]
+            ]
+        return self._columns
 
     def facts(self, row: int) -> ParagraphFacts:
         chars, short, anchors, sentences, clauses = (
-            tuple(column[row].values.to_pylist()) for column in self._columns
+            tuple(column[row].values.to_pylist()) for column in self._combined()
         )
         return ParagraphFacts(chars, short, anchors, sentences, clauses)
 
     def count(self, row: int) -> int:
-        return len(self._columns[0][row])
+        return len(self._combined()[0][row])
 
 
 class Paragraphs(Sequence[Paragraph]):
@@ -463,8 +471,7 @@ def docs_from_table(table: pa.Table) -> DocList:
     table = table.filter(pairable)
     columns = FactsColumns(table)
     values = {
-        name: table.column(name).to_pylist()
-        for name in (*FACTS_COLUMNS[:8], "translation_removed")
+        name: table.column(name).to_pylist() for name in (*FACTS_COLUMNS[:8], "translation_removed")
     }
     docs = DocList(
         Doc(
