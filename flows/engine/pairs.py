@@ -806,6 +806,8 @@ def _adopt(
     documents or more, none in their languages) a candidate connects them to with the
     best mean evidence, from ``adopt_evidence``: a translation whose edits weakened every
     single alignment still agrees with a whole group on average, a stranger does not."""
+    if not any(len(members) >= settings.adopt_from for members in group.values()):
+        return  # no group to join (most corpora without translations): no neighbours made
     near: dict[int, set[int]] = defaultdict(set)
     for i, j in found:
         near[i].add(j)
