@@ -269,7 +269,10 @@ def test_a_facts_table_gives_the_documents_and_arrays_its_rows_give() -> None:
     rows[3]["paragraph_anchors"] = rows[3]["paragraph_sentences"] = []
     rows[3]["paragraph_clauses"] = []
     schema = pa.schema([FACTS_SCHEMA.field(name) for name in FACTS_COLUMNS])
-    table = pa.Table.from_pylist(rows, schema=schema)
+    whole = pa.Table.from_pylist(rows, schema=schema)
+    # In chunks, as read from many shards' parts.
+    table = pa.concat_tables([whole.slice(0, 37), whole.slice(37, 20), whole.slice(57)])
+    assert table.column("paragraph_anchors").num_chunks == 3
     from_rows, from_table = docs_from_facts(rows), docs_from_table(table)
     assert [d.id for d in from_table] == [d.id for d in from_rows]
     assert all(

@@ -98,23 +98,28 @@ def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> 
 
 def table_arrays(table: pa.Table) -> FactArrays:
     """The arrays of the documents of a facts table (its ``language`` and paragraph
-    columns), straight from its Arrow lists: no Python object per paragraph or anchor."""
+    columns), straight from its Arrow lists: no Python object per paragraph or anchor.
+    Flattened chunk by chunk, the anchor strings as large strings: a million documents'
+    anchors may hold more than the 2 GiB a string array's offsets address."""
 
-    def column(name: str) -> pa.ListArray:
-        return table.column(name).combine_chunks()
+    def flat(name: str) -> pa.ChunkedArray:
+        return pc.list_flatten(table.column(name))
 
-    def flat(name: str, dtype: type) -> npt.NDArray[np.generic]:
-        values = column(name).flatten().to_numpy(zero_copy_only=False)
-        return np.asarray(values, dtype=dtype)
+    def numbers(name: str, dtype: type) -> npt.NDArray[np.generic]:
+        return np.asarray(flat(name).to_numpy(), dtype=dtype)
 
-    counts = np.asarray(column("paragraph_chars").value_lengths(), dtype=np.int64)
+    lengths = pc.list_value_length(table.column("paragraph_chars")).to_numpy()
+    strings = pa.chunked_array(
+        [chunk.cast(pa.large_string()) for chunk in flat("paragraph_anchors").chunks],
+        pa.large_string(),
+    ).combine_chunks()
     return _arrays(
-        counts,
-        flat("paragraph_chars", np.float64).astype(np.float64),
-        flat("paragraph_short", np.bool_).astype(np.bool_),
-        flat("paragraph_sentences", np.int64).astype(np.int64),
-        flat("paragraph_clauses", np.int64).astype(np.int64),
-        column("paragraph_anchors").flatten(),
+        np.asarray(lengths, dtype=np.int64),
+        numbers("paragraph_chars", np.float64).astype(np.float64),
+        numbers("paragraph_short", np.bool_).astype(np.bool_),
+        numbers("paragraph_sentences", np.int64).astype(np.int64),
+        numbers("paragraph_clauses", np.int64).astype(np.int64),
+        strings,
         table.column("language").to_pylist(),
     )
 

@@ -250,27 +250,28 @@ class FactsColumns:
     """The paragraph columns of a facts table, each document's :class:`ParagraphFacts`
     made when asked for: the step reads most documents only as arrays."""
 
-    __slots__ = ("_columns", "_table")
+    __slots__ = ("_batches", "_ends")
 
     def __init__(self, table: pa.Table) -> None:
-        self._table = table
-        self._columns: list[pa.ListArray] | None = None
+        # Rows by record batch (the columns cut alike), never one array: a million
+        # documents' anchors may hold more than a string array's offsets address.
+        self._batches = table.select(list(PARAGRAPH_COLUMNS[:5])).to_batches()
+        self._ends = list(itertools.accumulate(batch.num_rows for batch in self._batches))
 
-    def _combined(self) -> list[pa.ListArray]:
-        if self._columns is None:  # on the first document asked for: most runs ask for few
-            self._columns = [
-                self._table.column(name).combine_chunks() for name in PARAGRAPH_COLUMNS[:5]
-            ]
-        return self._columns
+    def _at(self, row: int) -> tuple[pa.RecordBatch, int]:
+        k = bisect.bisect_right(self._ends, row)
+        return self._batches[k], row - (self._ends[k - 1] if k else 0)
 
     def facts(self, row: int) -> ParagraphFacts:
+        batch, at = self._at(row)
         chars, short, anchors, sentences, clauses = (
-            tuple(column[row].values.to_pylist()) for column in self._combined()
+            tuple(batch.column(k)[at].values.to_pylist()) for k in range(5)
         )
         return ParagraphFacts(chars, short, anchors, sentences, clauses)
 
     def count(self, row: int) -> int:
-        return len(self._combined()[0][row])
+        batch, at = self._at(row)
+        return len(batch.column(0)[at])
 
 
 class Paragraphs(Sequence[Paragraph]):
