@@ -15,7 +15,10 @@
 * **Seeds**: the German/English pair through the engine.
 * **Cost**: CPU of the corpus pairing step against the whole run (in-process engine, so
   process time counts everything) on the UDHR documents and, with ``--corpus``, on a corpus
-  made by ``generate_corpus.py``; candidate generation alone on synthetic facts.
+  made by ``generate_corpus.py``; candidate generation alone on synthetic facts; with
+  ``--release OUT`` (an output folder a ``corpus run`` published to), the step alone
+  (``apply_pairs``) on a copy of its current release's shards, as a run calls it: CPU,
+  wall, the process's peak RSS, and the counts.
 """
 
 from __future__ import annotations
@@ -326,6 +329,34 @@ def engine_cost(source: Path, label: str, **changes: Any) -> None:
         )
 
 
+def release_cost(out: Path) -> None:
+    """The pairs step alone on a copy of a published release's shards (the staging a run
+    hands it): the facts read, candidates, linking, the tables written."""
+    import resource
+    import shutil
+
+    import pandas  # noqa: F401  (loaded by any run before the step; pyarrow loads it lazily)
+
+    from flows.engine.corpus import read_facts
+    from flows.engine.pairs import apply_pairs, pair_settings
+
+    shards = (out / "current" / "shards").resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp) / "shards"
+        shutil.copytree(shards, staging)
+        read_facts(staging, ("id",))  # the Parquet reader warm, as after the steps before
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        started, wall = time.process_time(), time.perf_counter()
+        _, counts = apply_pairs(staging, pair_settings(True, True))
+        cpu, wall = time.process_time() - started, time.perf_counter() - wall
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"pairs step on {out}: {cpu:.3f} s CPU ({wall:.3f} s wall), peak RSS {peak:.0f} MB "
+        f"({before:.0f} MB before); {counts.get('pair_candidates', 0)} candidates, "
+        f"{counts.get('translation_pairs', 0)} pairs"
+    )
+
+
 def seeds() -> None:
     import pyarrow.parquet as pq
 
@@ -390,7 +421,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus", type=Path, help="a generate_corpus.py folder for the cost")
     parser.add_argument("--scale", default="10000,100000", help="documents of synthetic facts")
+    parser.add_argument(
+        "--release",
+        type=Path,
+        action="append",
+        help="an output folder of `corpus run`: time the pairs step alone on its facts "
+        "(repeatable; with it, nothing else is measured)",
+    )
     args = parser.parse_args(argv)
+    if args.release:
+        for out in args.release:
+            release_cost(out)
+        return 0
     seeds()
     settings = PairSettings()
     if args.udhr.is_dir():

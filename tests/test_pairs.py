@@ -36,6 +36,7 @@ from flows.stages.align import (
 from flows.stages.align_batch import (
     first_pass_evidence,
     pack,
+    shared_arrays,
     shared_masks,
     where_anchors,
 )
@@ -519,7 +520,9 @@ def test_the_array_screen_gives_align_s_evidence(
     packed = pack([a, b])
     where_a, where_b = where_anchors(a), where_anchors(b)
     shared = frozenset(where_a) & frozenset(where_b)
-    masks = [shared_masks(where_a, len(a), where_b, len(b), shared) if shared else None]
+    masks = shared_arrays(
+        [shared_masks(where_a, len(a), where_b, len(b), shared) if shared else None]
+    )
     pair = np.array([0]), np.array([1])
     for band in (0, 6):
         expected = align(a, b, band, refine=False).evidence

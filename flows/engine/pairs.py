@@ -36,8 +36,6 @@ import statistics
 from collections import defaultdict, deque
 from collections.abc import (
     Callable,
-    Collection,
-    Hashable,
     Iterable,
     Iterator,
     Mapping,
@@ -66,6 +64,14 @@ from flows.contracts import (
     PairRow,
     rows_table,
 )
+from flows.engine.pair_blocks import (
+    FactArrays,
+    fact_arrays,
+    shape_codes,
+    shared_anchors,
+    structure_pairs,
+    table_arrays,
+)
 from flows.output.release import write_parquet
 from flows.stages.align import (
     PRIOR_LOG_ODDS,
@@ -76,13 +82,7 @@ from flows.stages.align import (
     paragraphs,
     quick_evidence,
 )
-from flows.stages.align_batch import (
-    Columns,
-    SharedMasks,
-    first_pass_evidence,
-    pack_columns,
-    shared_masks,
-)
+from flows.stages.align_batch import MASK_BITS, Columns, first_pass_evidence
 from flows.stages.align_batch import quick_evidence as batch_quick_evidence
 from flows.stages.boilerplate import RemovedLine
 from flows.stages.metadata import sha256_hex
@@ -247,17 +247,60 @@ class PairSettings:
     refine_from: float = -3.0
 
 
+class FactsColumns:
+    """The paragraph columns of a facts table, each document's :class:`ParagraphFacts`
+    made when asked for: the step reads most documents only as arrays."""
+
+    __slots__ = ("_batches", "_ends")
+
+    def __init__(self, table: pa.Table) -> None:
+        # Rows by record batch (the columns cut alike), never one array: a million
+        # documents' anchors may hold more than a string array's offsets address.
+        self._batches = table.select(list(PARAGRAPH_COLUMNS[:5])).to_batches()
+        self._ends = list(itertools.accumulate(batch.num_rows for batch in self._batches))
+
+    def _at(self, row: int) -> tuple[pa.RecordBatch, int]:
+        k = bisect.bisect_right(self._ends, row)
+        return self._batches[k], row - (self._ends[k - 1] if k else 0)
+
+    def facts(self, row: int) -> ParagraphFacts:
+        batch, at = self._at(row)
+        chars, short, anchors, sentences, clauses = (
+            tuple(batch.column(k)[at].values.to_pylist()) for k in range(5)
+        )
+        return ParagraphFacts(chars, short, anchors, sentences, clauses)
+
+    def count(self, row: int) -> int:
+        batch, at = self._at(row)
+        return len(batch.column(0)[at])
+
+
 class Paragraphs(Sequence[Paragraph]):
     """A document's paragraphs, kept as their facts (columns) and made Paragraph objects
     only when asked for one: the candidates are found on the columns, and only those that
     reach an alignment one by one need the objects (6,000 20 kB documents: 230,000
-    paragraphs, a few hundred documents aligned)."""
+    paragraphs, a few hundred documents aligned). From a facts table (:func:`docs_from_table`)
+    even the facts are read from its columns only when asked for."""
 
-    __slots__ = ("_built", "facts")
+    __slots__ = ("_built", "_facts", "_source")
 
-    def __init__(self, facts: ParagraphFacts, built: tuple[Paragraph, ...] | None = None) -> None:
-        self.facts = facts
+    def __init__(
+        self,
+        facts: ParagraphFacts | None = None,
+        built: tuple[Paragraph, ...] | None = None,
+        source: tuple[FactsColumns, int] | None = None,
+    ) -> None:
+        self._facts = facts
         self._built = built
+        self._source = source
+
+    @property
+    def facts(self) -> ParagraphFacts:
+        if self._facts is None:
+            assert self._source is not None, "Paragraphs need facts or a source"
+            columns, row = self._source
+            self._facts = columns.facts(row)
+        return self._facts
 
     @classmethod
     def of(cls, found: Sequence[Paragraph]) -> Paragraphs:
@@ -280,6 +323,9 @@ class Paragraphs(Sequence[Paragraph]):
         return self._built
 
     def __len__(self) -> int:
+        if self._facts is None and self._source is not None:
+            columns, row = self._source
+            return columns.count(row)
         return len(self.facts.chars)
 
     @overload
@@ -343,6 +389,23 @@ class Doc:
         return frozenset(" ".join(self.kept.facts.anchors).split())
 
 
+class DocList(list[Doc]):
+    """Documents to pair, with their facts as arrays (:func:`_arrays`) made once for both
+    :func:`candidates` and :func:`link`."""
+
+    arrays: FactArrays | None = None
+
+
+def _arrays(docs: Sequence[Doc]) -> FactArrays:
+    """The documents' :class:`~flows.engine.pair_blocks.FactArrays` (kept on a DocList)."""
+    if isinstance(docs, DocList) and docs.arrays is not None:
+        return docs.arrays
+    made = fact_arrays([doc.kept.facts for doc in docs], [doc.language for doc in docs])
+    if isinstance(docs, DocList):
+        docs.arrays = made
+    return made
+
+
 # The facts columns that hold a document's ParagraphFacts, in the order of its fields.
 PARAGRAPH_COLUMNS = (
     "paragraph_chars",
@@ -365,9 +428,9 @@ FACTS_COLUMNS = (
 )
 
 
-def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
+def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> DocList:
     """The documents that can be paired: a known language and at least one paragraph."""
-    docs = []
+    docs = DocList()
     for row in rows:
         language = str(row["language"])
         chars = row["paragraph_chars"]
@@ -396,6 +459,40 @@ def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> list[Doc]:
                 cleaned=cleaned,
             )
         )
+    return docs
+
+
+def docs_from_table(table: pa.Table) -> DocList:
+    """:func:`docs_from_facts` of a facts table, column by column: the paragraph facts
+    stay in the table (:class:`FactsColumns`) and become the list's arrays directly
+    (:func:`flows.engine.pair_blocks.table_arrays`), no Python object per paragraph."""
+    pairable = pc.and_(
+        pc.not_equal(table.column("language"), UNDETERMINED),
+        pc.greater(pc.list_value_length(table.column("paragraph_chars")), 0),
+    )
+    table = table.filter(pairable)
+    columns = FactsColumns(table)
+    values = {
+        name: table.column(name).to_pylist() for name in (*FACTS_COLUMNS[:8], "translation_removed")
+    }
+    docs = DocList(
+        Doc(
+            id=str(doc_id),
+            source_path=str(source_path),
+            language=str(language),
+            file=str(file),
+            text_sha256=str(sha),
+            url=url if isinstance(url, str) else None,
+            published=published if isinstance(published, dt.datetime) else None,
+            source=source if isinstance(source, str) else None,
+            paragraphs=Paragraphs(source=(columns, row)),
+            cleaned=frozenset(removed),
+        )
+        for row, (doc_id, source_path, language, file, sha, url, published, source, removed) in (
+            enumerate(zip(*values.values(), strict=True))
+        )
+    )
+    docs.arrays = table_arrays(table)
     return docs
 
 
@@ -437,23 +534,8 @@ def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Can
     return found
 
 
-def _shared_keys(
-    docs: Sequence[Doc],
-    keys: Sequence[Collection[Hashable]],
-    max_docs: int,
-    enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
-) -> list[tuple[int, int]]:
-    """:func:`_shared_codes` of keys given as Python sets per document."""
-    codes: dict[Hashable, int] = {}
-    owner = [i for i, found_keys in enumerate(keys) for _ in found_keys]
-    code = [codes.setdefault(key, len(codes)) for found_keys in keys for key in found_keys]
-    return _shared_codes(
-        docs, np.array(owner, dtype=np.int64), np.array(code, dtype=np.int64), max_docs, enough
-    )
-
-
 def _shared_codes(
-    docs: Sequence[Doc],
+    language: Ints,
     owner: Ints,
     code: Ints,
     max_docs: int,
@@ -469,9 +551,10 @@ def _shared_codes(
     if not len(code):
         return []
     width = int(code.max()) + 1
+    documents = len(language)
     held, _ = _unique(owner * width + code)  # each document's keys once
     owner, code = held // width, held % width
-    sizes = np.bincount(owner, minlength=len(docs)).astype(np.int64)
+    sizes = np.bincount(owner, minlength=documents).astype(np.int64)
     frequency = np.bincount(code, minlength=width)
     rare = (frequency >= 2) & (frequency <= max_docs)
     kept = rare[code]
@@ -482,8 +565,6 @@ def _shared_codes(
     owner, code = owner[order], code[order]
     starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
     lengths = np.diff(np.r_[starts, len(code)])
-    codes = {language: k for k, language in enumerate(sorted({doc.language for doc in docs}))}
-    language = np.array([codes[doc.language] for doc in docs], dtype=np.int64)
     del code, kept
     # Each length's pairs become one int (left * documents + right) of different
     # languages as they are made: one array of the corpus's pairs, not several (6,000
@@ -495,11 +576,11 @@ def _shared_codes(
         x, y = np.triu_indices(length, 1)
         left, right = block[:, x].ravel(), block[:, y].ravel()
         other = language[left] != language[right]
-        found.append(left[other] * len(docs) + right[other])
+        found.append(left[other] * documents + right[other])
         del block, left, right, other
     pair, counts = _unique(np.concatenate(found))
     del found
-    first, second = pair // len(docs), pair % len(docs)
+    first, second = pair // documents, pair % documents
     kept_pairs = enough(counts, sizes[first], sizes[second])
     return list(zip(first[kept_pairs].tolist(), second[kept_pairs].tolist(), strict=True))
 
@@ -514,30 +595,14 @@ def _unique(values: Ints) -> tuple[Ints, Ints]:
     return ordered[starts], np.diff(np.r_[starts, len(ordered)])
 
 
-def _anchor_codes(docs: Sequence[Doc]) -> tuple[Ints, Ints]:
-    """Every anchor of every document as (document, anchor code) arrays, split and encoded
-    in Arrow: no Python string or set per anchor."""
-    strings = pa.array(
-        itertools.chain.from_iterable(doc.kept.facts.anchors for doc in docs), pa.large_string()
-    )
-    per_doc = np.array([len(doc.kept.facts.anchors) for doc in docs], dtype=np.int64)
-    paragraph_owner = np.repeat(np.arange(len(docs), dtype=np.int64), per_doc)
-    split = pc.split_pattern(strings, " ")
-    tokens = split.flatten()
-    owner = paragraph_owner[np.asarray(pc.list_parent_indices(split), dtype=np.int64)]
-    present = np.asarray(pc.not_equal(tokens, ""), dtype=np.bool_)
-    encoded = pc.dictionary_encode(tokens)
-    code = np.asarray(encoded.indices, dtype=np.int64)
-    return owner[present], code[present]
-
-
 def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
     def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
         least = np.minimum(np.minimum(one, other), settings.min_shared_anchors)
         return shared >= np.maximum(1, least)
 
-    owner, code = _anchor_codes(docs)
-    for i, j in _shared_codes(docs, owner, code, settings.max_anchor_docs, enough):
+    arrays = _arrays(docs)
+    owner, code = arrays.anchor_doc, arrays.anchor_code
+    for i, j in _shared_codes(arrays.language, owner, code, settings.max_anchor_docs, enough):
         _add(found, docs, i, j, "anchors")
 
 
@@ -573,93 +638,31 @@ def _profile(doc: Doc) -> tuple[float, ...] | None:
     return ranked[0][0], ranked[1][0], ranked[2][0], ranked[0][1] / total
 
 
-def _agree(one: tuple[float, ...], other: tuple[float, ...], long: bool) -> bool:
-    """Two profiles that may be one text's: two of the three longest paragraphs in the same
-    places (all three, and closer, for long texts, whose paragraphs move less when one is
-    dropped and whose profiles are otherwise too alike), and the longest of about the same
-    share."""
-    place = _PLACE / 3 if long else _PLACE
-    places = sum(1 for axis in range(3) if abs(one[axis] - other[axis]) <= place)
-    return places >= (3 if long else 2) and 0.67 <= one[3] / other[3] <= 1.5
-
-
-_PLACE = 0.06  # how far (share of the prose) a long paragraph may move in translation
-
-
 def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    """Sorted neighbourhoods: in the order of each of the three places, each document and
-    its nearest ``structure_window`` neighbours of another language on either side (at
-    most ``_SCAN`` documents looked at each way, so a corpus of mostly one language stays
-    linear), kept when their profiles agree (:func:`_agree`)."""
-    counts = [_prose_count(doc) for doc in docs]
-    keyed = [
-        (profile, i)
-        for i, doc in enumerate(docs)
-        if counts[i] >= settings.structure_from and (profile := _profile(doc)) is not None
-    ]
-    for axis in range(3):
-        order = sorted(keyed, key=lambda item: (item[0][axis], item[1]))
-        for x, (profile, i) in enumerate(order):
-            for step in (1, -1):
-                near = 0
-                y = x + step
-                while 0 <= y < len(order) and abs(y - x) <= _SCAN:
-                    other, j = order[y]
-                    y += step
-                    if abs(other[axis] - profile[axis]) > _PLACE:
-                        break
-                    if docs[i].language == docs[j].language:
-                        continue
-                    near += 1
-                    long = min(counts[i], counts[j]) >= _LONG
-                    if 0.6 <= counts[i] / counts[j] <= 1 / 0.6 and _agree(profile, other, long):
-                        _add(found, docs, i, j, "structure")
-                    if near >= settings.structure_window:
-                        break
-
-
-_SCAN = 64
-_LONG = 12  # prose paragraphs from which a text's profile must agree in all three places
-
-
-def _prose_count(doc: Doc) -> int:
-    return sum(1 for short in doc.kept.facts.short if not short)
-
-
-def _step_shape(one: int, following: int) -> int:
-    ratio = following / max(1, one)
-    return 1 if ratio > 1.3 else -1 if ratio < 1 / 1.3 else 0
-
-
-def shapes(doc: Doc) -> set[tuple[int, ...]]:
-    """The document's structure as shingles of three consecutive prose paragraphs: their
-    sentence counts and whether each is much longer or shorter than the one before. A
-    translation keeps most of them (a dropped or merged paragraph breaks the two or three
-    around it); unrelated texts share few."""
-    prose = doc.kept.prose()
-    found = set()
-    for i in range(len(prose) - 2):
-        window = prose[i : i + 3]
-        found.add(
-            (
-                *(min(sentences, 5) for _, sentences in window),
-                _step_shape(window[0][0], window[1][0]),
-                _step_shape(window[1][0], window[2][0]),
-            )
-        )
-    return found
+    """Sorted neighbourhoods of the profiles (:func:`_profile`): in the order of each of the
+    three places, each document and its nearest ``structure_window`` neighbours of another
+    language on either side, kept when their profiles agree; found in arrays
+    (:func:`flows.engine.pair_blocks.structure_pairs`, which says how)."""
+    pairs = structure_pairs(_arrays(docs), settings.structure_window, settings.structure_from)
+    documents = len(docs)
+    for i, j in zip((pairs // documents).tolist(), (pairs % documents).tolist(), strict=True):
+        found.setdefault((i, j), set()).add("structure")
 
 
 def _by_shapes(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    """Documents sharing two or more structure shingles (:func:`shapes`), each shingle
-    blocking only while it is in at most ``max_anchor_docs`` documents."""
-    keys = [shapes(doc) if _prose_count(doc) >= settings.structure_from else set() for doc in docs]
+    """Documents sharing two or more structure shingles (three consecutive prose
+    paragraphs' sentence counts and length steps: a translation keeps most of them, a
+    dropped or merged paragraph breaks the two or three around it; unrelated texts share
+    few; :func:`flows.engine.pair_blocks.shape_codes`), each shingle blocking only while it
+    is in at most ``max_anchor_docs`` documents."""
+    arrays = _arrays(docs)
+    owner, code = shape_codes(arrays, settings.structure_from)
 
     def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
         # Short texts have few shingles, and an edit breaks most of them: one is enough.
         return shared >= np.where(np.minimum(one, other) <= 6, 1, 2)
 
-    for i, j in _shared_keys(docs, keys, settings.max_anchor_docs, enough):
+    for i, j in _shared_codes(arrays.language, owner, code, settings.max_anchor_docs, enough):
         _add(found, docs, i, j, "structure")
 
 
@@ -760,37 +763,18 @@ def _may_link(
     them, and a candidate is left out when the screen turns it away or the first pass
     stays under both ``refine_from`` (no second pass then) and ``link_evidence``. The
     others are measured as before, so the links are the same; on 6,000 generated 5 kB
-    documents, 224 of 50,853 candidates are left to align one by one."""
+    documents, 184 of 50,834 candidates are left to align one by one. The anchors each
+    candidate's documents share are found in arrays too
+    (:func:`flows.engine.pair_blocks.shared_anchors`)."""
     keys = sorted(found)
     if not keys:
         return []
-    used = {x for key in keys for x in key}
-    anchors = {x: docs[x].anchors for x in used}
-    nothing = Columns((), (), (), (), (), ())
-    packed = pack_columns(
-        [docs[x].kept.columns() if x in used else nothing for x in range(len(docs))]
-    )
-    where: dict[int, dict[str, int]] = {}  # made for the documents that share anchors only
-
-    def held(x: int) -> dict[str, int]:
-        if x not in where:
-            where[x] = _where_anchors(docs[x].kept.facts)
-        return where[x]
-
-    masks: list[SharedMasks | None] = []
-    exact: list[int] = []  # too many shared anchors for the masks: measured one by one
-    for k, (i, j) in enumerate(keys):
-        shared = anchors[i] & anchors[j]
-        found_masks = (
-            shared_masks(held(i), len(docs[i].paragraphs), held(j), len(docs[j].paragraphs), shared)
-            if shared
-            else None
-        )
-        if shared and found_masks is None:
-            exact.append(k)
-        masks.append(found_masks)
+    arrays = _arrays(docs)
+    packed = arrays.packed
     left = np.array([i for i, _ in keys], dtype=np.int64)
     right = np.array([j for _, j in keys], dtype=np.int64)
+    shared = shared_anchors(arrays, left, right)
+    exact = shared.count > MASK_BITS  # too many shared anchors for the masks: measured
     counts = packed.counts
     quick = np.minimum(counts[left], counts[right]) >= settings.quick_from
     least = np.where(quick, settings.quick_least, settings.quick_structure_least)
@@ -798,26 +782,15 @@ def _may_link(
     keep = np.ones(len(keys), dtype=np.bool_)
     at = np.flatnonzero(screened)
     if len(at):
-        chosen = [masks[k] for k in at.tolist()]
-        value = batch_quick_evidence(packed, left[at], right[at], chosen)
+        value = batch_quick_evidence(packed, left[at], right[at], shared.take(at))
         keep[at] = value >= least[at] - _ROUNDING
     at = np.flatnonzero(keep)
     if len(at):
-        chosen = [masks[k] for k in at.tolist()]
-        value = first_pass_evidence(packed, left[at], right[at], chosen, settings.band)
+        value = first_pass_evidence(packed, left[at], right[at], shared.take(at), settings.band)
         floor = min(settings.refine_from, settings.link_evidence) - _ROUNDING
         keep[at] = value >= floor
     keep[exact] = True
     return [keys[k] for k in np.flatnonzero(keep).tolist()]
-
-
-def _where_anchors(facts: ParagraphFacts) -> dict[str, int]:
-    """:func:`flows.stages.align_batch.where_anchors` on the facts' anchor strings."""
-    found: dict[str, int] = {}
-    for k, anchors in enumerate(facts.anchors):
-        for x in anchors.split():
-            found[x] = found.get(x, 0) | 1 << k
-    return found
 
 
 def _join(group: dict[int, tuple[int, ...]], one: tuple[int, ...], other: tuple[int, ...]) -> None:
@@ -837,6 +810,8 @@ def _adopt(
     documents or more, none in their languages) a candidate connects them to with the
     best mean evidence, from ``adopt_evidence``: a translation whose edits weakened every
     single alignment still agrees with a whole group on average, a stranger does not."""
+    if not any(len(members) >= settings.adopt_from for members in group.values()):
+        return  # no group to join (most corpora without translations): no neighbours made
     near: dict[int, set[int]] = defaultdict(set)
     for i, j in found:
         near[i].add(j)
@@ -1018,10 +993,7 @@ def apply_pairs(
     gone = pa.array(sorted(excluded), pa.string())
     facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
     with _no_collection():
-        # A batch at a time: the rows as dicts of lists never all at once, only the facts kept.
-        docs = docs_from_facts(
-            row for batch in facts.to_batches(max_chunksize=1024) for row in batch.to_pylist()
-        )
+        docs = docs_from_table(facts)
         found = candidates(docs, settings) if settings.enabled else {}
         links = link(docs, found, settings)
     reused = _previous_rows(previous, docs, links)
@@ -1202,6 +1174,7 @@ __all__ = [
     "apply_pairs",
     "candidates",
     "docs_from_facts",
+    "docs_from_table",
     "link",
     "pair_rows",
     "pair_settings",

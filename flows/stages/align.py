@@ -242,8 +242,11 @@ def _step(a: Sequence[Paragraph], b: Sequence[Paragraph], ratio: float) -> float
         joined = first.anchors | second.anchors if second.anchors else first.anchors
         left, right = (joined, single.anchors) if two is a else (single.anchors, joined)
         numbers = single.numbers
-        if first.numbers + second.numbers:  # counted on the union: a number twice is one
-            numbers += sum(1 for x in joined if x.startswith("n:"))
+        count = first.numbers + second.numbers
+        if count:  # counted on the union: a number twice is one
+            if first.numbers and second.numbers:
+                count -= sum(1 for x in first.anchors & second.anchors if x.startswith("n:"))
+            numbers += count
         same = first.sentences + second.sentences == single.sentences
         near = abs(first.clauses + second.clauses - single.clauses) <= 1
         # A merge of a caption with a paragraph is rarely a translator's work.

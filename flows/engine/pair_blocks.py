@@ -1,0 +1,480 @@
+"""The pairing step's facts as flat arrays, and the candidate blocks found on them in numpy.
+
+:mod:`flows.engine.pairs` finds candidates among thousands of documents and screens tens of
+thousands of them (:mod:`flows.stages.align_batch`). Done one document or one candidate at
+a time in Python, that cost more than the rest of the step (6,000 generated 5 kB documents:
+about 2 s CPU for 50,834 candidates). Here the same decisions are made on arrays built once
+per corpus (:class:`FactArrays`): the paragraph-length profiles and their sorted
+neighbourhoods, the structure shingles, the anchors as integer codes, and the anchors each
+candidate's two documents share, as the per-paragraph bit masks the array screen reads.
+Every float is computed with the operations, in the order, of the Python it replaces, so
+the candidates and the screen's values are those of the per-document code.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.stages.align_batch import MASK_BITS, Packed, SharedArrays
+
+Ints = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+Bools = npt.NDArray[np.bool_]
+
+# Kinds of anchor codes (the prefix of the anchor string).
+OTHER, NUMBER, NAME = 0, 1, 2
+
+
+class ParagraphColumns(Protocol):
+    """A document's paragraph facts as columns (:class:`flows.engine.pairs.ParagraphFacts`)."""
+
+    @property
+    def chars(self) -> Sequence[int]: ...
+    @property
+    def short(self) -> Sequence[bool]: ...
+    @property
+    def anchors(self) -> Sequence[str]: ...
+    @property
+    def sentences(self) -> Sequence[int]: ...
+    @property
+    def clauses(self) -> Sequence[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FactArrays:
+    """Every document's paragraphs (:class:`~flows.stages.align_batch.Packed`), its
+    language as a code, and every anchor token as one row: the document, the paragraph
+    (index within the document) and the anchor's code; ``kind`` per code."""
+
+    packed: Packed
+    language: Ints
+    anchor_doc: Ints
+    anchor_paragraph: Ints
+    anchor_code: Ints
+    kind: npt.NDArray[np.int8]
+
+    @property
+    def documents(self) -> int:
+        return len(self.language)
+
+    @property
+    def codes(self) -> int:
+        return len(self.kind)
+
+
+def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> FactArrays:
+    """The arrays of documents given by their paragraph facts and languages."""
+    counts = np.fromiter((len(f.chars) for f in facts), dtype=np.int64, count=len(facts))
+    total = int(counts.sum())
+
+    def flat(column: str, dtype: type) -> npt.NDArray[np.generic]:
+        return np.fromiter(
+            itertools.chain.from_iterable(getattr(f, column) for f in facts),
+            dtype=dtype,
+            count=total,
+        )
+
+    strings = pa.array(
+        itertools.chain.from_iterable(f.anchors for f in facts), pa.large_string(), size=total
+    )
+    return _arrays(
+        counts,
+        flat("chars", np.float64).astype(np.float64),
+        flat("short", np.bool_).astype(np.bool_),
+        flat("sentences", np.int64).astype(np.int64),
+        flat("clauses", np.int64).astype(np.int64),
+        strings,
+        languages,
+    )
+
+
+def table_arrays(table: pa.Table) -> FactArrays:
+    """The arrays of the documents of a facts table (its ``language`` and paragraph
+    columns), straight from its Arrow lists: no Python object per paragraph or anchor.
+    Flattened chunk by chunk, the anchor strings as large strings: a million documents'
+    anchors may hold more than the 2 GiB a string array's offsets address."""
+
+    def flat(name: str) -> pa.ChunkedArray:
+        return pc.list_flatten(table.column(name))
+
+    def numbers(name: str, dtype: type) -> npt.NDArray[np.generic]:
+        return np.asarray(flat(name).to_numpy(), dtype=dtype)
+
+    lengths = pc.list_value_length(table.column("paragraph_chars")).to_numpy()
+    strings = pa.chunked_array(
+        [chunk.cast(pa.large_string()) for chunk in flat("paragraph_anchors").chunks],
+        pa.large_string(),
+    ).combine_chunks()
+    return _arrays(
+        np.asarray(lengths, dtype=np.int64),
+        numbers("paragraph_chars", np.float64).astype(np.float64),
+        numbers("paragraph_short", np.bool_).astype(np.bool_),
+        numbers("paragraph_sentences", np.int64).astype(np.int64),
+        numbers("paragraph_clauses", np.int64).astype(np.int64),
+        strings,
+        table.column("language").to_pylist(),
+    )
+
+
+def _arrays(
+    counts: Ints,
+    chars: Floats,
+    short: Bools,
+    sentences: Ints,
+    clauses: Ints,
+    strings: pa.Array,
+    languages: Sequence[str],
+) -> FactArrays:
+    """:class:`FactArrays` from the flat paragraph columns (``counts`` per document) and
+    the anchor strings (one per paragraph, space-separated), split and encoded in Arrow."""
+    documents = len(counts)
+    total = int(counts.sum())
+    starts = np.zeros(documents, dtype=np.int64)
+    if documents > 1:
+        starts[1:] = np.cumsum(counts)[:-1]
+    owner = np.repeat(np.arange(documents, dtype=np.int64), counts)
+    split = pc.split_pattern(strings, " ")
+    tokens = split.flatten()
+    # The paragraph of each token and whether it is one (an empty string splits into one
+    # empty token), from the offsets of the lists and strings: no pass over the strings.
+    row = np.repeat(np.arange(len(split), dtype=np.int64), _lengths(split))
+    present = _lengths(tokens) > 0
+    encoded = pc.dictionary_encode(tokens)
+    dictionary = encoded.dictionary
+    kind = np.where(
+        np.asarray(pc.starts_with(dictionary, "n:"), dtype=np.bool_),
+        NUMBER,
+        np.where(np.asarray(pc.starts_with(dictionary, "w:"), dtype=np.bool_), NAME, OTHER),
+    ).astype(np.int8)
+    code = np.asarray(encoded.indices, dtype=np.int64)[present]
+    row = row[present]
+    anchor_doc = owner[row]
+    # Numbers per paragraph: the anchor tokens that are numbers (as the facts' strings
+    # count them), and per paragraph and the next one, counted on their union (a 2-1 step).
+    is_number = kind[code] == NUMBER
+    numbers = np.bincount(row[is_number], minlength=total).astype(np.int64)
+    pair_numbers = _pair_numbers(numbers, row[is_number], code[is_number], owner, starts, counts)
+    prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), documents).astype(np.float64)
+    every: Floats = np.bincount(owner, chars, documents).astype(np.float64)
+    packed = Packed(
+        starts, counts, chars, short, sentences, clauses, numbers, pair_numbers, prose, every
+    )
+    names = {language: k for k, language in enumerate(sorted(set(languages)))}
+    language = np.array([names[x] for x in languages], dtype=np.int64)
+    return FactArrays(packed, language, anchor_doc, row - starts[anchor_doc], code, kind)
+
+
+def _lengths(values: pa.Array) -> Ints:
+    """The lengths of the items of a list or string array, from its offsets buffer."""
+    width = (
+        np.int64
+        if pa.types.is_large_list(values.type) or pa.types.is_large_string(values.type)
+        else np.int32
+    )
+    offsets = np.frombuffer(values.buffers()[1], dtype=width)
+    return np.diff(offsets[values.offset : values.offset + len(values) + 1]).astype(np.int64)
+
+
+def _pair_numbers(
+    numbers: Ints, row: Ints, code: Ints, owner: Ints, starts: Ints, counts: Ints
+) -> Ints:
+    """:func:`flows.stages.align_batch.pack_columns`' count of the numbers of a paragraph
+    and the next one on their union: 0 for a document's last paragraph, else the two
+    counts less the numbers both hold."""
+    total = len(numbers)
+    following = np.zeros(total, dtype=np.int64)
+    following[:-1] = numbers[1:]
+    out = numbers + following
+    if total:
+        last = starts + counts - 1
+        out[last[counts > 0]] = 0
+    # A number held by paragraphs k and k + 1 of one document (rows are global, so
+    # consecutive rows of one code in the order (code, row) that differ by one).
+    order = np.lexsort((row, code))
+    c, r = code[order], row[order]
+    twice = (c[1:] == c[:-1]) & (r[1:] == r[:-1] + 1)
+    at = r[:-1][twice]
+    at = at[owner[at] == owner[at + 1]]
+    np.subtract.at(out, at, 1)
+    return out
+
+
+def profiles(arrays: FactArrays) -> tuple[Floats, Bools, Ints]:
+    """:func:`flows.engine.pairs._profile` of every document ([documents, 4], whether it
+    has one) and its prose paragraph count: where its three longest prose paragraphs sit,
+    as shares of its prose characters, and the longest one's share."""
+    packed = arrays.packed
+    n = arrays.documents
+    owner = np.repeat(np.arange(n, dtype=np.int64), packed.counts)
+    prose = ~packed.short
+    p_owner = owner[prose]
+    p_chars = packed.chars[prose].astype(np.int64)
+    count = np.bincount(p_owner, minlength=n).astype(np.int64)
+    total = np.bincount(p_owner, p_chars, minlength=n).astype(np.int64)
+    firsts = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        firsts[1:] = np.cumsum(count)[:-1]
+    # Characters before each prose paragraph within its document (exact ints).
+    preceding = np.cumsum(p_chars) - p_chars
+    before = preceding - preceding[firsts[p_owner]] if len(preceding) else preceding
+    safe = np.maximum(total, 1)[p_owner]
+    middle = (before + p_chars / 2) / safe
+    position = np.arange(len(p_chars), dtype=np.int64)
+    # Longest first, the earlier first among equals (Python's stable sort on -chars).
+    order = np.lexsort((position, -p_chars, p_owner))
+    rank = np.arange(len(order), dtype=np.int64) - firsts[p_owner[order]]
+    out = np.zeros((n, 4), dtype=np.float64)
+    for place in range(3):
+        chosen = order[rank == place]
+        out[p_owner[chosen], place] = middle[chosen]
+    longest = order[rank == 0]
+    out[p_owner[longest], 3] = p_chars[longest] / safe[longest]
+    valid = (count >= 3) & (total != 0)
+    return out, valid, count
+
+
+_SCAN = 64  # documents looked at each way in a sorted neighbourhood
+_PLACE = 0.06  # how far (share of the prose) a long paragraph may move in translation
+_LONG = 12  # prose paragraphs from which a text's profile must agree in all three places
+
+
+def structure_pairs(arrays: FactArrays, window: int, least_prose: int) -> Ints:
+    """:func:`flows.engine.pairs._by_structure` in arrays: the pairs (as ``i * documents +
+    j``, i < j, ascending, distinct) that the sorted neighbourhoods propose. In the order of
+    each place, each document and the next ``window`` documents of another language on
+    either side (at most ``_SCAN`` looked at each way, stopping where the place differs by
+    more than ``_PLACE``), kept when their prose counts are within 0.6-1.67 of each other
+    and their profiles agree."""
+    profile, valid, count = profiles(arrays)
+    n = arrays.documents
+    keyed = np.flatnonzero(valid & (count >= least_prose))
+    found: list[Ints] = []
+    for axis in range(3):
+        order = keyed[np.lexsort((keyed, profile[keyed, axis]))]
+        value = profile[order, axis]
+        language = arrays.language[order]
+        for step in (1, -1):
+            xs = np.arange(len(order), dtype=np.int64)
+            near = np.zeros(len(order), dtype=np.int64)
+            for distance in range(1, _SCAN + 1):
+                ys = xs + step * distance
+                inside = (ys >= 0) & (ys < len(order))
+                xs, ys, near = xs[inside], ys[inside], near[inside]
+                close = np.abs(value[ys] - value[xs]) <= _PLACE
+                xs, ys, near = xs[close], ys[close], near[close]
+                other = language[ys] != language[xs]
+                near = near + other
+                i, j = order[xs[other]], order[ys[other]]
+                agree = _agree(profile, count, i, j)
+                left, right = np.minimum(i, j)[agree], np.maximum(i, j)[agree]
+                found.append(left * n + right)
+                going = ~(other & (near >= window))
+                xs, near = xs[going], near[going]
+                if not len(xs):
+                    break
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(found))
+
+
+def _agree(profile: Floats, count: Ints, i: Ints, j: Ints) -> Bools:
+    """The prose-count ratio and :func:`flows.engine.pairs._agree` of pairs (i, j)."""
+    ratio = count[i] / count[j]
+    long = np.minimum(count[i], count[j]) >= _LONG
+    place = np.where(long, _PLACE / 3, _PLACE)
+    places = np.zeros(len(i), dtype=np.int64)
+    for axis in range(3):
+        places += np.abs(profile[i, axis] - profile[j, axis]) <= place
+    share = profile[i, 3] / profile[j, 3]
+    agree: Bools = (
+        (ratio >= 0.6)
+        & (ratio <= 1 / 0.6)
+        & (places >= np.where(long, 3, 2))
+        & (share >= 0.67)
+        & (share <= 1.5)
+    )
+    return agree
+
+
+def shape_codes(arrays: FactArrays, least_prose: int) -> tuple[Ints, Ints]:
+    """:func:`flows.engine.pairs.shapes` of the documents of ``least_prose`` prose
+    paragraphs or more, as (document, shingle code) rows: three consecutive prose
+    paragraphs' sentence counts (up to 5) and whether each is much longer or shorter than
+    the one before."""
+    packed = arrays.packed
+    n = arrays.documents
+    owner = np.repeat(np.arange(n, dtype=np.int64), packed.counts)
+    prose = ~packed.short
+    p_owner = owner[prose]
+    count = np.bincount(p_owner, minlength=n)
+    chars = packed.chars[prose]
+    sentences = np.minimum(packed.sentences[prose], 5)
+    if len(p_owner) < 3:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first = np.arange(len(p_owner) - 2)
+    keep = (p_owner[first] == p_owner[first + 2]) & (count[p_owner[first]] >= least_prose)
+    first = first[keep]
+
+    def step(one: Ints, following: Ints) -> Ints:
+        ratio = chars[following] / np.maximum(1.0, chars[one])
+        return np.where(ratio > 1.3, 1, np.where(ratio < 1 / 1.3, -1, 0)).astype(np.int64)
+
+    code = sentences[first] * 36 + sentences[first + 1] * 6 + sentences[first + 2]
+    code = (code * 3 + step(first, first + 1) + 1) * 3 + step(first + 1, first + 2) + 1
+    return p_owner[first], code.astype(np.int64)
+
+
+def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
+    """The anchors each candidate's two documents share, as the array screen reads them
+    (:class:`~flows.stages.align_batch.SharedArrays`): per candidate, a bit per shared
+    anchor (when there are :data:`~flows.stages.align_batch.MASK_BITS` or fewer), which bits
+    are numbers and names, and per paragraph of either side the bits it holds.
+
+    The pairs' shared codes are found a block of 64 left documents at a time: a code held
+    by the t-th document of the block sets bit t of its entry in one array over the codes,
+    and each candidate's right-document codes are looked up there (the work is the
+    candidates' anchors, in a few array operations per block)."""
+    candidates = len(left)
+    held_doc, held_code = _document_codes(arrays)
+    n = arrays.documents
+    doc_count = np.bincount(held_doc, minlength=n).astype(np.int64)
+    doc_first = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        doc_first[1:] = np.cumsum(doc_count)[:-1]
+    mark = np.zeros(max(1, arrays.codes), dtype=np.uint64)
+    order = np.argsort(left, kind="stable")
+    lefts = left[order]
+    block_docs = np.unique(lefts)
+    pair_k: list[Ints] = []
+    pair_code: list[Ints] = []
+    for start in range(0, len(block_docs), 64):
+        docs = block_docs[start : start + 64]
+        lo = int(np.searchsorted(lefts, docs[0], "left"))
+        hi = int(np.searchsorted(lefts, docs[-1], "right"))
+        ks = order[lo:hi]
+        # Bit t: the t-th document of the block.
+        rows = _ranges(doc_first[docs], doc_count[docs])
+        bit_of = np.repeat(np.arange(len(docs), dtype=np.uint64), doc_count[docs])
+        np.bitwise_or.at(mark, held_code[rows], np.left_shift(np.uint64(1), bit_of))
+        lookup = _ranges(doc_first[right[ks]], doc_count[right[ks]])
+        owner = np.repeat(ks, doc_count[right[ks]])
+        bit = np.searchsorted(docs, left[owner]).astype(np.uint64)
+        codes = held_code[lookup]
+        hit = ((mark[codes] >> bit) & np.uint64(1)).astype(np.bool_)
+        pair_k.append(owner[hit])
+        pair_code.append(codes[hit])
+        mark[held_code[rows]] = 0
+    return _masks(arrays, left, right, candidates, pair_k, pair_code)
+
+
+def _document_codes(arrays: FactArrays) -> tuple[Ints, Ints]:
+    """Each document's distinct anchor codes, those held by two documents or more (no
+    other can be shared), ordered by document then code."""
+    width = max(1, arrays.codes)
+    # A code in one anchor row is in one document: left out before the sort.
+    rows = np.bincount(arrays.anchor_code, minlength=width)[arrays.anchor_code] >= 2
+    key = _distinct(arrays.anchor_doc[rows] * width + arrays.anchor_code[rows])
+    doc, code = key // width, key % width
+    frequency = np.bincount(code, minlength=width)
+    kept = frequency[code] >= 2
+    return doc[kept], code[kept]
+
+
+def _distinct(values: Ints) -> Ints:
+    """The distinct values, ascending: by sorting (numpy's ``unique`` hashes, several
+    times slower on millions of ints)."""
+    ordered = np.sort(values)
+    if not len(ordered):
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def _ranges(firsts: Ints, lengths: Ints) -> Ints:
+    """The indexes ``firsts[k] .. firsts[k] + lengths[k] - 1`` of every k, concatenated."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths)
+    return offsets + np.arange(total, dtype=np.int64)
+
+
+def _masks(
+    arrays: FactArrays,
+    left: Ints,
+    right: Ints,
+    candidates: int,
+    pair_k: list[Ints],
+    pair_code: list[Ints],
+) -> SharedArrays:
+    """The bit masks of the (candidate, shared code) rows: bits numbered per candidate in
+    code order, each paragraph's mask the bits of the shared codes it holds."""
+    packed = arrays.packed
+    k = np.concatenate(pair_k) if pair_k else np.zeros(0, dtype=np.int64)
+    code = np.concatenate(pair_code) if pair_code else np.zeros(0, dtype=np.int64)
+    order = np.lexsort((code, k))
+    k, code = k[order], code[order]
+    shared = np.bincount(k, minlength=candidates).astype(np.int64)
+    firsts = np.cumsum(shared) - shared
+    bit_index = np.arange(len(k), dtype=np.int64) - firsts[k]
+    fits = shared[k] <= MASK_BITS
+    k, code, bit_index = k[fits], code[fits], bit_index[fits]
+    bit = np.left_shift(np.uint64(1), bit_index.astype(np.uint64))
+    numbers = np.zeros(candidates, dtype=np.uint64)
+    names = np.zeros(candidates, dtype=np.uint64)
+    kind = arrays.kind[code]
+    np.bitwise_or.at(numbers, k[kind == NUMBER], bit[kind == NUMBER])
+    np.bitwise_or.at(names, k[kind == NAME], bit[kind == NAME])
+    # Where each (document, code) is held: the anchor rows of the shared codes, ordered by
+    # document and code.
+    width = max(1, arrays.codes)
+    wanted_code = np.zeros(width, dtype=np.bool_)
+    wanted_code[code] = True
+    rows = np.flatnonzero(wanted_code[arrays.anchor_code])
+    held_key = arrays.anchor_doc[rows] * width + arrays.anchor_code[rows]
+    held_order = np.argsort(held_key, kind="stable")
+    held_key = held_key[held_order]
+    held_paragraph = arrays.anchor_paragraph[rows][held_order]
+    sides = []
+    for docs in (left, right):
+        offsets = np.zeros(candidates, dtype=np.int64)
+        lengths = packed.counts[docs]
+        if candidates > 1:
+            offsets[1:] = np.cumsum(lengths)[:-1]
+        flat = np.zeros(int(lengths.sum()), dtype=np.uint64)
+        wanted = docs[k] * width + code
+        lo = np.searchsorted(held_key, wanted, "left")
+        hi = np.searchsorted(held_key, wanted, "right")
+        found = _ranges(lo, hi - lo)
+        which = np.repeat(np.arange(len(k), dtype=np.int64), hi - lo)
+        np.bitwise_or.at(flat, offsets[k[which]] + held_paragraph[found], bit[which])
+        sides.append((flat, offsets))
+    (left_flat, left_offsets), (right_flat, right_offsets) = sides
+    return SharedArrays(
+        shared,
+        numbers,
+        names,
+        left_flat,
+        left_offsets,
+        right_flat,
+        right_offsets,
+    )
+
+
+__all__ = [
+    "FactArrays",
+    "ParagraphColumns",
+    "fact_arrays",
+    "profiles",
+    "shape_codes",
+    "shared_anchors",
+    "structure_pairs",
+    "table_arrays",
+]
