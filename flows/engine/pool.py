@@ -120,11 +120,12 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
-    """Workers forked from a forkserver that imported the engine once: never from this
+    """Workers forked from a forkserver that imported the engine and loaded the language
+    profiles once (:mod:`flows.engine.warm`): never from this
     process, which may run Prefect's threads (a fork could copy a lock one of them holds)
     and whose signal handlers are the CLI's."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, "flows.engine.warm"])
     if _LocalPool.relay is None:
         _LocalPool.relay = logging.handlers.QueueListener(context.Queue(), _Relay())
         _LocalPool.relay.start()

@@ -298,7 +298,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
                 guard.unwatch_api()
                 _drain_prefect_workers(guard)
             return
-        logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
+        _while_the_server_boots()
         try:
             server.wait_healthy(env_seconds("CORPUS_SERVER_STARTUP_SECONDS", 120))
         except LocalServerError as error:
@@ -306,15 +306,11 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
                 f"could not start a temporary Prefect server ({error}); "
                 "start one with `prefect server start` and set PREFECT_API_URL"
             ) from error
-        logger.info("temporary Prefect server on %s", server.api_url)
-        # Through the environment, so the pool's worker processes inherit it, and into
-        # Prefect's global settings, which every thread of this process reads (a
-        # temporary_settings context would cover this thread only).
-        os.environ["PREFECT_API_URL"] = server.api_url
-        refresh_global_settings_context()
+        _use_server(server)
         guard.watch_api()
         try:
-            yield
+            with _no_heartbeats():
+                yield
         finally:
             guard.unwatch_api()
             os.environ.pop("PREFECT_API_URL", None)
@@ -323,6 +319,39 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
     finally:
         stack.close()
         _stop_server(server)
+
+
+def _use_server(server: TemporaryServer) -> None:
+    from prefect.context import refresh_global_settings_context
+
+    logger.info("temporary Prefect server on %s", server.api_url)
+    # Through the environment, so the pool's worker processes inherit it, and into
+    # Prefect's global settings, which every thread of this process reads (a
+    # temporary_settings context would cover this thread only).
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
+
+
+def _while_the_server_boots() -> None:
+    logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
+    # What creating the flow run imports (Flow.serialize_parameters), while waiting.
+    import fastapi.encoders  # noqa: F401
+
+
+def _no_heartbeats() -> contextlib.AbstractContextManager[Any]:
+    """No flow-run heartbeats against the temporary server, unless the environment asks
+    for them. They are for a long-running server to find runs whose process died; this
+    server dies with the run. And a flow run's end joins the heartbeat thread, which sleeps
+    in whole seconds: half a second on average at the end of every run."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if any(name in os.environ for name in HEARTBEAT_VARIABLES):
+        return contextlib.nullcontext()
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
+# Where a user sets Prefect's heartbeat frequency (the second is its legacy name).
+HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 
 
 def _quiet_workers(guard: RunGuard, stack: contextlib.ExitStack) -> None:
