@@ -43,7 +43,7 @@ from flows.engine.furniture import apply_furniture, furniture_settings
 from flows.engine.packing import EarlyPacking
 from flows.engine.pairs import apply_pairs, pair_settings
 from flows.engine.plan import Plan
-from flows.engine.pool import running_local_pool, warm_report_drawing
+from flows.engine.pool import draw_report, warm_report_drawing
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
     RunContext,
@@ -374,8 +374,8 @@ def _croissant(manifest: Manifest, licenses: dict[str | None, int]) -> tuple[str
 
 def _start_report(staging: Path, manifest: Manifest, result: RunResult) -> Future[str]:
     """``changes`` against the previous release into the manifest, then ``report.html``
-    drawn from it: on an idle shard worker when this process has them
-    (:func:`flows.engine.pool.running_local_pool`), else here. Both read the shard parts
+    drawn from it: by the idle shard workers when this process has them, each its share
+    of the plots (:func:`flows.engine.pool.draw_report`), else here. Both read the shard parts
     (the rows the consumer files are packed from), so they need not wait for the packing."""
     before = read_manifest(result.previous_release) if result.previous_release else None
     parts = (
@@ -390,12 +390,9 @@ def _start_report(staging: Path, manifest: Manifest, result: RunResult) -> Futur
     if manifest.changes is None:
         manifest.warnings.append("the previous release's documents could not be read: no diff")
     pairs = _pairs(staging / SHARDS_DIR)
-    pool = running_local_pool()
-    if pool is not None:
-        try:
-            return pool.submit(release_report, manifest, result.summary, before, pairs)
-        except RuntimeError:  # the pool is shutting down: draw it here
-            pass
+    drawing = draw_report(manifest, result.summary, before, pairs)
+    if drawing is not None:
+        return drawing
     drawn: Future[str] = Future()
     try:
         drawn.set_result(release_report(manifest, result.summary, before, pairs))
