@@ -211,6 +211,10 @@ class RunGuard:
             self._closed.set()
             if self._timer is not None:
                 self._timer.cancel()
+        if self.server is not None:  # stopped already, unless the run ended before its flow
+            self.server.stop()
+            with contextlib.suppress(OSError):
+                self.server.log_path.unlink()
         if self._pipe is not None:
             signal.set_wakeup_fd(self._old_wakeup)
             for signum, handler in self._old_handlers.items():
@@ -257,6 +261,15 @@ def terminate_pool_workers(kill: bool = False) -> None:
             child.join(timeout=2)
 
 
+def start_temporary_server() -> TemporaryServer:
+    """Spawn a temporary server (its log in a temporary file); returns at once."""
+    fd, log_name = tempfile.mkstemp(prefix="corpus-prefect-server-", suffix=".log")
+    os.close(fd)
+    server = TemporaryServer(Path(log_name))
+    server.start()
+    return server
+
+
 @contextlib.contextmanager
 def prefect_api(guard: RunGuard) -> Iterator[None]:
     """Use the configured Prefect API; otherwise one temporary local server for the run.
@@ -266,16 +279,12 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
     of a single server makes the workers report to it. The server is started before
     Prefect is imported, so its boot overlaps the CLI's imports.
     """
-    server: TemporaryServer | None = None
+    server = guard.server  # started with the command (a cold run), else now
     stack = contextlib.ExitStack()
-    if not os.environ.get("PREFECT_API_URL"):
+    if server is None and not os.environ.get("PREFECT_API_URL"):
         # Started on speculation: only Prefect's settings (profiles, prefect.toml) can say
         # whether an API is configured, and reading them imports Prefect (~3 s).
-        fd, log_name = tempfile.mkstemp(prefix="corpus-prefect-server-", suffix=".log")
-        os.close(fd)
-        server = TemporaryServer(Path(log_name))
-        server.start()
-        guard.server = server
+        server = guard.server = start_temporary_server()
     try:
         from prefect.context import refresh_global_settings_context
         from prefect.settings import get_current_settings
