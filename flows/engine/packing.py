@@ -63,6 +63,7 @@ class EarlyPacking:
         early, self.future = self.future, None
         if early is None:
             return None
+        wait([early])  # done before its files are kept, or removed
         stale = any(path.startswith(f"{DOCUMENTS_DIR}/") for path in written)
         if not stale and early.exception() is None:
             logger.debug("consumer files of %s packed during the pairs step", EARLY_TABLES)
