@@ -35,7 +35,14 @@ from flows.failures import (
 )
 from flows.models import RunParameters
 from flows.options import add_run_options, resolve_parameters
-from flows.orchestration.lifecycle import RunGuard, env_seconds, prefect_api, terminate_pool_workers
+from flows.orchestration.lifecycle import (
+    RunGuard,
+    env_seconds,
+    prefect_api,
+    start_temporary_server,
+    terminate_pool_workers,
+)
+from flows.orchestration.server import TemporaryServer
 from flows.terminal import stop_progress
 
 logger = logging.getLogger("flows.cli")
@@ -103,7 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _early_server(args: argparse.Namespace) -> TemporaryServer | None:
+    """The temporary server, spawned before anything else for a run sure to need one: no
+    ``PREFECT_API_URL`` and no release in the output yet (a run with one may find nothing
+    changed, and then starts no server). Its boot (~3.5 s of CPU with an existing
+    database) is the longest chain before the first shard; the stop of the run, whatever
+    ends it, stops it (:meth:`RunGuard.close`)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    out = getattr(args, "out", None) or (
+        None if args.config else RunParameters.model_fields["out"].default
+    )
+    if not isinstance(out, str) or os.path.lexists(os.path.join(out, "current")):
+        return None
+    return start_temporary_server()
+
+
 def _run(args: argparse.Namespace, guard: RunGuard) -> int:
+    guard.server = _early_server(args)
     from flows.engine.plan import preflight, prepare
     from flows.engine.unchanged import same_configuration, unchanged_release
     from flows.settings import config_fingerprint

@@ -140,10 +140,25 @@ class _Report:
     summary: Summary
     previous: Manifest | None
     pairs: Pairs | None
-    sections: list[str]
+    sections: list[str | None]
     figures: int = 0
+    part: tuple[int, int] = (0, 1)  # this one draws plots k+1, k+1+n, ... of (k, n)
+
+    def drawn_here(self) -> bool:
+        """Whether this part draws the next plot (building a figure costs about as much
+        as drawing it: the quality histograms skip building the others' figures)."""
+        drawn, parts = self.part
+        return self.figures % parts == drawn
+
+    def skip(self) -> None:
+        """The next plot, drawn by another part."""
+        self.figures += 1
+        self.sections.append(None)
 
     def plot(self, name: str, title: str, figure: Figure) -> None:
+        if not self.drawn_here():
+            self.skip()
+            return
         self.figures += 1
         svg = _svg(figure, self.figures)
         self.sections.append(
@@ -300,6 +315,9 @@ def _quality(report: _Report) -> None:
         counts = summary.histograms.get(f"quality.{name}")
         if not counts:
             continue
+        if not report.drawn_here():
+            report.skip()
+            continue
         edges = bins(name)
         figure, ax = _figure(width=6.0, height=2.4)
         then = previous.histograms.get(f"quality.{name}") if previous else None
@@ -389,14 +407,33 @@ def release_report(
     pairs: Pairs | None = None,
 ) -> str:
     """The whole report.html: overview, diff, counts, quality histograms, corpus decisions."""
-    report = _Report(manifest, summary, previous, pairs, [])
+    return assemble(manifest.release_id, [report_sections(manifest, summary, previous, pairs)])
+
+
+def report_sections(
+    manifest: Manifest,
+    summary: Summary,
+    previous: Manifest | None = None,
+    pairs: Pairs | None = None,
+    part: tuple[int, int] = (0, 1),
+) -> list[str | None]:
+    """The report's sections in order. ``part=(k, n)``: n processes draw one report, this
+    one the plots numbered k+1, k+1+n, ... (the others are None here); :func:`assemble`
+    joins them into the page one process would have drawn, byte for byte."""
+    report = _Report(manifest, summary, previous, pairs, [], part=part)
     _overview(report)
     _diff(report)
     _counts(report)
     _quality(report)
     _corpus(report)
-    body = "\n".join(report.sections)
-    title = html.escape(f"Release {manifest.release_id}")
+    return report.sections
+
+
+def assemble(release_id: str, parts: Sequence[Sequence[str | None]]) -> str:
+    """report.html from the sections of every part of :func:`report_sections`."""
+    sections = [next(s for s in drawn if s is not None) for drawn in zip(*parts, strict=True)]
+    body = "\n".join(sections)
+    title = html.escape(f"Release {release_id}")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n"
@@ -427,4 +464,12 @@ def pair_counts(columns: Mapping[str, Sequence[Any]]) -> Pairs | None:
     return Pairs("Translation pairs", {"pairs": rows})
 
 
-__all__ = ["REPORT", "Pairs", "pair_counts", "release_report", "warm_up"]
+__all__ = [
+    "REPORT",
+    "Pairs",
+    "assemble",
+    "pair_counts",
+    "release_report",
+    "report_sections",
+    "warm_up",
+]

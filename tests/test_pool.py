@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from flows.engine.pool import local_pool, start_local_pool, stop_local_pool
+from tests.conftest import run_release
 
 
 def _imported_prefect() -> bool:
@@ -61,3 +64,29 @@ def test_a_stopped_pool_starts_no_new_workers_until_the_next_start() -> None:
         assert local_pool(1).submit(os.getpid).result(timeout=120) != os.getpid()
     finally:
         stop_local_pool()
+
+
+def _consumer_files(out: Path) -> dict[str, str]:
+    manifest = json.loads((out / "current" / "manifest.json").read_text(encoding="utf-8"))
+    tables = ("documents/", "rejected/", "pairs/", "bitext/")
+    return {f["path"]: f["sha256"] for f in manifest["files"] if f["path"].startswith(tables)}
+
+
+@pytest.mark.parametrize(("cleaning", "early"), [(False, "during"), (True, "again")])
+def test_consumer_files_packed_during_the_pairs_step_are_what_publish_writes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, cleaning: bool, early: str
+) -> None:
+    # The seeds are one translation pair: with cleaning, the pairs step rewrites a
+    # documents part, so what the idle worker packed meanwhile is stale and packed again.
+    source = Path(__file__).parents[1] / "seeds"
+    run_release(source, tmp_path / "inline", translation_cleaning=cleaning)
+    start_local_pool(2)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="flows.engine.packing"):
+            run_release(source, tmp_path / "pooled", translation_cleaning=cleaning)
+    finally:
+        stop_local_pool()
+    assert any(early in r.getMessage() for r in caplog.records)
+    assert _consumer_files(tmp_path / "pooled") == _consumer_files(tmp_path / "inline")
+    staged = tmp_path / "pooled" / "releases"
+    assert not [p for p in staged.iterdir() if p.name.startswith(".staging")]

@@ -190,3 +190,21 @@ def test_translation_pairs_are_drawn_where_a_release_has_them(
     assert pair_counts({"score": [0.9, 0.8]}) is not None
     page = release_report(second.manifest, second.summary, first.manifest, pairs)
     assert 'data-plot="pairs"' in page and "de–en" in page
+
+
+@pytest.mark.parametrize("parts", [2, 3])
+def test_a_report_drawn_in_parts_is_the_one_drawn_whole(
+    releases: tuple[RunResult, RunResult], parts: int
+) -> None:
+    # `corpus run` has its idle shard workers draw a share of the plots each.
+    from flows.report import assemble, release_report, report_sections
+
+    first, second = releases
+    assert second.manifest is not None
+    drawn = [
+        report_sections(second.manifest, second.summary, first.manifest, None, (k, parts))
+        for k in range(parts)
+    ]
+    assert all(None in sections for sections in drawn)  # each drew only its share
+    whole = release_report(second.manifest, second.summary, first.manifest)
+    assert assemble(second.manifest.release_id, drawn) == whole

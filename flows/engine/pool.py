@@ -13,12 +13,17 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import ShardResult, ShardWork, work_shard
+from flows.engine.summary import Summary
+from flows.models import Manifest
 from flows.stages.language import warm_up
 from flows.words import plural
+
+if TYPE_CHECKING:
+    from flows.report import Pairs
 
 logger = logging.getLogger(__name__)
 
@@ -120,11 +125,12 @@ def local_pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:
-    """Workers forked from a forkserver that imported the engine once: never from this
+    """Workers forked from a forkserver that imported the engine and loaded the language
+    profiles once (:mod:`flows.engine.warm`): never from this
     process, which may run Prefect's threads (a fork could copy a lock one of them holds)
     and whose signal handlers are the CLI's."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload([__name__, "flows.engine.warm"])
     if _LocalPool.relay is None:
         _LocalPool.relay = logging.handlers.QueueListener(context.Queue(), _Relay())
         _LocalPool.relay.start()
@@ -167,6 +173,43 @@ def warm_report_drawing() -> None:
     with contextlib.suppress(RuntimeError):  # shutting down: nothing to prepare for
         for _ in range(_LocalPool.workers):
             pool.submit(warm_report)
+
+
+def draw_report(
+    manifest: Manifest, summary: Summary, previous: Manifest | None, pairs: Pairs | None
+) -> Future[str] | None:
+    """report.html drawn by the idle shard workers, each its share of the plots
+    (:func:`flows.report.report_sections`); None when this process has no workers."""
+    pool = running_local_pool()
+    if pool is None:
+        return None
+    from flows.report import assemble, report_sections
+
+    share = max(1, _LocalPool.workers)
+    try:
+        parts = [
+            pool.submit(report_sections, manifest, summary, previous, pairs, (k, share))
+            for k in range(share)
+        ]
+    except RuntimeError:  # shutting down: the caller draws it
+        return None
+    drawn: Future[str] = Future()
+    lock = threading.Lock()
+
+    def settle(_: Future[list[str | None]]) -> None:
+        with lock:  # the last part to finish joins them, once
+            if drawn.done() or not all(part.done() for part in parts):
+                return
+            if any(part.cancelled() for part in parts):
+                drawn.set_exception(RuntimeError("the report's drawing was cancelled"))
+            elif failed := next((p.exception() for p in parts if p.exception()), None):
+                drawn.set_exception(failed)
+            else:
+                drawn.set_result(assemble(manifest.release_id, [p.result() for p in parts]))
+
+    for part in parts:
+        part.add_done_callback(settle)
+    return drawn
 
 
 def pooled_shard(work: ShardWork, workers: int) -> ShardResult:
@@ -212,6 +255,7 @@ class PoolRunner:
 
 __all__ = [
     "PoolRunner",
+    "draw_report",
     "init_worker",
     "local_pool",
     "pooled_shard",

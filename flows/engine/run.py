@@ -40,9 +40,10 @@ from flows.engine.corpus import (
     dedup_description,
 )
 from flows.engine.furniture import apply_furniture, furniture_settings
+from flows.engine.packing import EarlyPacking
 from flows.engine.pairs import apply_pairs, pair_settings
 from flows.engine.plan import Plan
-from flows.engine.pool import running_local_pool, warm_report_drawing
+from flows.engine.pool import draw_report, warm_report_drawing
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
     RunContext,
@@ -59,7 +60,13 @@ from flows.engine.unchanged import SourceFingerprint
 from flows.hub import hub_license
 from flows.models import Manifest
 from flows.output.changes import release_changes
-from flows.output.compact import lift_extras, pack_release, uncompressed_bytes, value_counts
+from flows.output.compact import (
+    Packing,
+    lift_extras,
+    pack_release,
+    uncompressed_bytes,
+    value_counts,
+)
 from flows.output.previous import PreviousRelease, open_previous
 from flows.output.release import (
     data_files,
@@ -127,6 +134,8 @@ class RunResult:
     source_fingerprint: str = ""  # of the bytes this run read (flows.engine.unchanged)
     input_fingerprint: str = ""  # the manifest's, streamed as the inputs were read
     source_shards: list[str] = field(default_factory=list)
+    # Consumer files packed while the pairs step ran (flows.engine.packing), for publish.
+    packing: Future[Packing] | None = None
 
     @property
     def release_id(self) -> str | None:
@@ -228,15 +237,22 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
     # not make its short lines "repeated across the corpus".
     copies = frozenset(decision.source_path for decision in decisions)
     touched |= runner.step("furniture", apply_furniture, staging, furniture_settings(plan), copies)
-    # Translations are linked on what is published: after duplicates and furniture.
-    written, pair_counts = runner.step(
-        "pairs",
-        apply_pairs,
-        staging,
-        pair_settings(params.translation_pairs, params.translation_cleaning),
-        copies,
-        previous.path if previous else None,
-    )
+    # Translations are linked on what is published: after duplicates and furniture. The
+    # documents and rejected tables are final by then, unless the pairs step cleans one.
+    with EarlyPacking(
+        staging.parent if plan.out is not None else None,
+        params.target_file_bytes,
+        previous.release if previous else None,
+    ) as early:
+        written, pair_counts = runner.step(
+            "pairs",
+            apply_pairs,
+            staging,
+            pair_settings(params.translation_pairs, params.translation_cleaning),
+            copies,
+            previous.path if previous else None,
+        )
+        packed = early.keep_unless(written)
     touched |= written
     if touched:
         results = [_resummarize(r, staging, touched) for r in results]
@@ -253,6 +269,7 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         source_fingerprint=fingerprint.hexdigest(plan),
         input_fingerprint=fingerprint.input_fingerprint(),
         source_shards=fingerprint.shards,
+        packing=packed,
     )
 
 
@@ -289,7 +306,10 @@ def publish(plan: Plan, staging: Path, result: RunResult) -> tuple[Path, Manifes
     drawing = _start_report(staging, manifest, result) if staging.is_dir() else None
     if staging.is_dir():  # not when retried after the rename (finalize handles that)
         previous = read_manifest(result.previous_release) if result.previous_release else None
-        pack_release(staging, plan.params.target_file_bytes, result.previous_release, previous)
+        done, result.packing = (result.packing.result() if result.packing else None), None
+        pack_release(
+            staging, plan.params.target_file_bytes, result.previous_release, previous, done=done
+        )
         lift_extras(staging)
     ensure_tables(staging)
     manifest.files = data_files(staging)
@@ -354,8 +374,8 @@ def _croissant(manifest: Manifest, licenses: dict[str | None, int]) -> tuple[str
 
 def _start_report(staging: Path, manifest: Manifest, result: RunResult) -> Future[str]:
     """``changes`` against the previous release into the manifest, then ``report.html``
-    drawn from it: on an idle shard worker when this process has them
-    (:func:`flows.engine.pool.running_local_pool`), else here. Both read the shard parts
+    drawn from it: by the idle shard workers when this process has them, each its share
+    of the plots (:func:`flows.engine.pool.draw_report`), else here. Both read the shard parts
     (the rows the consumer files are packed from), so they need not wait for the packing."""
     before = read_manifest(result.previous_release) if result.previous_release else None
     parts = (
@@ -370,12 +390,9 @@ def _start_report(staging: Path, manifest: Manifest, result: RunResult) -> Futur
     if manifest.changes is None:
         manifest.warnings.append("the previous release's documents could not be read: no diff")
     pairs = _pairs(staging / SHARDS_DIR)
-    pool = running_local_pool()
-    if pool is not None:
-        try:
-            return pool.submit(release_report, manifest, result.summary, before, pairs)
-        except RuntimeError:  # the pool is shutting down: draw it here
-            pass
+    drawing = draw_report(manifest, result.summary, before, pairs)
+    if drawing is not None:
+        return drawing
     drawn: Future[str] = Future()
     try:
         drawn.set_result(release_report(manifest, result.summary, before, pairs))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
@@ -15,7 +18,9 @@ from flows.engine.run import execute
 from flows.engine.unchanged import unchanged_release
 from flows.errors import ConfigError
 from flows.models import Manifest, RunParameters
+from flows.orchestration.lifecycle import HEARTBEAT_VARIABLES
 from flows.orchestration.tasks import (
+    STORY,
     PrefectRunner,
     declare_release_task,
     opaque,
@@ -125,12 +130,28 @@ def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  #
     The task runner is part of the parameters, so the work runs in a subflow configured
     with it: the Prefect UI form and ``corpus run`` choose it the same way.
     """
-    result = build_release.with_options(
-        task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
-    )(params)
+    run = FlowRunContext.get()
+    story = STORY.set(run.flow_run.id if run is not None and run.flow_run else None)
+    try:
+        with _subflow_heartbeats():
+            result = build_release.with_options(
+                task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
+            )(params)
+    finally:
+        STORY.reset(story)
     if not result.unchanged:  # nothing was materialised
         declare_release_task(params.out, result.model_dump())
     return result
+
+
+def _subflow_heartbeats() -> Any:
+    """No heartbeat thread of its own for the subflow, unless the user's environment asks
+    for heartbeats: it runs in this flow's process, whose own heartbeats already say the
+    process is alive, and a flow run's end joins its heartbeat thread, which sleeps in
+    whole seconds (half a second on average at every run's end)."""
+    if any(name in os.environ for name in HEARTBEAT_VARIABLES):
+        return contextlib.nullcontext()
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 __all__ = ["ReleaseResult", "build_release", "corpus_release"]

@@ -211,6 +211,10 @@ class RunGuard:
             self._closed.set()
             if self._timer is not None:
                 self._timer.cancel()
+        if self.server is not None:  # stopped already, unless the run ended before its flow
+            self.server.stop()
+            with contextlib.suppress(OSError):
+                self.server.log_path.unlink()
         if self._pipe is not None:
             signal.set_wakeup_fd(self._old_wakeup)
             for signum, handler in self._old_handlers.items():
@@ -257,6 +261,15 @@ def terminate_pool_workers(kill: bool = False) -> None:
             child.join(timeout=2)
 
 
+def start_temporary_server() -> TemporaryServer:
+    """Spawn a temporary server (its log in a temporary file); returns at once."""
+    fd, log_name = tempfile.mkstemp(prefix="corpus-prefect-server-", suffix=".log")
+    os.close(fd)
+    server = TemporaryServer(Path(log_name))
+    server.start()
+    return server
+
+
 @contextlib.contextmanager
 def prefect_api(guard: RunGuard) -> Iterator[None]:
     """Use the configured Prefect API; otherwise one temporary local server for the run.
@@ -266,16 +279,12 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
     of a single server makes the workers report to it. The server is started before
     Prefect is imported, so its boot overlaps the CLI's imports.
     """
-    server: TemporaryServer | None = None
+    server = guard.server  # started with the command (a cold run), else now
     stack = contextlib.ExitStack()
-    if not os.environ.get("PREFECT_API_URL"):
+    if server is None and not os.environ.get("PREFECT_API_URL"):
         # Started on speculation: only Prefect's settings (profiles, prefect.toml) can say
         # whether an API is configured, and reading them imports Prefect (~3 s).
-        fd, log_name = tempfile.mkstemp(prefix="corpus-prefect-server-", suffix=".log")
-        os.close(fd)
-        server = TemporaryServer(Path(log_name))
-        server.start()
-        guard.server = server
+        server = guard.server = start_temporary_server()
     try:
         from prefect.context import refresh_global_settings_context
         from prefect.settings import get_current_settings
@@ -298,7 +307,7 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
                 guard.unwatch_api()
                 _drain_prefect_workers(guard)
             return
-        logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
+        _while_the_server_boots()
         try:
             server.wait_healthy(env_seconds("CORPUS_SERVER_STARTUP_SECONDS", 120))
         except LocalServerError as error:
@@ -306,15 +315,11 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
                 f"could not start a temporary Prefect server ({error}); "
                 "start one with `prefect server start` and set PREFECT_API_URL"
             ) from error
-        logger.info("temporary Prefect server on %s", server.api_url)
-        # Through the environment, so the pool's worker processes inherit it, and into
-        # Prefect's global settings, which every thread of this process reads (a
-        # temporary_settings context would cover this thread only).
-        os.environ["PREFECT_API_URL"] = server.api_url
-        refresh_global_settings_context()
+        _use_server(server)
         guard.watch_api()
         try:
-            yield
+            with _no_heartbeats():
+                yield
         finally:
             guard.unwatch_api()
             os.environ.pop("PREFECT_API_URL", None)
@@ -323,6 +328,39 @@ def prefect_api(guard: RunGuard) -> Iterator[None]:
     finally:
         stack.close()
         _stop_server(server)
+
+
+def _use_server(server: TemporaryServer) -> None:
+    from prefect.context import refresh_global_settings_context
+
+    logger.info("temporary Prefect server on %s", server.api_url)
+    # Through the environment, so the pool's worker processes inherit it, and into
+    # Prefect's global settings, which every thread of this process reads (a
+    # temporary_settings context would cover this thread only).
+    os.environ["PREFECT_API_URL"] = server.api_url
+    refresh_global_settings_context()
+
+
+def _while_the_server_boots() -> None:
+    logger.info("PREFECT_API_URL is not set: starting a temporary Prefect server")
+    # What creating the flow run imports (Flow.serialize_parameters), while waiting.
+    import fastapi.encoders  # noqa: F401
+
+
+def _no_heartbeats() -> contextlib.AbstractContextManager[Any]:
+    """No flow-run heartbeats against the temporary server, unless the environment asks
+    for them. They are for a long-running server to find runs whose process died; this
+    server dies with the run. And a flow run's end joins the heartbeat thread, which sleeps
+    in whole seconds: half a second on average at the end of every run."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    if any(name in os.environ for name in HEARTBEAT_VARIABLES):
+        return contextlib.nullcontext()
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
+# Where a user sets Prefect's heartbeat frequency (the second is its legacy name).
+HEARTBEAT_VARIABLES = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
 
 
 def _quiet_workers(guard: RunGuard, stack: contextlib.ExitStack) -> None:

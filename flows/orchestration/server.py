@@ -259,6 +259,22 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# Services a temporary server needs none of: cancellation and pause clean-up, work pools'
+# and workers' health (foreman), lost-lease recovery, vacuuming, automations (their
+# triggers read every event the run sends). The event persister and the task-run recorder
+# stay: they record what the Prefect UI shows (task runs, events, the asset).
+IDLE_SERVICES = (
+    "CANCELLATION_CLEANUP",
+    "CLEANUP_RECONCILER",
+    "DB_VACUUM",
+    "EVENT_LOGGER",
+    "FOREMAN",
+    "PAUSE_EXPIRATIONS",
+    "REPOSSESSOR",
+    "TRIGGERS",
+)
+
+
 class TemporaryServer:
     """A throwaway Prefect API server for one ``corpus run`` without ``PREFECT_API_URL``.
 
@@ -282,6 +298,8 @@ class TemporaryServer:
         """Spawn the server; returns at once (``wait_healthy`` waits for it)."""
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+        for service in IDLE_SERVICES:  # the user's own setting wins
+            env.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -101,10 +102,18 @@ def pooled_shard_task(work: ShardWork, workers: int) -> ShardResult:
     return pooled_shard(work, workers)
 
 
+# The flow run ``corpus-release`` sets for its subflow (same thread, so the same context):
+# the story's id without the two API reads that walk up the run tree.
+STORY: ContextVar[UUID | None] = ContextVar("corpus_story_run", default=None)
+
+
 def story_run_id() -> UUID | None:
     """The flow run a user opens: the top of this run's tree (``corpus-release``, whose
     URL the CLI prints and which a deployment starts), or this run when it has no parent.
     The artifacts go there: the UI does not show a subflow's artifacts on its parent."""
+    known = STORY.get()
+    if known is not None:
+        return known
     from prefect.runtime import flow_run
 
     return UUID(flow_run.root_flow_run_id) if flow_run.id else None

@@ -18,7 +18,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -64,6 +64,7 @@ class Packing:
 
     written: list[str] = field(default_factory=list)
     copied: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)  # the tables packed
 
 
 def part_file(index: int) -> str:
@@ -277,12 +278,20 @@ def pack_release(
     target_bytes: int,
     previous: Path | None = None,
     previous_manifest: Manifest | None = None,
+    tables: Collection[str] | None = None,
+    done: Packing | None = None,
 ) -> Packing:
     """Write every published table's consumer files at the top of ``staging`` from its
-    parts under ``shards/``: unchanged groups copied from ``previous``, the rest written."""
-    packing = Packing()
+    parts under ``shards/``: unchanged groups copied from ``previous``, the rest written.
+
+    ``tables``: only these (packed early, while the run's last step runs; nothing is
+    logged); ``done``: what such an early packing did, whose tables are not packed again."""
+    packing = Packing() if done is None else done
     old_sha = {f.path: f.sha256 for f in previous_manifest.files} if previous_manifest else {}
     for table, schema in published_tables().items():
+        if (tables is not None and table not in tables) or table in packing.tables:
+            continue
+        packing.tables.append(table)
         folder = staging / SHARDS_DIR / table
         names = sorted(os.listdir(folder)) if folder.is_dir() else []
         parts = {i: folder / name for name in names if (i := shard_of(name)) is not None}
@@ -315,6 +324,8 @@ def pack_release(
             # Every table has a file, so every reader finds its schema.
             write_parquet(schema.empty_table(), staging / table / part_file(0))
             packing.written.append(f"{table}/{part_file(0)}")
+    if tables is not None:
+        return packing
     logger.info(
         "consumer files: %d written, %d unchanged and copied",
         len(packing.written),
