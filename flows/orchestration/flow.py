@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from pydantic import BaseModel
 
@@ -18,7 +16,6 @@ from flows.engine.run import execute
 from flows.engine.unchanged import unchanged_release
 from flows.errors import ConfigError
 from flows.models import Manifest, RunParameters
-from flows.orchestration.lifecycle import HEARTBEAT_VARIABLES
 from flows.orchestration.tasks import (
     STORY,
     PrefectRunner,
@@ -133,25 +130,14 @@ def corpus_release(params: RunParameters = RunParameters()) -> ReleaseResult:  #
     run = FlowRunContext.get()
     story = STORY.set(run.flow_run.id if run is not None and run.flow_run else None)
     try:
-        with _subflow_heartbeats():
-            result = build_release.with_options(
-                task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
-            )(params)
+        result = build_release.with_options(
+            task_runner=task_runner_for(params), timeout_seconds=params.timeout_minutes * 60
+        )(params)
     finally:
         STORY.reset(story)
     if not result.unchanged:  # nothing was materialised
         declare_release_task(params.out, result.model_dump())
     return result
-
-
-def _subflow_heartbeats() -> Any:
-    """No heartbeat thread of its own for the subflow, unless the user's environment asks
-    for heartbeats: it runs in this flow's process, whose own heartbeats already say the
-    process is alive, and a flow run's end joins its heartbeat thread, which sleeps in
-    whole seconds (half a second on average at every run's end)."""
-    if any(name in os.environ for name in HEARTBEAT_VARIABLES):
-        return contextlib.nullcontext()
-    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 __all__ = ["ReleaseResult", "build_release", "corpus_release"]
