@@ -3,6 +3,8 @@
     uv run python benchmarks/bench_pipeline.py --docs 6000
     uv run python benchmarks/bench_pipeline.py --docs 6000 --sizes 1,5,20 --encodings utf-8  # per size
     uv run python benchmarks/bench_pipeline.py --scale 6000,60000     # peak memory vs size
+    uv run python benchmarks/bench_pipeline.py --docs 6000 --sizes 1,5,20 --encodings utf-8 \
+        --with-server --scale 60000,600000 --size-kb 1  # issue 16's figures, one run
     uv run python benchmarks/bench_pipeline.py --docs 6000 --profile  # + where the time goes
     uv run python benchmarks/bench_pipeline.py --docs 6000 --server   # against a running server
 
@@ -938,11 +940,11 @@ def bench(args: argparse.Namespace, server_env: dict[str, str] | None = None) ->
         print(f"and a long-running server at {server_env['PREFECT_API_URL']}")
         server = dataclasses.replace(runner, env=server_env)
     shares: dict[str, ShardShares] = {}
+    # --sizes and --scale combine, so one run prints every figure of issue 16.
+    results = by_size(args, runner, server, shares) if args.sizes else []
     if args.scale:
-        results = scale(args, runner)
-    elif args.sizes:
-        results = by_size(args, runner, server, shares)
-    else:
+        results.extend(scale(args, runner))
+    if not args.sizes and not args.scale:
         results = compare(args, runner)
     print()
     print(render(results))
