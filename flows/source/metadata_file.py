@@ -142,24 +142,35 @@ def parse_metadata(text: str) -> tuple[list[Record], list[MetadataIssue]]:
         if not line.strip():
             continue
         lines += 1
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            issues.append(MetadataIssue(line=number, problem="not_json", detail=str(error)))
-            continue
-        if not isinstance(value, dict):
-            issues.append(
-                MetadataIssue(line=number, problem="not_an_object", detail=type(value).__name__)
-            )
+        value = _json_object(number, line)
+        if isinstance(value, MetadataIssue):
+            issues.append(value)
             continue
         records.append((number, value))
-    if len(issues) >= MIN_UNPARSED_LINES and len(issues) > MAX_UNPARSED_SHARE * lines:
-        first = issues[0]
+    _stop_if_mostly_unparsed(issues, lines)
+    return records, issues
+
+
+def _json_object(number: int, line: str) -> dict[str, Any] | MetadataIssue:
+    """Line ``number``'s JSON object, or why it holds none."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as error:
+        return MetadataIssue(line=number, problem="not_json", detail=str(error))
+    if not isinstance(value, dict):
+        return MetadataIssue(line=number, problem="not_an_object", detail=type(value).__name__)
+    return value
+
+
+def _stop_if_mostly_unparsed(unparsed: list[MetadataIssue], lines: int) -> None:
+    """SourceError when most of the file's ``lines`` (and at least a few) are no JSON
+    object: the file is not JSON Lines, and guessing which records survive would be worse."""
+    if len(unparsed) >= MIN_UNPARSED_LINES and len(unparsed) > MAX_UNPARSED_SHARE * lines:
+        first = unparsed[0]
         raise SourceError(
-            f"{METADATA_FILE}: {len(issues)} of {lines} lines are not JSON objects "
+            f"{METADATA_FILE}: {len(unparsed)} of {lines} lines are not JSON objects "
             f"(first: line {first.line}: {first.detail[:120]}); fix the file or remove it"
         )
-    return records, issues
 
 
 def surrogate_field(value: Any, where: str = "") -> str | None:
@@ -362,7 +373,7 @@ def _records(
     byte that :func:`decode_metadata` would not read as UTF-8. Raises SourceError as
     parse_metadata does when most lines are not JSON objects."""
     lines_seen = 0
-    bad = 0
+    unparsed: list[MetadataIssue] = []  # of the issues, the lines that are no JSON object
     offset = 0
     for number, raw in enumerate(lines, start=1):
         start, offset = offset, offset + len(raw)
@@ -377,25 +388,13 @@ def _records(
         if not line.strip():
             continue
         lines_seen += 1
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            bad += 1
-            issues.append(MetadataIssue(line=number, problem="not_json", detail=str(error)))
-            continue
-        if not isinstance(value, dict):
-            bad += 1
-            issues.append(
-                MetadataIssue(line=number, problem="not_an_object", detail=type(value).__name__)
-            )
+        value = _json_object(number, line)
+        if isinstance(value, MetadataIssue):
+            unparsed.append(value)
+            issues.append(value)
             continue
         yield number, start, len(body), value
-    if bad >= MIN_UNPARSED_LINES and bad > MAX_UNPARSED_SHARE * lines_seen:
-        first = next(issue for issue in issues if issue.problem in ("not_json", "not_an_object"))
-        raise SourceError(
-            f"{METADATA_FILE}: {bad} of {lines_seen} lines are not JSON objects "
-            f"(first: line {first.line}: {first.detail[:120]}); fix the file or remove it"
-        )
+    _stop_if_mostly_unparsed(unparsed, lines_seen)
 
 
 def _again(raw: bytes, number: int) -> dict[str, Any]:
