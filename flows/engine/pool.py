@@ -77,10 +77,7 @@ def window(workers: int) -> int:
 
 def starting_workers(where: str) -> str:
     """What a run does between planning and its first finished shard (seconds of quiet)."""
-    return (
-        f"processing shards on {where} (each loads the language profiles "
-        "once); progress follows as shards finish"
-    )
+    return f"processing shards on {where}; progress follows as shards finish"
 
 
 class _LocalPool:
