@@ -358,6 +358,9 @@ def _would_remove(report: _Report) -> None:
                 left[p] += v
     if not any(left.values()):
         ax.barh(list(PRESETS), [0] * len(PRESETS))
+        # Not autoscaled around zero (ticks from -0.04 to 0.04): an empty axis, no ticks.
+        ax.set_xlim(0, 1)
+        ax.set_xticks([])
         ax.text(
             0.5,
             0.5,

@@ -208,3 +208,22 @@ def test_a_report_drawn_in_parts_is_the_one_drawn_whole(
     assert all(None in sections for sections in drawn)  # each drew only its share
     whole = release_report(second.manifest, second.summary, first.manifest)
     assert assemble(second.manifest.release_id, drawn) == whole
+
+
+def test_an_empty_would_remove_chart_has_no_ticks_around_zero(
+    releases: tuple[RunResult, RunResult],
+) -> None:
+    # Autoscaled around zero, an empty bar chart's axis read -0.04 ... 0.04.
+    import dataclasses
+    from collections import Counter
+
+    from flows.report import release_report
+
+    result = releases[1]
+    assert result.manifest is not None
+    summary = dataclasses.replace(result.summary, would_remove=Counter())
+    text = release_report(result.manifest, summary)
+    figure = re.search(r'data-plot="would-remove".*?</figure>', text, re.DOTALL)
+    assert figure is not None
+    assert "no published document fails a preset" in figure.group(0)
+    assert not re.search(r">\s*[−-]?0\.0\d\s*<", figure.group(0))
