@@ -311,3 +311,17 @@ def test_token_hashes_are_rensa_s() -> None:
 @given(st.text(alphabet=st.sampled_from(",،、，;；:;:,. a今\n\u00a0")) | st.text())
 def test_clauses_are_the_clause_marks_the_pattern_finds(text: str) -> None:
     assert align.clauses(text) == len(align._CLAUSE.findall(text))
+
+
+def test_signatures_are_rensa_s_own_when_its_token_hash_differs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rensa that hashes tokens otherwise: each text is hashed by rensa itself."""
+    texts = [CASES[name][0] * 30 for name in sorted(CASES)]
+    monkeypatch.setattr(dedup, "_token_hashes", lambda data, starts, ends: ends.astype(np.uint64))
+    dedup._hashes_as_rensa.cache_clear()
+    try:
+        assert not dedup._hashes_as_rensa()
+        assert dedup.signatures(texts) == [signature(text) for text in texts]
+    finally:
+        dedup._hashes_as_rensa.cache_clear()

@@ -269,6 +269,20 @@ def _token_hashes(
     return result
 
 
+@cache
+def _hashes_as_rensa() -> bool:
+    """Whether :func:`_token_hashes` is the installed rensa's token hash, on tokens of every
+    length branch: another rensa version may hash otherwise (then each text is hashed
+    alone, by rensa itself, and the signatures stay rensa's)."""
+    from rensa import RMinHash
+
+    data = "".join(map(chr, range(32, 600))).encode("utf-8") * 2
+    ranges = [(start, start + size) for size in range(70) for start in (0, 3, 301)]
+    expected = RMinHash.hash_token_sets([[data[a:b] for a, b in ranges]])[0]
+    starts, ends = (np.array(column, np.int64) for column in zip(*ranges, strict=True))
+    return bool(_token_hashes(data, starts, ends).tolist() == expected)
+
+
 def signature(text: str, params: SignatureParams = SIGNATURE) -> Signature:
     """The exact hash and the MinHash of one cleaned text."""
     from rensa import RMinHash  # the Rust extension costs nothing until a text is hashed
@@ -290,6 +304,8 @@ def signatures(texts: Sequence[str], params: SignatureParams = SIGNATURE) -> lis
     (:func:`_token_hashes`), and rensa makes every MinHash from those hashes in one call."""
     from rensa import RMinHash
 
+    if not _hashes_as_rensa():
+        return [signature(text, params) for text in texts]
     normalised = [normalise(text) for text in texts]
     minhashes: list[bytes] = []
     for group in _groups(normalised):
