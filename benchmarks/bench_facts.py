@@ -8,7 +8,8 @@ inputs spread over it go through the stages once (``process_many``, not timed), 
 piece runs on the published texts ``--repeat`` times and the fastest pass counts (CPU
 seconds, ``time.process_time``: blind to other load on the machine):
 
-* ``signature``: the duplicate signature (normalised hash and MinHash of word units),
+* ``signature``: the duplicate signatures (normalised hash and MinHash of word units), of
+  all the texts together as the shard pass makes them (``dedup.signatures``),
 * ``line hashes``: the learned-furniture candidates (``document_facts``),
 * ``paragraphs``: the translation-pair facts (lengths, anchors, sentence and clause counts),
 * ``facts_table``: the whole facts part of the sample, as the shard pass builds it,
@@ -43,7 +44,7 @@ def measure(source: Path, sample: int, repeat: int) -> dict[str, float]:
     from flows.engine.shard import facts_table
     from flows.models import RunParameters
     from flows.stages.compose import process_many
-    from flows.stages.dedup import signature
+    from flows.stages.dedup import signatures
     from flows.stages.language import warm_up
     from flows.stages.quality import quality_signals
 
@@ -59,7 +60,7 @@ def measure(source: Path, sample: int, repeat: int) -> dict[str, float]:
     ]
     table = documents_table(rows)
     pieces: dict[str, Callable[[], object]] = {
-        "signature": lambda: [signature(text) for text in texts],
+        "signature": lambda: signatures(texts),
         "line hashes": lambda: [document_facts(t, r) for t, r in zip(texts, removed, strict=True)],
         "paragraphs": lambda: [paragraph_facts(t, r) for t, r in zip(texts, removed, strict=True)],
         "facts_table": lambda: facts_table(table, set(), FACTS_FILE),

@@ -252,13 +252,13 @@ def test_an_unchanged_rerun_hashes_no_text(
     out = tmp_path / "out"
     _run(source, out, shard_size=2)
     calls: list[str] = []
-    real = dedup.signature
+    real = dedup.signatures
 
-    def counting(text: str, *args: Any) -> dedup.Signature:
-        calls.append(text)
-        return real(text, *args)
+    def counting(texts: list[str], *args: Any) -> list[dedup.Signature]:
+        calls.extend(texts)
+        return real(texts, *args)
 
-    monkeypatch.setattr(shard_module, "signature", counting)
+    monkeypatch.setattr(shard_module, "signatures", counting)
     before = _rows(out, "documents")
     assert _run(source, out, shard_size=2).processed == 0
     assert calls == []

@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from flows.engine.pairs import paragraph_facts
 from flows.stages import align, dedup
 from flows.stages.dedup import normalise, shingles, signature, units
+from tests.conftest import SHARED_BENCHMARKS
 
 # name -> (text, its units, norm_sha256[:16], sha256(minhash)[:16], paragraph facts)
 CASES: dict[str, tuple[str, list[str], str, str, tuple[object, ...]]] = {
@@ -257,3 +260,68 @@ def test_paragraph_columns_are_the_paragraphs(text: str) -> None:
     assert columns.anchors == [" ".join(sorted(p.anchors)) for p in found]
     assert columns.sentences == [p.sentences for p in found]
     assert columns.clauses == [p.clauses for p in found]
+
+
+# The shard pass makes the signatures of a shard's texts together (dedup.signatures); each
+# must be the one dedup.signature makes of the text alone.
+_LANGUAGES = SHARED_BENCHMARKS / "language"
+
+
+def _documents_in(folder: Path) -> list[str]:
+    """Texts of one language's sentences: single sentences, a few kB, and longer."""
+    found = (folder / "sentences.txt").read_text(encoding="utf-8").splitlines()
+    return [*found[:3], "\n".join(found[:40]), "\n\n".join(found[:400]), " ".join(found[5:9])]
+
+
+@pytest.mark.skipif(not _LANGUAGES.is_dir(), reason="../shared/benchmarks is absent")
+def test_signatures_together_are_each_text_s_signature_in_every_language(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [text for folder in sorted(_LANGUAGES.iterdir()) for text in _documents_in(folder)]
+    assert len({path.name for path in _LANGUAGES.iterdir()}) >= 70
+    expected = [signature(text) for text in texts]
+    assert dedup.signatures(texts) == expected
+    # Texts grouped a few at a time: a group's edge falls between any two of them.
+    monkeypatch.setattr(dedup, "_GROUP_CHARS", 3_000)
+    assert dedup.signatures(texts) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(_SAMPLE)) | st.text(), max_size=6))
+def test_signatures_together_are_each_text_s_signature(texts: list[str]) -> None:
+    """Short and empty texts, texts without a unit, scripts without spaces, astral planes."""
+    long = [text * 60 for text in texts]  # the numpy units of a long text alone, too
+    assert dedup.signatures(texts + long) == [signature(text) for text in texts + long]
+
+
+def test_token_hashes_are_rensa_s() -> None:
+    """rensa's own hash of each token, every length branch (0-3, 4-7, 8-16, rounds of 16)."""
+    from rensa import RMinHash
+
+    data = bytes(range(256)) * 3 + "naïve 今日 𝐀".encode()
+    tokens = [(start, start + size) for size in range(120) for start in (0, 7, 300, 700)]
+    tokens = [(a, b) for a, b in tokens if b <= len(data)]
+    starts = np.array([a for a, _ in tokens], np.int64)
+    ends = np.array([b for _, b in tokens], np.int64)
+    expected = RMinHash.hash_token_sets([[data[a:b] for a, b in tokens]])[0]
+    assert dedup._token_hashes(data, starts, ends).tolist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(",،、，;；:;:,. a今\n\u00a0")) | st.text())
+def test_clauses_are_the_clause_marks_the_pattern_finds(text: str) -> None:
+    assert align.clauses(text) == len(align._CLAUSE.findall(text))
+
+
+def test_signatures_are_rensa_s_own_when_its_token_hash_differs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rensa that hashes tokens otherwise: each text is hashed by rensa itself."""
+    texts = [CASES[name][0] * 30 for name in sorted(CASES)]
+    monkeypatch.setattr(dedup, "_token_hashes", lambda data, starts, ends: ends.astype(np.uint64))
+    dedup._hashes_as_rensa.cache_clear()
+    try:
+        assert not dedup._hashes_as_rensa()
+        assert dedup.signatures(texts) == [signature(text) for text in texts]
+    finally:
+        dedup._hashes_as_rensa.cache_clear()

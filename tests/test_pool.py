@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,26 @@ def test_consumer_files_packed_during_the_pairs_step_are_what_publish_writes(
     assert _consumer_files(tmp_path / "pooled") == _consumer_files(tmp_path / "inline")
     staged = tmp_path / "pooled" / "releases"
     assert not [p for p in staged.iterdir() if p.name.startswith(".staging")]
+
+
+def _profile_loads(_: object) -> int:
+    from flows.stages import language
+
+    return language._detector.cache_info().misses
+
+
+@pytest.mark.skipif(
+    __import__("multiprocessing").get_start_method() != "fork", reason="workers are not forked"
+)
+def test_validate_s_forked_workers_start_with_the_profiles_this_process_loaded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``corpus validate`` (PoolRunner): no worker loads the language profiles again."""
+    from flows.engine import pool as pool_module
+    from flows.stages import language
+
+    language._detector.cache_clear()  # nothing loaded here yet: a worker's load would show
+    monkeypatch.setattr(pool_module, "work_shard", _profile_loads)
+    works: list[Any] = [1, 2, 3]  # each "shard" answers how often its worker loaded them
+    found: list[object] = list(pool_module.PoolRunner(2).shards(works))
+    assert found == [language._detector.cache_info().misses] * 3 == [2] * 3

@@ -53,7 +53,7 @@ from flows.output.previous import (
 from flows.output.release import write_bytes, write_parts
 from flows.source.reading import read_input
 from flows.stages.compose import StageConfig, process_many
-from flows.stages.dedup import Signature, signature
+from flows.stages.dedup import Signature, signatures
 from flows.stages.types import Rejection
 
 logger = logging.getLogger(__name__)
@@ -311,15 +311,13 @@ def facts_table(
     todo = [i for i, path in enumerate(paths) if path not in known]
     # Only the texts that need facts are taken out of Arrow.
     picked = documents.select(["text", "removed"]).take(pa.array(todo, pa.int64()))
-    made = {
-        paths[i]: _facts_of(text, removed)
-        for i, text, removed in zip(
-            todo,
-            picked.column("text").to_pylist(),
-            picked.column("removed").to_pylist(),
+    made = dict(
+        zip(
+            (paths[i] for i in todo),
+            _facts_of(picked.column("text").to_pylist(), picked.column("removed").to_pylist()),
             strict=True,
         )
-    }
+    )
     facts = [known.get(path) or made[path] for path in paths]
     rows = [
         FactsRow(
@@ -362,18 +360,21 @@ def facts_table(
 def made_facts(rows: Sequence[DocumentRow]) -> dict[str, KnownFacts]:
     """The facts of rows just made, by source path: from the texts in hand, rather than
     taken back out of the documents table (a copy of every text)."""
-    return {
-        row.source_path: _facts_of(
-            row.text, [{"rule": r.rule, "text": r.text, "line": r.line} for r in row.removed]
-        )
-        for row in rows
-    }
+    removed = [
+        [{"rule": r.rule, "text": r.text, "line": r.line} for r in row.removed] for row in rows
+    ]
+    facts = _facts_of([row.text for row in rows], removed)
+    return {row.source_path: fact for row, fact in zip(rows, facts, strict=True)}
 
 
-def _facts_of(text: str, removed: Sequence[Mapping[str, object]]) -> KnownFacts:
-    return KnownFacts(
-        signature(text), tuple(document_facts(text, removed)), paragraph_facts(text, removed)
-    )
+def _facts_of(
+    texts: Sequence[str], removed: Sequence[Sequence[Mapping[str, object]]]
+) -> list[KnownFacts]:
+    """The facts of many texts: their duplicate signatures made together (one pass)."""
+    return [
+        KnownFacts(found, tuple(document_facts(text, lines)), paragraph_facts(text, lines))
+        for text, lines, found in zip(texts, removed, signatures(texts), strict=True)
+    ]
 
 
 def _facts_part(file: str) -> str | None:

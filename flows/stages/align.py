@@ -45,7 +45,7 @@ _NUMBER_GROUPS = re.compile(r"[.,\u00a0\u202f' ]")
 # one of each other 75 % vs 50 %).
 _STOPS = "[" + re.escape("".join(sorted(_SENTENCE_END - {":"}))) + "]"
 _SENTENCE = re.compile(_STOPS + _STOPS + "*(?=[\\s\"'”’»)\\]]|$)")
-_CLAUSE = re.compile("[,،、，;；:]")
+_CLAUSE = re.compile("[,،、，;；:]")  # the marks :func:`clauses` counts
 _SAME_SENTENCES, _OTHER_SENTENCES = math.log(0.86 / 0.52), math.log(0.14 / 0.48)
 _NEAR_COMMAS, _FAR_COMMAS = math.log(0.75 / 0.50), math.log(0.25 / 0.50)
 
@@ -56,8 +56,10 @@ def sentences(line: str) -> int:
 
 
 def clauses(line: str) -> int:
-    """Clause marks (commas, semicolons, colons of any script) in a line."""
-    return len(_CLAUSE.findall(line))
+    """Clause marks (commas, semicolons, colons of any script) in a line: what ``_CLAUSE``
+    finds, counted by str.count, one mark at a time (a third of findall's cost)."""
+    c = line.count
+    return c(",") + c("،") + c("、") + c("，") + c(";") + c("；") + c(":")
 
 
 def _number_key(raw: str) -> str | None:
@@ -157,7 +159,7 @@ class ParagraphColumns:
 def paragraph_columns(text: str) -> ParagraphColumns:
     """The same values as :func:`paragraphs`, column by column."""
     columns = ParagraphColumns([], [], [], [], [], [])
-    sentence, clause = _SENTENCE.findall, _CLAUSE.findall
+    sentence = _SENTENCE.findall
     for number, line in enumerate(text.split("\n")):
         stripped = line.strip()
         if stripped:
@@ -166,7 +168,7 @@ def paragraph_columns(text: str) -> ParagraphColumns:
             columns.short.append(len(stripped) < SHORT_CHARS and not ends_sentence(stripped))
             columns.anchors.append(" ".join(_sorted_anchors(stripped)))
             columns.sentences.append(max(1, len(sentence(stripped))))
-            columns.clauses.append(len(clause(stripped)))
+            columns.clauses.append(clauses(stripped))
     return columns
 
 

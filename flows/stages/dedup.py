@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
@@ -152,6 +153,14 @@ def _joined_units(
     """The units of a text joined by single spaces, in UTF-8, and where each unit starts and
     ends in those bytes: every n-gram of units is then one slice of them, not a join of n
     strings (rensa hashes a str as its UTF-8 bytes, so the bytes give the same MinHash)."""
+    joined, starts, ends, _ = _located_units(codes)
+    return joined, starts, ends
+
+
+def _located_units(
+    codes: npt.NDArray[np.uint32],
+) -> tuple[bytes, npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """:func:`_joined_units`, and where each unit starts in ``codes``."""
     classes = _classes(codes)
     unspaced = (classes & _UNSPACED).astype(np.bool_)
     word = np.zeros(len(codes) + 2, np.bool_)
@@ -159,7 +168,7 @@ def _joined_units(
     # A unit is a run of word characters, or one character of an unspaced script.
     first = np.flatnonzero((word[1:-1] & ~word[:-2]) | unspaced)
     if not len(first):
-        return b"", first, first
+        return b"", first, first, first
     last = np.flatnonzero((word[1:-1] & ~word[2:]) | unspaced) + 1
     lengths = last - first
     starts = np.cumsum(lengths + 1) - (lengths + 1)
@@ -173,7 +182,7 @@ def _joined_units(
         offsets = np.zeros(len(out) + 1, np.intp)
         np.cumsum(size, out=offsets[1:])
         starts, ends = offsets[starts], offsets[ends]
-    return joined, starts, ends
+    return joined, starts, ends, first
 
 
 def _shingles(normalised: str, n: int, numpy_from: int = _NUMPY_FROM) -> list[str] | list[bytes]:
@@ -194,6 +203,86 @@ def _shingles(normalised: str, n: int, numpy_from: int = _NUMPY_FROM) -> list[st
     return [joined[a:b] for a, b in windows]
 
 
+# rensa's token hash (``calculate_hash_fast`` in its src/utils.rs, version 0.5): a
+# two-lane multiply-mix over the bytes, then one multiplication and a rotation.
+_SEED1, _SEED2 = np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344)
+_ZERO_GUARD = np.uint64(0xA4093822299F31D0)
+_K = np.uint64(0xF1357AEA2E62A9C5)
+_LOW = np.uint64(0xFFFFFFFF)
+_32, _26, _38, _8 = np.uint64(32), np.uint64(26), np.uint64(38), np.uint64(8)
+
+
+def _multiply_mix(x: npt.NDArray[np.uint64], y: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """The low and high halves of the 128-bit product x * y, xor-ed (from 32-bit halves)."""
+    xl, xh, yl, yh = x & _LOW, x >> _32, y & _LOW, y >> _32
+    ll, lh, hl = xl * yl, xl * yh, xh * yl
+    middle = (ll >> _32) + (lh & _LOW) + (hl & _LOW)
+    low = (middle << _32) | (ll & _LOW)
+    high = xh * yh + (lh >> _32) + (hl >> _32) + (middle >> _32)
+    result: npt.NDArray[np.uint64] = low ^ high
+    return result
+
+
+def _token_hashes(
+    data: bytes, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]
+) -> npt.NDArray[np.uint64]:
+    """rensa's hash of each token ``data[start:end]``, for all of them at once: what it
+    computes from each token's bytes when it updates a MinHash with them."""
+    padded = np.frombuffer(data + bytes(16), np.uint8)
+    # Little-endian words at any byte offset: unaligned, overlapping views of the bytes.
+    word64 = np.ndarray((len(data) + 9,), "<u8", padded, 0, (1,))
+    word32 = np.ndarray((len(data) + 13,), "<u4", padded, 0, (1,))
+    lengths = ends - starts
+    s0 = np.full(len(starts), _SEED1, np.uint64)
+    s1 = np.full(len(starts), _SEED2, np.uint64)
+    eight = np.flatnonzero((lengths >= 8) & (lengths <= 16))
+    s0[eight] ^= word64[starts[eight]]
+    s1[eight] ^= word64[ends[eight] - 8]
+    four = np.flatnonzero((lengths >= 4) & (lengths < 8))
+    s0[four] ^= word32[starts[four]].astype(np.uint64)
+    s1[four] ^= word32[ends[four] - 4].astype(np.uint64)
+    few = np.flatnonzero((lengths > 0) & (lengths < 4))
+    s0[few] ^= padded[starts[few]].astype(np.uint64)
+    s1[few] ^= (padded[ends[few] - 1].astype(np.uint64) << _8) | padded[
+        starts[few] + lengths[few] // 2
+    ].astype(np.uint64)
+    long = np.flatnonzero(lengths > 16)
+    if len(long):
+        # 16 bytes a round while more than 16 are left; the longest first, so the tokens
+        # still in play in a round are a prefix.
+        rounds = (lengths[long] - 1) // 16
+        order = np.argsort(-rounds, kind="stable")
+        long, rounds = long[order], rounds[order]
+        first, second = s0[long], s1[long]
+        at = starts[long]
+        for r in range(int(rounds[0])):
+            k = int(np.count_nonzero(rounds > r))
+            x = word64[at[:k] + 16 * r]
+            y = word64[at[:k] + 16 * r + 8]
+            mixed = _multiply_mix(first[:k] ^ x, _ZERO_GUARD ^ y)
+            first[:k] = second[:k]
+            second[:k] = mixed
+        s0[long] = first ^ word64[ends[long] - 16]
+        s1[long] = second ^ word64[ends[long] - 8]
+    hashes = (_multiply_mix(s0, s1) ^ lengths.astype(np.uint64)) * _K
+    result: npt.NDArray[np.uint64] = (hashes << _26) | (hashes >> _38)
+    return result
+
+
+@cache
+def _hashes_as_rensa() -> bool:
+    """Whether :func:`_token_hashes` is the installed rensa's token hash, on tokens of every
+    length branch: another rensa version may hash otherwise (then each text is hashed
+    alone, by rensa itself, and the signatures stay rensa's)."""
+    from rensa import RMinHash
+
+    data = "".join(map(chr, range(32, 600))).encode("utf-8") * 2
+    ranges = [(start, start + size) for size in range(70) for start in (0, 3, 301)]
+    expected = RMinHash.hash_token_sets([[data[a:b] for a, b in ranges]])[0]
+    starts, ends = (np.array(column, np.int64) for column in zip(*ranges, strict=True))
+    return bool(_token_hashes(data, starts, ends).tolist() == expected)
+
+
 def signature(text: str, params: SignatureParams = SIGNATURE) -> Signature:
     """The exact hash and the MinHash of one cleaned text."""
     from rensa import RMinHash  # the Rust extension costs nothing until a text is hashed
@@ -205,6 +294,84 @@ def signature(text: str, params: SignatureParams = SIGNATURE) -> Signature:
         norm_sha256=hashlib.sha256(normalised.encode("utf-8")).hexdigest(),
         minhash=np.asarray(minhash.digest(), dtype="<u4").tobytes(),
     )
+
+
+def signatures(texts: Sequence[str], params: SignatureParams = SIGNATURE) -> list[Signature]:
+    """:func:`signature` of each text, equal to it, at a fraction of the cost on long texts:
+    the shingles of many texts are never made as Python objects. Their units are found in
+    one pass over the texts joined by spaces (a space is in no unit, so each text's units
+    are its own), each shingle is hashed in numpy exactly as rensa hashes a token's bytes
+    (:func:`_token_hashes`), and rensa makes every MinHash from those hashes in one call."""
+    from rensa import RMinHash
+
+    if not _hashes_as_rensa():
+        return [signature(text, params) for text in texts]
+    normalised = [normalise(text) for text in texts]
+    minhashes: list[bytes] = []
+    for group in _groups(normalised):
+        data, starts, ends, offsets = _group_shingles(group, params.ngram)
+        hashes = _token_hashes(data, starts, ends)
+        rows = RMinHash.digest_matrix_from_flat_token_hashes(
+            hashes, offsets, params.permutations, params.seed
+        ).to_rows()
+        minhashes += [np.asarray(row, dtype="<u4").tobytes() for row in rows]
+    return [
+        Signature(hashlib.sha256(text.encode("utf-8")).hexdigest(), minhash)
+        for text, minhash in zip(normalised, minhashes, strict=True)
+    ]
+
+
+# Texts are joined into groups of about this many characters: one numpy pass each, its
+# arrays (about 40 bytes per character) bounded whatever the shard holds.
+_GROUP_CHARS = 1 << 15
+
+
+def _groups(texts: Sequence[str]) -> Iterator[list[str]]:
+    group: list[str] = []
+    size = 0
+    for text in texts:
+        if group and size + len(text) > _GROUP_CHARS:
+            yield group
+            group, size = [], 0
+        group.append(text)
+        size += len(text) + 1
+    if group:
+        yield group
+
+
+def _group_shingles(
+    texts: Sequence[str], n: int
+) -> tuple[bytes, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.uint64]]:
+    """Every shingle of the (normalised) texts as a byte range of one UTF-8 buffer, and
+    where each text's shingles start among them: the same shingles :func:`_shingles` makes
+    (a text of at most n units is one shingle; of none, the text itself)."""
+    joined, unit_starts, unit_ends, unit_firsts = _located_units(_codes(" ".join(texts)))
+    # Which text each unit is in: the texts' first code points in the joined string.
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    firsts = np.cumsum(lengths + 1) - (lengths + 1)
+    bounds = np.searchsorted(unit_firsts, np.append(firsts, firsts[-1] + lengths[-1] + 1))
+    units = np.diff(bounds)
+    windows = np.maximum(units - n + 1, 1)
+    text_of = np.repeat(np.arange(len(texts)), windows)
+    offsets = np.zeros(len(texts) + 1, np.uint64)
+    np.cumsum(windows, out=offsets[1:])
+    first = bounds[:-1][text_of] + (np.arange(len(text_of)) - offsets[:-1][text_of].astype(np.intp))
+    last = np.minimum(first + n - 1, bounds[1:][text_of] - 1)
+    if len(unit_starts):
+        starts, ends = unit_starts[np.minimum(first, len(unit_starts) - 1)], unit_ends[last]
+    else:  # no unit in any text: each range is set below
+        starts, ends = np.zeros(len(first), np.intp), np.zeros(len(first), np.intp)
+    empty = np.flatnonzero(units == 0)
+    if len(empty):  # no unit at all: the shingle is the text itself, put after the units
+        data = bytearray(joined)
+        for k, position in zip(
+            empty.tolist(), offsets[empty].astype(np.intp).tolist(), strict=True
+        ):
+            piece = texts[k].encode("utf-8", "surrogatepass")
+            starts[position], ends[position] = len(data), len(data) + len(piece)
+            data += piece
+        joined = bytes(data)
+    return joined, starts.astype(np.int64), ends.astype(np.int64), offsets
 
 
 def matrix(minhashes: list[bytes], params: SignatureParams = SIGNATURE) -> np.ndarray:
@@ -223,5 +390,6 @@ __all__ = [
     "normalise",
     "shingles",
     "signature",
+    "signatures",
     "units",
 ]
