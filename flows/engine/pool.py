@@ -230,9 +230,11 @@ class PoolRunner:
             return
         logger.info(starting_workers(plural(self.workers, "worker process", "worker processes")))
         if multiprocessing.get_start_method() == "fork":
-            # Forked workers start with the profiles loaded here (copy-on-write) instead of
-            # each loading its own in init_worker: ~0.8 CPU-s less per worker but one.
-            warm_up()
+            # Forked workers start with the profiles (and pyarrow's pandas) loaded here,
+            # copy-on-write, instead of each loading its own: ~0.8 CPU-s less per worker but one.
+            from flows.engine.warm import warm_workers
+
+            warm_workers()
         with ProcessPoolExecutor(max_workers=self.workers, initializer=init_worker) as pool:
             pending: set[Future[ShardResult]] = {
                 pool.submit(work_shard, first),
