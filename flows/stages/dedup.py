@@ -8,7 +8,8 @@ whitespace collapsed to one space, leading/trailing whitespace dropped. Case is 
 because a re-posted copy often differs only in a title-cased headline or a shouted
 "UPDATE"; two texts that differ only in case say the same thing.
 
-Shingles are n-grams of *units*: a unit is a word (a run of word characters) in scripts
+Shingles are n-grams of *units*: a unit is a word (a run of word characters and combining
+marks, so a Devanagari vowel sign or an Arabic haraka stays in its word) in scripts
 written with spaces, and a single character in scripts written without them (Han, kana,
 Thai, Lao, Khmer, Myanmar), where a "word" would be a whole sentence. Mixed text is
 handled unit by unit, so one n-gram size serves every language (measured in
@@ -42,7 +43,42 @@ _NO_SPACE_RANGES = (
     (0x20000, 0x3134F),  # CJK Extensions B-G
 )
 _NO_SPACE = "".join(f"{chr(low)}-{chr(high)}" for low, high in _NO_SPACE_RANGES)
-_UNITS = re.compile(f"[{_NO_SPACE}]|[^\\W{_NO_SPACE}]+")
+
+
+def _is_mark(char: str) -> bool:
+    """A combining mark outside the unspaced scripts: part of the word it sits in (regex
+    \\w leaves out Devanagari's vowel signs and virama, Arabic's harakat, ...)."""
+    code = ord(char)
+    return unicodedata.category(char)[0] == "M" and not any(
+        low <= code <= high for low, high in _NO_SPACE_RANGES
+    )
+
+
+def _bmp_unit_ranges() -> list[tuple[int, int]]:
+    """The BMP code point ranges of the characters that make words: letters and digits
+    (``str.isalnum``, what regex \\w tests), '_' and :func:`_is_mark`, outside the
+    unspaced scripts."""
+    chars = np.arange(_BMP, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    word = np.fromiter(map(str.isalnum, chars), np.bool_, _BMP)
+    word |= np.fromiter((c[0] == "M" for c in map(unicodedata.category, chars)), np.bool_)
+    word[ord("_")] = True
+    for low, high in _NO_SPACE_RANGES:
+        word[low : min(high, _BMP - 1) + 1] = False
+    edges = np.flatnonzero(np.diff(word.astype(np.int8), prepend=0, append=0))
+    return list(zip(edges[::2].tolist(), (edges[1::2] - 1).tolist(), strict=True))
+
+
+_BMP = 0x10000
+_UNIT_RANGES = _bmp_unit_ranges()
+# A unit: one character of an unspaced script, or a run of word characters and marks. One
+# class of BMP ranges scans as fast as \\w alone (sre looks it up in a table); a class of
+# astral ranges too, or a second class in an alternation, scans 2.5-5x slower, so a text
+# with an astral character takes the numpy way (:func:`_by_regex`).
+_UNITS = re.compile(
+    f"[{_NO_SPACE}]|["
+    + "".join(re.escape(chr(lo)) + "-" + re.escape(chr(hi)) for lo, hi in _UNIT_RANGES)
+    + "]+"
+)
 # From this many characters on, the units are found by numpy (below): one regex scan costs
 # less than numpy's fixed cost per call on a short text.
 _NUMPY_FROM = 1_200
@@ -68,7 +104,7 @@ class SignatureParams:
         """The parameters as recorded in the manifest and the fingerprint."""
         return {
             "normalisation": "NFC, casefold, whitespace collapsed",
-            "units": "words; single characters in Han, kana, Thai, Lao, Khmer, Myanmar",
+            "units": "words with their combining marks; single characters in Han, kana, Thai, Lao, Khmer, Myanmar",
             "ngram": self.ngram,
             "permutations": self.permutations,
             "bands": self.bands,
@@ -103,7 +139,15 @@ def normalise(text: str) -> str:
 
 def units(normalised: str) -> list[str]:
     """Words, and single characters of scripts written without spaces."""
-    return _UNITS.findall(normalised)
+    if _by_regex(normalised, len(normalised) + 1):
+        return _UNITS.findall(normalised)
+    joined = _joined_units(_codes(normalised))[0]
+    return joined.decode("utf-8", "surrogatepass").split(" ") if joined else []
+
+
+def _by_regex(normalised: str, numpy_from: int) -> bool:
+    """Whether :data:`_UNITS` finds this text's units: a short text of the BMP only."""
+    return len(normalised) < numpy_from and (not normalised or max(normalised) < "\U00010000")
 
 
 def shingles(normalised: str, n: int) -> list[str]:
@@ -117,13 +161,14 @@ def shingles(normalised: str, n: int) -> list[str]:
 # character's class bits, following the str method that the regex class \\w tests
 # (``isalnum()``, or '_').
 _WORD, _UNSPACED = 1, 2
-_BMP = 0x10000
 
 
 def _class_table() -> npt.NDArray[np.uint8]:
     chars = np.arange(_BMP, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
     table = np.where(np.fromiter(map(str.isalnum, chars), np.bool_, _BMP), _WORD, 0)
     table[ord("_")] = _WORD
+    for low, high in _UNIT_RANGES:
+        table[low : min(high, _BMP - 1) + 1] |= _WORD
     for low, high in _NO_SPACE_RANGES:
         table[low : min(high, _BMP - 1) + 1] |= _UNSPACED
     return table.astype(np.uint8)
@@ -139,7 +184,8 @@ def _classes(codes: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint8]:
     for i in np.flatnonzero(codes >= _BMP).tolist():  # rare: one at a time
         char = chr(int(codes[i]))
         unspaced = any(low <= ord(char) <= high for low, high in _NO_SPACE_RANGES)
-        classes[i] = (_WORD if char.isalnum() else 0) | (_UNSPACED if unspaced else 0)
+        word = char.isalnum() or _is_mark(char)
+        classes[i] = (_WORD if word else 0) | (_UNSPACED if unspaced else 0)
     return classes
 
 
@@ -188,7 +234,7 @@ def _located_units(
 def _shingles(normalised: str, n: int, numpy_from: int = _NUMPY_FROM) -> list[str] | list[bytes]:
     """:func:`shingles`; from ``numpy_from`` characters on as UTF-8 bytes, which rensa hashes
     as it hashes the str."""
-    if len(normalised) < numpy_from:
+    if _by_regex(normalised, numpy_from):
         found = _UNITS.findall(normalised)
         if len(found) <= n:
             return [" ".join(found) if found else normalised]
