@@ -259,6 +259,9 @@ def terminate_pool_workers(kill: bool = False) -> None:
     for child in children:
         with contextlib.suppress(OSError, AssertionError, ValueError):
             child.join(timeout=2)
+    headstart = sys.modules.get("flows.engine.headstart")
+    if headstart is not None:  # now that no worker writes into its staging folder
+        headstart.discard()
 
 
 def start_temporary_server() -> TemporaryServer:
