@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
+import psutil
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
@@ -44,10 +44,8 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _params(source: Path, out: Path, **changes: object) -> RunParameters:
-    return RunParameters(
-        source=str(source), out=str(out), shard_size=SHARD_SIZE, workers=WORKERS, **changes
-    )
+def _params(source: Path, out: Path) -> RunParameters:
+    return RunParameters(source=str(source), out=str(out), shard_size=SHARD_SIZE, workers=WORKERS)
 
 
 def _begin(params: RunParameters) -> None:
@@ -249,14 +247,14 @@ def test_the_flow_takes_over_the_head_start_one_task_run_per_shard(
         listing.removeHandler(walks)
         listing.setLevel(level)
     result = state.result()
+    parent = state.state_details.flow_run_id
+    assert parent is not None
     assert not headstart.in_flight()
     assert walks.count == 1  # the flow's prepare took the head start's plan
     with get_client(sync_client=True) as client:
         (subflow,) = client.read_flow_runs(
             flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(
-                    any_=[state.state_details.flow_run_id]
-                )
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent])
             )
         )
         runs = client.read_task_runs(
