@@ -19,7 +19,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +91,8 @@ def _start(state: _HeadStart, checked: Preflight, shards: int, submit: Submit) -
         staging = _open_staging(state, plan)
         if staging is not None:
             _hand_out(state, plan, staging, shards, submit)
+    except Exception:  # the run reads and submits what was not handed out, as without one
+        logger.debug("head start: stopped early", exc_info=True)
     finally:
         state.planned.set()
         state.finished.set()
@@ -126,13 +128,15 @@ def _hand_out(state: _HeadStart, plan: Plan, staging: Path, shards: int, submit:
             job, context, None, read_inputs(job, context.root, plan.params.max_file_bytes)
         )
         assert isinstance(work, ShardWork)  # without a previous release nothing is copied
+        try:
+            # Not under the lock: the first submit may wait a second for the pool's start.
+            future = submit(work)
+        except RuntimeError as error:  # the pool is stopping (the run is)
+            logger.debug("head start: shard %d not submitted: %s", job.index, error)
+            return
         with _lock:
             if state.discarded:
-                return
-            try:
-                future = submit(work)
-            except RuntimeError as error:  # the pool is stopping (the run is)
-                logger.debug("head start: shard %d not submitted: %s", job.index, error)
+                future.cancel()
                 return
             state.works[job.index] = work
             _Started.in_flight[(context.staging, job.index)] = future
@@ -159,7 +163,7 @@ class Claimed:
     """What the run's execute takes over: the shards already read and submitted, and the
     output's lock with its staging folder (closed by leaving :meth:`staging`)."""
 
-    works: Mapping[int, ShardWork]
+    works: dict[int, ShardWork]  # execute pops each as it hands it out (the bytes go)
     hold: contextlib.ExitStack
     folder: Path
 
@@ -184,7 +188,8 @@ def claim(plan: Plan) -> Claimed | None:
         assert state.staging is not None  # set with the hold
         _Started.current = None
         hold, state.hold = state.hold, None
-        return Claimed(dict(state.works), hold, state.staging)
+        works, state.works = state.works, {}
+        return Claimed(works, hold, state.staging)
 
 
 def take(work: ShardWork) -> Future[ShardResult] | None:

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +179,7 @@ def _run(
     runner: Runner,
     staging: Path,
     previous: PreviousRelease | None,
-    started: Mapping[int, ShardWork],
+    started: dict[int, ShardWork],
 ) -> RunResult:
     context = run_context(plan, staging, previous.path if previous else None)
     total = len(plan.shards)
@@ -192,7 +192,7 @@ def _run(
         # without a worker.
         for job in plan.shards:
             sizes[job.index] = len(job.docs)
-            work = started.get(job.index)  # read and submitted already: a head start's
+            work = started.pop(job.index, None)  # read and submitted: a head start's
             inputs = work.inputs if work else read_inputs(job, context.root, context.max_file_bytes)
             fingerprint.add(inputs)  # shards are read in order: the hash streams
             prepared = work or prepare_shard(job, context, previous, list(inputs))

@@ -211,6 +211,11 @@ class RunGuard:
             self._closed.set()
             if self._timer is not None:
                 self._timer.cancel()
+        pool = sys.modules.get("flows.engine.pool")
+        if pool is not None:
+            # The run is over and its workers are gone: a later run in this process (a
+            # test's, a flow called directly) may start new ones.
+            pool.stop_local_pool()
         if self.server is not None:  # stopped already, unless the run ended before its flow
             self.server.stop()
             with contextlib.suppress(OSError):
