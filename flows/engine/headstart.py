@@ -15,6 +15,7 @@ runner) finds nothing and runs as it always did.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -53,6 +54,7 @@ class _HeadStart:
     staging: Path | None = None
     works: dict[int, ShardWork] = field(default_factory=dict)
     discarded: bool = False
+    first_done: bool = False
 
 
 class _Started:
@@ -140,11 +142,22 @@ def _hand_out(state: _HeadStart, plan: Plan, staging: Path, shards: int, submit:
                 return
             state.works[job.index] = work
             _Started.in_flight[(context.staging, job.index)] = future
+        future.add_done_callback(functools.partial(_first_done, state))
     if state.works:
         logger.info(
             "head start: %s handed to the shard workers while the flow starts",
             plural(len(state.works), "shard"),
         )
+
+
+def _first_done(state: _HeadStart, future: Future[ShardResult]) -> None:
+    """Say when the first head-started shard is done (the run's own timeline)."""
+    if future.cancelled() or future.exception() is not None:
+        return  # its task says what went wrong, as for any shard
+    with _lock:
+        first, state.first_done = not state.first_done, True
+    if first:
+        logger.info("head start: first shard done (shard %d)", future.result().index)
 
 
 def planned(params: RunParameters) -> Plan | None:
