@@ -269,3 +269,20 @@ def test_the_flow_takes_over_the_head_start_one_task_run_per_shard(
     truth = run_release(source, tmp_path / "plain", shard_size=SHARD_SIZE)
     assert truth.release is not None
     _same_release(Path(result.path), truth.release)
+
+
+@pytest.mark.usefixtures("pool")
+def test_an_output_with_a_release_gets_no_head_start_beyond_the_plan(
+    source: Path, tmp_path: Path
+) -> None:
+    # A warm run may reuse or find nothing changed: its shards are the flow's to decide.
+    out = tmp_path / "out"
+    assert run_release(source, out, shard_size=SHARD_SIZE, workers=WORKERS).release is not None
+    params = _params(source, out)
+    _begin(params)
+    plan = headstart.planned(params)
+    assert plan is not None
+    runner = _PooledRunner()
+    result = execute(plan, runner)  # type: ignore[arg-type]
+    assert runner.took == [] and not _stagings(out)
+    assert result.summary.reused == 150

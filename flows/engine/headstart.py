@@ -105,7 +105,7 @@ def _open_staging(state: _HeadStart, plan: Plan) -> Path | None:
     run is not cold after all (a release appeared) or the output is locked (the flow's
     execute then fails as it would have)."""
     out = plan.out
-    if out is None or os.path.lexists(out / "current"):
+    if out is None:
         return None
     hold = contextlib.ExitStack()
     with _lock:
@@ -113,6 +113,10 @@ def _open_staging(state: _HeadStart, plan: Plan) -> Path | None:
             return None
         try:
             hold.enter_context(output_lock(out))
+            # Under the lock: a run that published meanwhile makes this one warm.
+            if os.path.lexists(out / "current"):
+                hold.close()
+                return None
             staging: Path = hold.enter_context(staging_folder(out))
         except Exception:  # e.g. locked by another run: execute says so
             hold.close()
