@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -153,18 +154,22 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
     start_resource_tracker(guard.log_path)
     guard.watch_output(out)
     if params.task_runner == "process":
-        from flows.engine.pool import start_local_pool, stop_local_pool
+        from flows.engine import headstart
+        from flows.engine.pool import start_local_pool, stop_local_pool, submit_shard, window
 
         # Now, before the server and Prefect's import: the workers boot and load the
         # language profiles meanwhile (the flow's tasks hand them the shards). From a
         # thread: the first worker waits for its forkserver to import the engine (~1 s),
         # and the server's start must not.
+        workers = params.workers or os.cpu_count() or 1
         threading.Thread(
-            target=start_local_pool,
-            args=(params.workers or os.cpu_count() or 1,),
-            name="corpus-workers",
-            daemon=True,
+            target=start_local_pool, args=(workers,), name="corpus-workers", daemon=True
         ).start()
+        if guard.server is not None:
+            # A cold run: its plan and first shards too, while the server boots (the flow
+            # takes them over; a stop or a failure before that discards them).
+            submit = functools.partial(submit_shard, workers=workers)
+            headstart.begin(params, checked, window(workers), submit)
     try:
         with prefect_api(guard):
             from flows.orchestration.flow import corpus_release
@@ -176,6 +181,7 @@ def _run(args: argparse.Namespace, guard: RunGuard) -> int:
         raise
     if params.task_runner == "process":
         stop_local_pool()
+        headstart.discard()  # taken over by the flow: nothing left, unless it planned anew
     if guard.reason is not None:  # a stop that landed as the flow finished
         raise KeyboardInterrupt
     stop_progress()

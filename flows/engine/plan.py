@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.contracts import SourceDocument
-from flows.engine.shard import ShardJob
+from flows.engine.shard import RunContext, ShardJob
 from flows.models import RunParameters
 from flows.output.release import ensure_output
 from flows.settings import config_fingerprint, load_rules, stage_config
@@ -107,4 +107,16 @@ def prepare(
     )
 
 
-__all__ = ["Plan", "Preflight", "Shards", "plan_shards", "preflight", "prepare"]
+def run_context(plan: Plan, staging: Path, previous: Path | None) -> RunContext:
+    """What every shard of the plan's run shares, writing into ``staging``."""
+    return RunContext(
+        root=str(plan.root),
+        cfg=plan.config,
+        staging=str(staging),
+        max_file_bytes=plan.params.max_file_bytes,
+        config_fingerprint=plan.document_fingerprint,
+        previous=str(previous) if previous else None,
+    )
+
+
+__all__ = ["Plan", "Preflight", "Shards", "plan_shards", "preflight", "prepare", "run_context"]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from flows.engine.headstart import take
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import ShardResult, ShardWork, work_shard
 from flows.engine.summary import Summary
@@ -209,9 +210,15 @@ def draw_report(
     return drawn
 
 
+def submit_shard(work: ShardWork, workers: int) -> Future[ShardResult]:
+    """One shard handed to this process's shard workers."""
+    return local_pool(workers).submit(work_shard, work)
+
+
 def pooled_shard(work: ShardWork, workers: int) -> ShardResult:
-    """One shard on this process's shard workers, waited for."""
-    return local_pool(workers).submit(work_shard, work).result()
+    """One shard on this process's shard workers, waited for: the one a head start
+    submitted already (:mod:`flows.engine.headstart`), else submitted now."""
+    return (take(work) or submit_shard(work, workers)).result()
 
 
 class PoolRunner:
@@ -266,6 +273,7 @@ __all__ = [
     "start_local_pool",
     "starting_workers",
     "stop_local_pool",
+    "submit_shard",
     "warm_report_drawing",
     "window",
 ]

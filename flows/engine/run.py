@@ -8,6 +8,7 @@ tasks). No Prefect import here.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -40,13 +41,13 @@ from flows.engine.corpus import (
     dedup_description,
 )
 from flows.engine.furniture import apply_furniture, furniture_settings
+from flows.engine.headstart import claim
 from flows.engine.packing import EarlyPacking
 from flows.engine.pairs import apply_pairs, pair_settings
-from flows.engine.plan import Plan
+from flows.engine.plan import Plan, run_context
 from flows.engine.pool import draw_report, warm_report_drawing
 from flows.engine.progress import Progress, log_progress
 from flows.engine.shard import (
-    RunContext,
     ShardResult,
     ShardWork,
     part_name,
@@ -149,11 +150,14 @@ def execute(plan: Plan, runner: Runner, scratch: Path | None = None) -> RunResul
     if plan.out is None:
         if scratch is None:
             raise ValueError("a plan that publishes nothing needs a scratch folder")
-        return _run(plan, runner, scratch, previous=None)
-    with output_lock(plan.out), staging_folder(plan.out) as staging:
+        return _run(plan, runner, scratch, None, {})
+    # A cold ``corpus run`` took the lock and started the first shards before its flow.
+    head = claim(plan)
+    with head.staging() if head else _staging(plan.out) as staging:
         # The engine works in shards/; publishing packs the consumer files above it.
         previous = open_previous(plan.out)
-        result = _run(plan, runner, staging / SHARDS_DIR, previous=previous)
+        started = head.works if head else {}
+        result = _run(plan, runner, staging / SHARDS_DIR, previous, started)
         result.previous_release = previous.release if previous else None
         result.release, result.manifest = runner.step("publish", publish, plan, staging, result)
     # Housekeeping: a release that cannot be pruned stays; the new one is already current.
@@ -164,15 +168,20 @@ def execute(plan: Plan, runner: Runner, scratch: Path | None = None) -> RunResul
     return result
 
 
-def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | None) -> RunResult:
-    context = RunContext(
-        root=str(plan.root),
-        cfg=plan.config,
-        staging=str(staging),
-        max_file_bytes=plan.params.max_file_bytes,
-        config_fingerprint=plan.document_fingerprint,
-        previous=str(previous.path) if previous else None,
-    )
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    with output_lock(out), staging_folder(out) as staging:
+        yield staging
+
+
+def _run(
+    plan: Plan,
+    runner: Runner,
+    staging: Path,
+    previous: PreviousRelease | None,
+    started: dict[int, ShardWork],
+) -> RunResult:
+    context = run_context(plan, staging, previous.path if previous else None)
     total = len(plan.shards)
     results: list[ShardResult] = []
     fingerprint = SourceFingerprint()
@@ -183,9 +192,10 @@ def _run(plan: Plan, runner: Runner, staging: Path, previous: PreviousRelease | 
         # without a worker.
         for job in plan.shards:
             sizes[job.index] = len(job.docs)
-            inputs = read_inputs(job, context.root, context.max_file_bytes)
+            work = started.pop(job.index, None)  # read and submitted: a head start's
+            inputs = work.inputs if work else read_inputs(job, context.root, context.max_file_bytes)
             fingerprint.add(inputs)  # shards are read in order: the hash streams
-            prepared = prepare_shard(job, context, previous, inputs)
+            prepared = work or prepare_shard(job, context, previous, list(inputs))
             if isinstance(prepared, ShardResult):
                 _done(prepared)
                 continue

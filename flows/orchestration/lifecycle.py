@@ -211,6 +211,11 @@ class RunGuard:
             self._closed.set()
             if self._timer is not None:
                 self._timer.cancel()
+        pool = sys.modules.get("flows.engine.pool")
+        if pool is not None:
+            # The run is over and its workers are gone: a later run in this process (a
+            # test's, a flow called directly) may start new ones.
+            pool.stop_local_pool()
         if self.server is not None:  # stopped already, unless the run ended before its flow
             self.server.stop()
             with contextlib.suppress(OSError):
@@ -259,6 +264,9 @@ def terminate_pool_workers(kill: bool = False) -> None:
     for child in children:
         with contextlib.suppress(OSError, AssertionError, ValueError):
             child.join(timeout=2)
+    headstart = sys.modules.get("flows.engine.headstart")
+    if headstart is not None:  # now that no worker writes into its staging folder
+        headstart.discard()
 
 
 def start_temporary_server() -> TemporaryServer:

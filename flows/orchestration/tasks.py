@@ -21,6 +21,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.utilities.annotations import quote
 
 from flows.card import counts_table, run_report
+from flows.engine.headstart import planned
 from flows.engine.plan import Plan, prepare
 from flows.engine.pool import pooled_shard, starting_workers, window
 from flows.engine.progress import Progress, log_progress
@@ -65,7 +66,8 @@ def opaque(value: T) -> T:
     cache_policy=NO_CACHE,
 )
 def prepare_task(params: RunParameters) -> Plan:
-    plan = prepare(params)
+    # ``corpus run`` may have planned it already (its head start): one walk of the source.
+    plan = planned(params) or prepare(params)
     found = plan.discovery
     get_run_logger().info(
         "%s (%d rejected before reading), %s skipped, %s",
