@@ -332,7 +332,41 @@ def shape_codes(arrays: FactArrays, least_prose: int) -> tuple[Ints, Ints]:
     return p_owner[first], code.astype(np.int64)
 
 
-def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
+@dataclass(frozen=True, slots=True)
+class AnchorIndex:
+    """What :func:`shared_anchors` looks up, made once for a corpus read in many blocks of
+    candidates: each document's distinct anchor codes that another document holds too
+    (``held_doc``, ``held_code``, by document then code; ``doc_first`` and ``doc_count``
+    where each document's are), and every anchor row's ``document * codes + code`` key,
+    ascending, with its paragraph."""
+
+    held_doc: Ints
+    held_code: Ints
+    doc_first: Ints
+    doc_count: Ints
+    row_key: Ints
+    row_paragraph: Ints
+
+
+def anchor_index(arrays: FactArrays) -> AnchorIndex:
+    """The :class:`AnchorIndex` of the documents."""
+    held_doc, held_code = _document_codes(arrays)
+    n = arrays.documents
+    doc_count = np.bincount(held_doc, minlength=n).astype(np.int64)
+    doc_first = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        doc_first[1:] = np.cumsum(doc_count)[:-1]
+    width = max(1, arrays.codes)
+    key = arrays.anchor_doc * width + arrays.anchor_code
+    order = np.argsort(key, kind="stable")
+    return AnchorIndex(
+        held_doc, held_code, doc_first, doc_count, key[order], arrays.anchor_paragraph[order]
+    )
+
+
+def shared_anchors(
+    arrays: FactArrays, left: Ints, right: Ints, index: AnchorIndex | None = None
+) -> SharedArrays:
     """The anchors each candidate's two documents share, as the array screen reads them
     (:class:`~flows.stages.align_batch.SharedArrays`): per candidate, a bit per shared
     anchor (when there are :data:`~flows.stages.align_batch.MASK_BITS` or fewer), which bits
@@ -341,14 +375,11 @@ def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
     The pairs' shared codes are found a block of 64 left documents at a time: a code held
     by the t-th document of the block sets bit t of its entry in one array over the codes,
     and each candidate's right-document codes are looked up there (the work is the
-    candidates' anchors, in a few array operations per block)."""
+    candidates' anchors, in a few array operations per block). ``index``: the corpus's
+    :class:`AnchorIndex`, made once when the candidates come in many calls."""
     candidates = len(left)
-    held_doc, held_code = _document_codes(arrays)
-    n = arrays.documents
-    doc_count = np.bincount(held_doc, minlength=n).astype(np.int64)
-    doc_first = np.zeros(n, dtype=np.int64)
-    if n > 1:
-        doc_first[1:] = np.cumsum(doc_count)[:-1]
+    index = anchor_index(arrays) if index is None else index
+    held_code, doc_first, doc_count = index.held_code, index.doc_first, index.doc_count
     mark = np.zeros(max(1, arrays.codes), dtype=np.uint64)
     order = np.argsort(left, kind="stable")
     lefts = left[order]
@@ -372,7 +403,7 @@ def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
         pair_k.append(owner[hit])
         pair_code.append(codes[hit])
         mark[held_code[rows]] = 0
-    return _masks(arrays, left, right, candidates, pair_k, pair_code)
+    return _masks(arrays, index, left, right, candidates, pair_k, pair_code)
 
 
 def _document_codes(arrays: FactArrays) -> tuple[Ints, Ints]:
@@ -408,6 +439,7 @@ def _ranges(firsts: Ints, lengths: Ints) -> Ints:
 
 def _masks(
     arrays: FactArrays,
+    index: AnchorIndex,
     left: Ints,
     right: Ints,
     candidates: int,
@@ -432,16 +464,9 @@ def _masks(
     kind = arrays.kind[code]
     np.bitwise_or.at(numbers, k[kind == NUMBER], bit[kind == NUMBER])
     np.bitwise_or.at(names, k[kind == NAME], bit[kind == NAME])
-    # Where each (document, code) is held: the anchor rows of the shared codes, ordered by
-    # document and code.
+    # Where each (document, code) is held: the anchor rows ordered by document and code.
     width = max(1, arrays.codes)
-    wanted_code = np.zeros(width, dtype=np.bool_)
-    wanted_code[code] = True
-    rows = np.flatnonzero(wanted_code[arrays.anchor_code])
-    held_key = arrays.anchor_doc[rows] * width + arrays.anchor_code[rows]
-    held_order = np.argsort(held_key, kind="stable")
-    held_key = held_key[held_order]
-    held_paragraph = arrays.anchor_paragraph[rows][held_order]
+    held_key, held_paragraph = index.row_key, index.row_paragraph
     sides = []
     for docs in (left, right):
         offsets = np.zeros(candidates, dtype=np.int64)
@@ -469,8 +494,10 @@ def _masks(
 
 
 __all__ = [
+    "AnchorIndex",
     "FactArrays",
     "ParagraphColumns",
+    "anchor_index",
     "fact_arrays",
     "profiles",
     "shape_codes",
