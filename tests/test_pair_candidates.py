@@ -7,6 +7,7 @@ import itertools
 import random
 import shutil
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +92,7 @@ def _corpus(seed: int, size: int) -> list[Doc]:
 
 
 def _rare_pairs(
-    docs: Sequence[Doc], keys: Sequence[set[object]], most: int
+    docs: Sequence[Doc], keys: Sequence[AbstractSet[object]], most: int
 ) -> dict[tuple[int, int], tuple[int, int, int]]:
     """Every pair of documents of different languages sharing a key held by 2 to ``most``
     documents: (shared, keys of the one, keys of the other)."""
