@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 from flows.stages.align_batch import MASK_BITS, Packed, SharedArrays
 
 Ints = npt.NDArray[np.int64]
+# Per anchor token (eight a paragraph, tens of millions at a million documents): 4 bytes.
+Int32s = npt.NDArray[np.int32]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
@@ -56,9 +58,9 @@ class FactArrays:
 
     packed: Packed
     language: Ints
-    anchor_doc: Ints
-    anchor_paragraph: Ints
-    anchor_code: Ints
+    anchor_doc: Int32s
+    anchor_paragraph: Int32s
+    anchor_code: Int32s
     kind: npt.NDArray[np.int8]
 
     @property
@@ -120,7 +122,7 @@ def table_arrays(table: pa.Table) -> FactArrays:
         numbers("paragraph_sentences", np.int64).astype(np.int64),
         numbers("paragraph_clauses", np.int64).astype(np.int64),
         strings,
-        table.column("language").to_pylist(),
+        table.column("language"),
     )
 
 
@@ -131,7 +133,7 @@ def _arrays(
     sentences: Ints,
     clauses: Ints,
     strings: pa.Array,
-    languages: Sequence[str],
+    languages: Sequence[str] | pa.ChunkedArray,
 ) -> FactArrays:
     """:class:`FactArrays` from the flat paragraph columns (``counts`` per document) and
     the anchor strings (one per paragraph, space-separated), split and encoded in Arrow."""
@@ -154,22 +156,38 @@ def _arrays(
         NUMBER,
         np.where(np.asarray(pc.starts_with(dictionary, "w:"), dtype=np.bool_), NAME, OTHER),
     ).astype(np.int8)
-    code = np.asarray(encoded.indices, dtype=np.int64)[present]
-    row = row[present]
-    anchor_doc = owner[row]
+    code = np.asarray(encoded.indices, dtype=np.int32)[present]
+    del encoded, tokens, split, dictionary
+    row = row[present].astype(np.int32 if total < 2**31 else np.int64)
+    del present
     # Numbers per paragraph: the anchor tokens that are numbers (as the facts' strings
     # count them), and per paragraph and the next one, counted on their union (a 2-1 step).
     is_number = kind[code] == NUMBER
     numbers = np.bincount(row[is_number], minlength=total).astype(np.int64)
-    pair_numbers = _pair_numbers(numbers, row[is_number], code[is_number], owner, starts, counts)
+    number_rows = row[is_number].astype(np.int64)
+    number_codes = code[is_number].astype(np.int64)
+    del is_number
+    pair_numbers = _pair_numbers(numbers, number_rows, number_codes, owner, starts, counts)
+    del number_rows, number_codes
     prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), documents).astype(np.float64)
     every: Floats = np.bincount(owner, chars, documents).astype(np.float64)
     packed = Packed(
         starts, counts, chars, short, sentences, clauses, numbers, pair_numbers, prose, every
     )
-    names = {language: k for k, language in enumerate(sorted(set(languages)))}
-    language = np.array([names[x] for x in languages], dtype=np.int64)
-    return FactArrays(packed, language, anchor_doc, row - starts[anchor_doc], code, kind)
+    anchor_doc = owner[row].astype(np.int32)
+    del owner
+    paragraph = (row - starts[anchor_doc]).astype(np.int32)
+    return FactArrays(packed, _language_codes(languages), anchor_doc, paragraph, code, kind)
+
+
+def _language_codes(languages: Sequence[str] | pa.ChunkedArray) -> Ints:
+    """Each document's language as its rank among the distinct languages."""
+    if isinstance(languages, pa.ChunkedArray):
+        names = pa.array(sorted(pc.unique(languages).to_pylist()), pa.string())
+        at = pc.index_in(languages, value_set=names)
+        return np.asarray(at.to_numpy(), dtype=np.int64)
+    ranks = {language: k for k, language in enumerate(sorted(set(languages)))}
+    return np.array([ranks[x] for x in languages], dtype=np.int64)
 
 
 def _lengths(values: pa.Array) -> Ints:
@@ -337,15 +355,14 @@ class AnchorIndex:
     """What :func:`shared_anchors` looks up, made once for a corpus read in many blocks of
     candidates: each document's distinct anchor codes that another document holds too
     (``held_doc``, ``held_code``, by document then code; ``doc_first`` and ``doc_count``
-    where each document's are), and every anchor row's ``document * codes + code`` key,
-    ascending, with its paragraph."""
+    where each document's are), and where each document's anchor rows begin
+    (``row_first``, one more than the documents: the rows are in document order)."""
 
     held_doc: Ints
     held_code: Ints
     doc_first: Ints
     doc_count: Ints
-    row_key: Ints
-    row_paragraph: Ints
+    row_first: Ints
 
 
 def anchor_index(arrays: FactArrays) -> AnchorIndex:
@@ -356,12 +373,9 @@ def anchor_index(arrays: FactArrays) -> AnchorIndex:
     doc_first = np.zeros(n, dtype=np.int64)
     if n > 1:
         doc_first[1:] = np.cumsum(doc_count)[:-1]
-    width = max(1, arrays.codes)
-    key = arrays.anchor_doc * width + arrays.anchor_code
-    order = np.argsort(key, kind="stable")
-    return AnchorIndex(
-        held_doc, held_code, doc_first, doc_count, key[order], arrays.anchor_paragraph[order]
-    )
+    row_first = np.zeros(n + 1, dtype=np.int64)
+    row_first[1:] = np.cumsum(np.bincount(arrays.anchor_doc, minlength=n))
+    return AnchorIndex(held_doc, held_code, doc_first, doc_count, row_first)
 
 
 def shared_anchors(
@@ -412,7 +426,7 @@ def _document_codes(arrays: FactArrays) -> tuple[Ints, Ints]:
     width = max(1, arrays.codes)
     # A code in one anchor row is in one document: left out before the sort.
     rows = np.bincount(arrays.anchor_code, minlength=width)[arrays.anchor_code] >= 2
-    key = _distinct(arrays.anchor_doc[rows] * width + arrays.anchor_code[rows])
+    key = _distinct(arrays.anchor_doc[rows].astype(np.int64) * width + arrays.anchor_code[rows])
     doc, code = key // width, key % width
     frequency = np.bincount(code, minlength=width)
     kept = frequency[code] >= 2
@@ -464,9 +478,19 @@ def _masks(
     kind = arrays.kind[code]
     np.bitwise_or.at(numbers, k[kind == NUMBER], bit[kind == NUMBER])
     np.bitwise_or.at(names, k[kind == NAME], bit[kind == NAME])
-    # Where each (document, code) is held: the anchor rows ordered by document and code.
+    # Where each (document, code) is held: the anchor rows of the shared codes in the
+    # candidates' documents, ordered by document and code.
     width = max(1, arrays.codes)
-    held_key, held_paragraph = index.row_key, index.row_paragraph
+    involved = np.unique(np.concatenate([left[k], right[k]]))
+    first = index.row_first[involved]
+    rows = _ranges(first, index.row_first[involved + 1] - first)
+    wanted_code = np.zeros(width, dtype=np.bool_)
+    wanted_code[code] = True
+    rows = rows[wanted_code[arrays.anchor_code[rows]]]
+    held_key = arrays.anchor_doc[rows].astype(np.int64) * width + arrays.anchor_code[rows]
+    held_order = np.argsort(held_key, kind="stable")
+    held_key = held_key[held_order]
+    held_paragraph = arrays.anchor_paragraph[rows][held_order]
     sides = []
     for docs in (left, right):
         offsets = np.zeros(candidates, dtype=np.int64)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +30,7 @@ import numpy.typing as npt
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 Bits = npt.NDArray[np.uint8]
+AnyInts = npt.NDArray[np.signedinteger[Any]]
 
 # A candidate's signals, as bits.
 ANCHORS, URL, PUBLISHED, STRUCTURE = 1, 2, 4, 8
@@ -66,7 +68,7 @@ class Postings:
         return np.bincount(self.owner, self.after, minlength=documents).astype(np.int64)
 
 
-def postings(owner: Ints, code: Ints, documents: int, max_docs: int) -> Postings:
+def postings(owner: AnyInts, code: AnyInts, documents: int, max_docs: int) -> Postings:
     """Posting lists of the keys ``code[k]`` held by documents ``owner[k]`` (repeats
     counted once): only the keys of 2 to ``max_docs`` documents block anything (a common
     key's pairs would grow with the square of its documents)."""
