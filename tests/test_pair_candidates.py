@@ -22,6 +22,8 @@ from flows.engine.pair_candidates import CandidateStore, block_bounds
 from flows.engine.pairs import (
     Doc,
     PairSettings,
+    _profile,
+    _profiles,
     apply_pairs,
     candidate_store,
     candidates,
@@ -252,3 +254,14 @@ def test_the_pairs_step_publishes_the_same_rows_whatever_the_block_size(tmp_path
     assert counts_one["translation_pairs"] >= 1
     for name, table in tables_one.items():
         assert table.equals(tables_many[name]), name
+
+
+@settings(deadline=None, max_examples=20)
+@given(st.integers(0, 10_000), st.integers(1, 80))
+def test_the_second_round_reads_each_profile_from_the_arrays_as_python_makes_it(
+    seed: int, size: int
+) -> None:
+    # The second round looks every document's profile up in arrays (no document made).
+    docs = _corpus(seed, size)
+    profile_of = _profiles(docs)
+    assert [profile_of(i) for i in range(size)] == [_profile(doc) for doc in docs]

@@ -70,6 +70,7 @@ from flows.engine.pair_blocks import (
     FactArrays,
     anchor_index,
     fact_arrays,
+    profiles,
     shape_codes,
     shared_anchors,
     structure_pairs,
@@ -952,9 +953,23 @@ def _candidate_pairs(found: Candidates) -> Iterator[tuple[Ints, Ints]]:
         yield keys[:, 0], keys[:, 1]
 
 
-def _consensus(docs: Sequence[Doc], members: Sequence[int]) -> tuple[float, ...] | None:
+Profile = Callable[[int], "tuple[float, ...] | None"]
+
+
+def _profiles(docs: Sequence[Doc]) -> Profile:
+    """:func:`_profile` of each document by its index, from the arrays
+    (:func:`flows.engine.pair_blocks.profiles`, the same floats): no document is made."""
+    places, valid, _ = profiles(_arrays(docs))
+
+    def profile_of(i: int) -> tuple[float, ...] | None:
+        return tuple(places[i].tolist()) if valid[i] else None
+
+    return profile_of
+
+
+def _consensus(profile_of: Profile, members: Sequence[int]) -> tuple[float, ...] | None:
     """A group's profile (:func:`_profile`): the median of its members', place by place."""
-    found = [p for x in members if (p := _profile(docs[x])) is not None]
+    found = [p for x in members if (p := profile_of(x)) is not None]
     if not found:
         return None
     return tuple(statistics.median(p[axis] for p in found) for axis in range(4))
@@ -976,7 +991,10 @@ def _second_round(
     group leaves its partner, which is then tried alone: the group's pooled evidence
     outweighs one pair's (the partner of a true member would agree with the group too)."""
     large = sorted({g for g in group.values() if len(g) >= settings.adopt_from})
-    located = [(c, g) for g in large if (c := _consensus(docs, g)) is not None]
+    if not large:
+        return
+    profile_of = _profiles(docs)
+    located = [(c, g) for g in large if (c := _consensus(profile_of, g)) is not None]
     if not located:
         return
     orders = [sorted(located, key=lambda item: (item[0][axis], item[1])) for axis in range(3)]
@@ -985,7 +1003,7 @@ def _second_round(
     while queue:
         i = queue.popleft()
         own = group.get(i, (i,))
-        profile = _profile(docs[i])
+        profile = profile_of(i)
         if len(own) > 2 or profile is None:
             continue
         partner = [x for x in own if x != i]
