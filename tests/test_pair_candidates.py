@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.engine import pair_blocks, pair_candidates
 from flows.engine.pair_blocks import fact_arrays, shape_codes, structure_pairs
-from flows.engine.pair_candidates import CandidateStore, block_bounds
+from flows.engine.pair_candidates import CandidateStore, block_bounds, postings
 from flows.engine.pairs import (
     Doc,
     PairSettings,
@@ -265,3 +266,32 @@ def test_the_second_round_reads_each_profile_from_the_arrays_as_python_makes_it(
     docs = _corpus(seed, size)
     profile_of = _profiles(docs)
     assert [profile_of(i) for i in range(size)] == [_profile(doc) for doc in docs]
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 1 << 20])
+def test_each_documents_shared_codes_are_found_whatever_the_run_sorted_at_once(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    docs = _corpus(9, 150)
+    arrays = fact_arrays([doc.kept.facts for doc in docs], [doc.language for doc in docs])
+    monkeypatch.setattr(pair_blocks, "_CHUNK_ROWS", chunk)
+    doc, code = pair_blocks._document_codes(arrays)
+    held: dict[int, set[int]] = {}
+    for d, c in zip(arrays.anchor_doc.tolist(), arrays.anchor_code.tolist(), strict=True):
+        held.setdefault(c, set()).add(d)
+    expected = sorted((d, c) for c, ds in held.items() if len(ds) >= 2 for d in ds)
+    assert list(zip(doc.tolist(), code.tolist(), strict=True)) == expected
+
+
+@pytest.mark.parametrize("run", [1, 2, 3, 1 << 20])
+def test_posting_lists_are_the_same_whatever_the_run_sorted_at_once(
+    monkeypatch: pytest.MonkeyPatch, run: int
+) -> None:
+    owner = np.array([0, 0, 0, 0, 1, 2, 2, 4, 4, 4, 5], dtype=np.int32)
+    code = np.array([3, 1, 3, 2, 1, 2, 7, 1, 2, 2, 7], dtype=np.int32)
+    monkeypatch.setattr(pair_candidates, "_RUN_ROWS", run)
+    found = postings(owner, code, 6, 3)
+    assert found.sizes.tolist() == [3, 1, 2, 0, 2, 1]  # distinct keys per document
+    # Keys of 2 or 3 documents: 1 (0, 1, 4), 2 (0, 2, 4), 7 (2, 5); 3 is in one document.
+    assert found.owner.tolist() == [0, 1, 4, 0, 2, 4, 2, 5]
+    assert found.after.tolist() == [2, 1, 0, 2, 1, 0, 1, 0]

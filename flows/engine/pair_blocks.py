@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -101,8 +101,8 @@ def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> 
 def table_arrays(table: pa.Table) -> FactArrays:
     """The arrays of the documents of a facts table (its ``language`` and paragraph
     columns), straight from its Arrow lists: no Python object per paragraph or anchor.
-    Flattened chunk by chunk, the anchor strings as large strings: a million documents'
-    anchors may hold more than the 2 GiB a string array's offsets address."""
+    Flattened, split and encoded chunk by chunk (one facts part each), never one copy of
+    every anchor string: at 240,000 generated 1 kB documents, 6 million tokens."""
 
     def flat(name: str) -> pa.ChunkedArray:
         return pc.list_flatten(table.column(name))
@@ -111,10 +111,7 @@ def table_arrays(table: pa.Table) -> FactArrays:
         return np.asarray(flat(name).to_numpy(), dtype=dtype)
 
     lengths = pc.list_value_length(table.column("paragraph_chars")).to_numpy()
-    strings = pa.chunked_array(
-        [chunk.cast(pa.large_string()) for chunk in flat("paragraph_anchors").chunks],
-        pa.large_string(),
-    ).combine_chunks()
+    strings = flat("paragraph_anchors")
     return _arrays(
         np.asarray(lengths, dtype=np.int64),
         numbers("paragraph_chars", np.float64).astype(np.float64),
@@ -132,7 +129,7 @@ def _arrays(
     short: Bools,
     sentences: Ints,
     clauses: Ints,
-    strings: pa.Array,
+    strings: pa.Array | pa.ChunkedArray,
     languages: Sequence[str] | pa.ChunkedArray,
 ) -> FactArrays:
     """:class:`FactArrays` from the flat paragraph columns (``counts`` per document) and
@@ -143,23 +140,43 @@ def _arrays(
     if documents > 1:
         starts[1:] = np.cumsum(counts)[:-1]
     owner = np.repeat(np.arange(documents, dtype=np.int64), counts)
-    split = pc.split_pattern(strings, " ")
-    tokens = split.flatten()
-    # The paragraph of each token and whether it is one (an empty string splits into one
-    # empty token), from the offsets of the lists and strings: no pass over the strings.
-    row = np.repeat(np.arange(len(split), dtype=np.int64), _lengths(split))
-    present = _lengths(tokens) > 0
-    encoded = pc.dictionary_encode(tokens)
-    dictionary = encoded.dictionary
+    wide = np.int32 if total < 2**31 else np.int64
+    pieces = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+    token_chunks: list[pa.Array] = []
+    rows: list[npt.NDArray[np.signedinteger[Any]]] = []
+    present: list[Bools] = []
+    first = 0
+    for piece in pieces:
+        split = pc.split_pattern(piece, " ")
+        tokens = split.flatten()
+        # The paragraph of each token and whether it is one (an empty string splits into
+        # one empty token), from the offsets of the lists and strings: no pass over them.
+        rows.append(np.repeat(np.arange(first, first + len(split), dtype=wide), _lengths(split)))
+        present.append(_lengths(tokens) > 0)
+        token_chunks.append(tokens)
+        first += len(split)
+    del pieces, strings
+    # One dictionary over the chunks, codes in order of first appearance.
+    kind_of = token_chunks[0].type if token_chunks else pa.large_string()
+    encoded = pc.dictionary_encode(pa.chunked_array(token_chunks, kind_of))
+    dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], kind_of)
     kind = np.where(
         np.asarray(pc.starts_with(dictionary, "n:"), dtype=np.bool_),
         NUMBER,
         np.where(np.asarray(pc.starts_with(dictionary, "w:"), dtype=np.bool_), NAME, OTHER),
     ).astype(np.int8)
-    code = np.asarray(encoded.indices, dtype=np.int32)[present]
-    del encoded, tokens, split, dictionary
-    row = row[present].astype(np.int32 if total < 2**31 else np.int64)
-    del present
+    code = np.concatenate(
+        [np.zeros(0, dtype=np.int32)]
+        + [
+            np.asarray(chunk.indices, dtype=np.int32)[kept]
+            for chunk, kept in zip(encoded.chunks, present, strict=True)
+        ]
+    )
+    del encoded, token_chunks, dictionary
+    row = np.concatenate(
+        [np.zeros(0, dtype=wide)] + [r[kept] for r, kept in zip(rows, present, strict=True)]
+    )
+    del rows, present
     # Numbers per paragraph: the anchor tokens that are numbers (as the facts' strings
     # count them), and per paragraph and the next one, counted on their union (a 2-1 step).
     is_number = kind[code] == NUMBER
@@ -358,8 +375,8 @@ class AnchorIndex:
     where each document's are), and where each document's anchor rows begin
     (``row_first``, one more than the documents: the rows are in document order)."""
 
-    held_doc: Ints
-    held_code: Ints
+    held_doc: Int32s
+    held_code: Int32s
     doc_first: Ints
     doc_count: Ints
     row_first: Ints
@@ -415,21 +432,40 @@ def shared_anchors(
         codes = held_code[lookup]
         hit = ((mark[codes] >> bit) & np.uint64(1)).astype(np.bool_)
         pair_k.append(owner[hit])
-        pair_code.append(codes[hit])
+        pair_code.append(codes[hit].astype(np.int64))
         mark[held_code[rows]] = 0
     return _masks(arrays, index, left, right, candidates, pair_k, pair_code)
 
 
-def _document_codes(arrays: FactArrays) -> tuple[Ints, Ints]:
+_CHUNK_ROWS = 1 << 20  # anchor rows sorted at once (16 MB of keys)
+
+
+def _document_codes(arrays: FactArrays) -> tuple[Int32s, Int32s]:
     """Each document's distinct anchor codes, those held by two documents or more (no
-    other can be shared), ordered by document then code."""
+    other can be shared), ordered by document then code. Sorted a run of whole documents
+    at a time (the rows are in document order): never a key per anchor row of the corpus."""
     width = max(1, arrays.codes)
     # A code in one anchor row is in one document: left out before the sort.
-    rows = np.bincount(arrays.anchor_code, minlength=width)[arrays.anchor_code] >= 2
-    key = _distinct(arrays.anchor_doc[rows].astype(np.int64) * width + arrays.anchor_code[rows])
-    doc, code = key // width, key % width
-    frequency = np.bincount(code, minlength=width)
-    kept = frequency[code] >= 2
+    several = np.bincount(arrays.anchor_code, minlength=width) >= 2
+    n = arrays.documents
+    row_first = np.zeros(n + 1, dtype=np.int64)
+    row_first[1:] = np.cumsum(np.bincount(arrays.anchor_doc, minlength=n))
+    docs: list[Int32s] = []
+    codes: list[Int32s] = []
+    start = 0
+    while start < n:
+        end = int(np.searchsorted(row_first, row_first[start] + _CHUNK_ROWS, "right")) - 1
+        end = min(n, max(end, start + 1))
+        lo, hi = int(row_first[start]), int(row_first[end])
+        doc, code = arrays.anchor_doc[lo:hi], arrays.anchor_code[lo:hi]
+        rows = several[code]
+        key = _distinct(doc[rows].astype(np.int64) * width + code[rows])
+        docs.append((key // width).astype(np.int32))
+        codes.append((key % width).astype(np.int32))
+        start = end
+    doc = np.concatenate(docs) if docs else np.zeros(0, dtype=np.int32)
+    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32)
+    kept = np.bincount(code, minlength=width)[code] >= 2
     return doc[kept], code[kept]
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
 import datetime as dt
 import gc
 import itertools
@@ -1141,6 +1142,7 @@ def _apply_pairs(
     with _no_collection():
         docs = docs_from_table(facts)
         del facts  # the documents hold the columns they read
+        _give_back()
         with _found(docs, settings) as found:
             links = link(docs, found, settings)
             candidate_count = len(found)
@@ -1212,6 +1214,19 @@ def _found(docs: Sequence[Doc], settings: PairSettings) -> Iterator[Candidates]:
         return
     with candidate_store(docs, settings) as store:
         yield store
+
+
+def _give_back() -> None:
+    """Hand the heap the step's transient columns freed back to the system: glibc keeps
+    it otherwise (240,000 generated 1 kB documents: 180 MB after the facts became arrays,
+    which the later, differently sized arrays do not reuse). Nothing where there is no
+    glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    with contextlib.suppress(AttributeError):
+        libc.malloc_trim(0)
 
 
 @contextlib.contextmanager
