@@ -1,16 +1,17 @@
 """The pairs step's candidates, found one block of documents at a time and kept on disk.
 
-At 600,000 generated 1 kB documents the step found 1.4 million candidates (81,000 at
-60,000: a rare anchor held by up to ``max_anchor_docs`` documents gives up to k² pairs, and
-ten times the documents hold ten times as many copies of each anchor of a fixed pool), and
-held them, and every pair of documents sharing a rare key before counting, as Python
-objects and whole-corpus arrays: the flow's process grew to 3.8 GB. Here the keys
-(anchors, structure shingles, URL and day) are posting lists, compact arrays over the
-documents; the pairs are made for one block of left documents at a time (a block is cut
-where the pairs it would make reach a budget), each pair's keys counted within its block
-(every pair with its left document in the block is made there), screened there, and the
-candidates written to a file read back by memory map: what is held grows with the
-documents, never with their pairs.
+A key (rare anchor, structure shingle, URL, published day and source) held by k documents
+proposes up to k²/2 pairs while k <= ``max_anchor_docs``: in a corpus whose keys come from a
+fixed pool, ten times the documents put ten times as many on each key and up to a hundred
+times as many pairs (generated 1 kB documents, whose days come from a fixed window: 60,000
+-> 240,000 documents, 10,506 -> 169,044 published-day candidates, 25,594 -> 236,606 in
+all; 1.4 million at 600,000). The step held them, and every pair of documents sharing a
+key before counting, as Python objects and corpus-wide arrays. Here the keys are posting
+lists, compact arrays over the documents; the pairs are made for one block of left
+documents at a time (cut where the pairs it would make reach a budget), each pair's keys
+counted within its block (every pair with its left document in the block is made there),
+screened there, and the candidates written to a file read back by memory map: what is
+held grows with the documents, not with their pairs.
 """
 
 from __future__ import annotations
