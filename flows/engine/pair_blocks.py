@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +26,8 @@ import pyarrow.compute as pc
 from flows.stages.align_batch import MASK_BITS, Packed, SharedArrays
 
 Ints = npt.NDArray[np.int64]
+# Per anchor token (eight a paragraph, tens of millions at a million documents): 4 bytes.
+Int32s = npt.NDArray[np.int32]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
@@ -56,9 +58,9 @@ class FactArrays:
 
     packed: Packed
     language: Ints
-    anchor_doc: Ints
-    anchor_paragraph: Ints
-    anchor_code: Ints
+    anchor_doc: Int32s
+    anchor_paragraph: Int32s
+    anchor_code: Int32s
     kind: npt.NDArray[np.int8]
 
     @property
@@ -99,8 +101,8 @@ def fact_arrays(facts: Sequence[ParagraphColumns], languages: Sequence[str]) -> 
 def table_arrays(table: pa.Table) -> FactArrays:
     """The arrays of the documents of a facts table (its ``language`` and paragraph
     columns), straight from its Arrow lists: no Python object per paragraph or anchor.
-    Flattened chunk by chunk, the anchor strings as large strings: a million documents'
-    anchors may hold more than the 2 GiB a string array's offsets address."""
+    Flattened, split and encoded chunk by chunk (one facts part each), never one copy of
+    every anchor string: at 240,000 generated 1 kB documents, 6 million tokens."""
 
     def flat(name: str) -> pa.ChunkedArray:
         return pc.list_flatten(table.column(name))
@@ -109,10 +111,7 @@ def table_arrays(table: pa.Table) -> FactArrays:
         return np.asarray(flat(name).to_numpy(), dtype=dtype)
 
     lengths = pc.list_value_length(table.column("paragraph_chars")).to_numpy()
-    strings = pa.chunked_array(
-        [chunk.cast(pa.large_string()) for chunk in flat("paragraph_anchors").chunks],
-        pa.large_string(),
-    ).combine_chunks()
+    strings = flat("paragraph_anchors")
     return _arrays(
         np.asarray(lengths, dtype=np.int64),
         numbers("paragraph_chars", np.float64).astype(np.float64),
@@ -120,7 +119,7 @@ def table_arrays(table: pa.Table) -> FactArrays:
         numbers("paragraph_sentences", np.int64).astype(np.int64),
         numbers("paragraph_clauses", np.int64).astype(np.int64),
         strings,
-        table.column("language").to_pylist(),
+        table.column("language"),
     )
 
 
@@ -130,8 +129,8 @@ def _arrays(
     short: Bools,
     sentences: Ints,
     clauses: Ints,
-    strings: pa.Array,
-    languages: Sequence[str],
+    strings: pa.Array | pa.ChunkedArray,
+    languages: Sequence[str] | pa.ChunkedArray,
 ) -> FactArrays:
     """:class:`FactArrays` from the flat paragraph columns (``counts`` per document) and
     the anchor strings (one per paragraph, space-separated), split and encoded in Arrow."""
@@ -141,35 +140,71 @@ def _arrays(
     if documents > 1:
         starts[1:] = np.cumsum(counts)[:-1]
     owner = np.repeat(np.arange(documents, dtype=np.int64), counts)
-    split = pc.split_pattern(strings, " ")
-    tokens = split.flatten()
-    # The paragraph of each token and whether it is one (an empty string splits into one
-    # empty token), from the offsets of the lists and strings: no pass over the strings.
-    row = np.repeat(np.arange(len(split), dtype=np.int64), _lengths(split))
-    present = _lengths(tokens) > 0
-    encoded = pc.dictionary_encode(tokens)
-    dictionary = encoded.dictionary
+    wide = np.int32 if total < 2**31 else np.int64
+    pieces = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+    token_chunks: list[pa.Array] = []
+    rows: list[npt.NDArray[np.signedinteger[Any]]] = []
+    present: list[Bools] = []
+    first = 0
+    for piece in pieces:
+        split = pc.split_pattern(piece, " ")
+        tokens = split.flatten()
+        # The paragraph of each token and whether it is one (an empty string splits into
+        # one empty token), from the offsets of the lists and strings: no pass over them.
+        rows.append(np.repeat(np.arange(first, first + len(split), dtype=wide), _lengths(split)))
+        present.append(_lengths(tokens) > 0)
+        token_chunks.append(tokens)
+        first += len(split)
+    del pieces, strings
+    # One dictionary over the chunks, codes in order of first appearance.
+    kind_of = token_chunks[0].type if token_chunks else pa.large_string()
+    encoded = pc.dictionary_encode(pa.chunked_array(token_chunks, kind_of))
+    dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], kind_of)
     kind = np.where(
         np.asarray(pc.starts_with(dictionary, "n:"), dtype=np.bool_),
         NUMBER,
         np.where(np.asarray(pc.starts_with(dictionary, "w:"), dtype=np.bool_), NAME, OTHER),
     ).astype(np.int8)
-    code = np.asarray(encoded.indices, dtype=np.int64)[present]
-    row = row[present]
-    anchor_doc = owner[row]
+    code = np.concatenate(
+        [np.zeros(0, dtype=np.int32)]
+        + [
+            np.asarray(chunk.indices, dtype=np.int32)[kept]
+            for chunk, kept in zip(encoded.chunks, present, strict=True)
+        ]
+    )
+    del encoded, token_chunks, dictionary
+    row = np.concatenate(
+        [np.zeros(0, dtype=wide)] + [r[kept] for r, kept in zip(rows, present, strict=True)]
+    )
+    del rows, present
     # Numbers per paragraph: the anchor tokens that are numbers (as the facts' strings
     # count them), and per paragraph and the next one, counted on their union (a 2-1 step).
     is_number = kind[code] == NUMBER
     numbers = np.bincount(row[is_number], minlength=total).astype(np.int64)
-    pair_numbers = _pair_numbers(numbers, row[is_number], code[is_number], owner, starts, counts)
+    number_rows = row[is_number].astype(np.int64)
+    number_codes = code[is_number].astype(np.int64)
+    del is_number
+    pair_numbers = _pair_numbers(numbers, number_rows, number_codes, owner, starts, counts)
+    del number_rows, number_codes
     prose: Floats = np.bincount(owner, np.where(short, 0.0, chars), documents).astype(np.float64)
     every: Floats = np.bincount(owner, chars, documents).astype(np.float64)
     packed = Packed(
         starts, counts, chars, short, sentences, clauses, numbers, pair_numbers, prose, every
     )
-    names = {language: k for k, language in enumerate(sorted(set(languages)))}
-    language = np.array([names[x] for x in languages], dtype=np.int64)
-    return FactArrays(packed, language, anchor_doc, row - starts[anchor_doc], code, kind)
+    anchor_doc = owner[row].astype(np.int32)
+    del owner
+    paragraph = (row - starts[anchor_doc]).astype(np.int32)
+    return FactArrays(packed, _language_codes(languages), anchor_doc, paragraph, code, kind)
+
+
+def _language_codes(languages: Sequence[str] | pa.ChunkedArray) -> Ints:
+    """Each document's language as its rank among the distinct languages."""
+    if isinstance(languages, pa.ChunkedArray):
+        names = pa.array(sorted(pc.unique(languages).to_pylist()), pa.string())
+        at = pc.index_in(languages, value_set=names)
+        return np.asarray(at.to_numpy(), dtype=np.int64)
+    ranks = {language: k for k, language in enumerate(sorted(set(languages)))}
+    return np.array([ranks[x] for x in languages], dtype=np.int64)
 
 
 def _lengths(values: pa.Array) -> Ints:
@@ -332,7 +367,37 @@ def shape_codes(arrays: FactArrays, least_prose: int) -> tuple[Ints, Ints]:
     return p_owner[first], code.astype(np.int64)
 
 
-def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
+@dataclass(frozen=True, slots=True)
+class AnchorIndex:
+    """What :func:`shared_anchors` looks up, made once for a corpus read in many blocks of
+    candidates: each document's distinct anchor codes that another document holds too
+    (``held_doc``, ``held_code``, by document then code; ``doc_first`` and ``doc_count``
+    where each document's are), and where each document's anchor rows begin
+    (``row_first``, one more than the documents: the rows are in document order)."""
+
+    held_doc: Int32s
+    held_code: Int32s
+    doc_first: Ints
+    doc_count: Ints
+    row_first: Ints
+
+
+def anchor_index(arrays: FactArrays) -> AnchorIndex:
+    """The :class:`AnchorIndex` of the documents."""
+    held_doc, held_code = _document_codes(arrays)
+    n = arrays.documents
+    doc_count = np.bincount(held_doc, minlength=n).astype(np.int64)
+    doc_first = np.zeros(n, dtype=np.int64)
+    if n > 1:
+        doc_first[1:] = np.cumsum(doc_count)[:-1]
+    row_first = np.zeros(n + 1, dtype=np.int64)
+    row_first[1:] = np.cumsum(np.bincount(arrays.anchor_doc, minlength=n))
+    return AnchorIndex(held_doc, held_code, doc_first, doc_count, row_first)
+
+
+def shared_anchors(
+    arrays: FactArrays, left: Ints, right: Ints, index: AnchorIndex | None = None
+) -> SharedArrays:
     """The anchors each candidate's two documents share, as the array screen reads them
     (:class:`~flows.stages.align_batch.SharedArrays`): per candidate, a bit per shared
     anchor (when there are :data:`~flows.stages.align_batch.MASK_BITS` or fewer), which bits
@@ -341,14 +406,11 @@ def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
     The pairs' shared codes are found a block of 64 left documents at a time: a code held
     by the t-th document of the block sets bit t of its entry in one array over the codes,
     and each candidate's right-document codes are looked up there (the work is the
-    candidates' anchors, in a few array operations per block)."""
+    candidates' anchors, in a few array operations per block). ``index``: the corpus's
+    :class:`AnchorIndex`, made once when the candidates come in many calls."""
     candidates = len(left)
-    held_doc, held_code = _document_codes(arrays)
-    n = arrays.documents
-    doc_count = np.bincount(held_doc, minlength=n).astype(np.int64)
-    doc_first = np.zeros(n, dtype=np.int64)
-    if n > 1:
-        doc_first[1:] = np.cumsum(doc_count)[:-1]
+    index = anchor_index(arrays) if index is None else index
+    held_code, doc_first, doc_count = index.held_code, index.doc_first, index.doc_count
     mark = np.zeros(max(1, arrays.codes), dtype=np.uint64)
     order = np.argsort(left, kind="stable")
     lefts = left[order]
@@ -370,21 +432,40 @@ def shared_anchors(arrays: FactArrays, left: Ints, right: Ints) -> SharedArrays:
         codes = held_code[lookup]
         hit = ((mark[codes] >> bit) & np.uint64(1)).astype(np.bool_)
         pair_k.append(owner[hit])
-        pair_code.append(codes[hit])
+        pair_code.append(codes[hit].astype(np.int64))
         mark[held_code[rows]] = 0
-    return _masks(arrays, left, right, candidates, pair_k, pair_code)
+    return _masks(arrays, index, left, right, candidates, pair_k, pair_code)
 
 
-def _document_codes(arrays: FactArrays) -> tuple[Ints, Ints]:
+_CHUNK_ROWS = 1 << 20  # anchor rows sorted at once (16 MB of keys)
+
+
+def _document_codes(arrays: FactArrays) -> tuple[Int32s, Int32s]:
     """Each document's distinct anchor codes, those held by two documents or more (no
-    other can be shared), ordered by document then code."""
+    other can be shared), ordered by document then code. Sorted a run of whole documents
+    at a time (the rows are in document order): never a key per anchor row of the corpus."""
     width = max(1, arrays.codes)
     # A code in one anchor row is in one document: left out before the sort.
-    rows = np.bincount(arrays.anchor_code, minlength=width)[arrays.anchor_code] >= 2
-    key = _distinct(arrays.anchor_doc[rows] * width + arrays.anchor_code[rows])
-    doc, code = key // width, key % width
-    frequency = np.bincount(code, minlength=width)
-    kept = frequency[code] >= 2
+    several = np.bincount(arrays.anchor_code, minlength=width) >= 2
+    n = arrays.documents
+    row_first = np.zeros(n + 1, dtype=np.int64)
+    row_first[1:] = np.cumsum(np.bincount(arrays.anchor_doc, minlength=n))
+    docs: list[Int32s] = []
+    codes: list[Int32s] = []
+    start = 0
+    while start < n:
+        end = int(np.searchsorted(row_first, row_first[start] + _CHUNK_ROWS, "right")) - 1
+        end = min(n, max(end, start + 1))
+        lo, hi = int(row_first[start]), int(row_first[end])
+        doc, code = arrays.anchor_doc[lo:hi], arrays.anchor_code[lo:hi]
+        rows = several[code]
+        key = _distinct(doc[rows].astype(np.int64) * width + code[rows])
+        docs.append((key // width).astype(np.int32))
+        codes.append((key % width).astype(np.int32))
+        start = end
+    doc = np.concatenate(docs) if docs else np.zeros(0, dtype=np.int32)
+    code = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int32)
+    kept = np.bincount(code, minlength=width)[code] >= 2
     return doc[kept], code[kept]
 
 
@@ -408,6 +489,7 @@ def _ranges(firsts: Ints, lengths: Ints) -> Ints:
 
 def _masks(
     arrays: FactArrays,
+    index: AnchorIndex,
     left: Ints,
     right: Ints,
     candidates: int,
@@ -432,13 +514,16 @@ def _masks(
     kind = arrays.kind[code]
     np.bitwise_or.at(numbers, k[kind == NUMBER], bit[kind == NUMBER])
     np.bitwise_or.at(names, k[kind == NAME], bit[kind == NAME])
-    # Where each (document, code) is held: the anchor rows of the shared codes, ordered by
-    # document and code.
+    # Where each (document, code) is held: the anchor rows of the shared codes in the
+    # candidates' documents, ordered by document and code.
     width = max(1, arrays.codes)
+    involved = np.unique(np.concatenate([left[k], right[k]]))
+    first = index.row_first[involved]
+    rows = _ranges(first, index.row_first[involved + 1] - first)
     wanted_code = np.zeros(width, dtype=np.bool_)
     wanted_code[code] = True
-    rows = np.flatnonzero(wanted_code[arrays.anchor_code])
-    held_key = arrays.anchor_doc[rows] * width + arrays.anchor_code[rows]
+    rows = rows[wanted_code[arrays.anchor_code[rows]]]
+    held_key = arrays.anchor_doc[rows].astype(np.int64) * width + arrays.anchor_code[rows]
     held_order = np.argsort(held_key, kind="stable")
     held_key = held_key[held_order]
     held_paragraph = arrays.anchor_paragraph[rows][held_order]
@@ -469,8 +554,10 @@ def _masks(
 
 
 __all__ = [
+    "AnchorIndex",
     "FactArrays",
     "ParagraphColumns",
+    "anchor_index",
     "fact_arrays",
     "profiles",
     "shape_codes",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
 import datetime as dt
 import gc
 import itertools
@@ -41,6 +42,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
@@ -65,12 +67,28 @@ from flows.contracts import (
     rows_table,
 )
 from flows.engine.pair_blocks import (
+    AnchorIndex,
     FactArrays,
+    anchor_index,
     fact_arrays,
+    profiles,
     shape_codes,
     shared_anchors,
     structure_pairs,
     table_arrays,
+)
+from flows.engine.pair_candidates import (
+    ANCHORS,
+    BLOCK_PAIRS,
+    PUBLISHED,
+    STRUCTURE,
+    URL,
+    CandidateStore,
+    block_bounds,
+    block_pairs,
+    merge,
+    postings,
+    signal_names,
 )
 from flows.output.release import write_parquet
 from flows.stages.align import (
@@ -245,6 +263,9 @@ class PairSettings:
     # candidates of a corpus are far below it (6,000-document corpus: the step 5.0 -> 4.2 s
     # CPU; UDHR seeds 0-3: recall 0.976 -> 0.952 on one seed, the others unchanged).
     refine_from: float = -3.0
+    # Candidate pairs made at once (:mod:`flows.engine.pair_candidates`): bounds the step's
+    # memory, changes nothing it finds.
+    block_pairs: int = BLOCK_PAIRS
 
 
 class FactsColumns:
@@ -398,7 +419,7 @@ class DocList(list[Doc]):
 
 def _arrays(docs: Sequence[Doc]) -> FactArrays:
     """The documents' :class:`~flows.engine.pair_blocks.FactArrays` (kept on a DocList)."""
-    if isinstance(docs, DocList) and docs.arrays is not None:
+    if isinstance(docs, TableDocs | DocList) and docs.arrays is not None:
         return docs.arrays
     made = fact_arrays([doc.kept.facts for doc in docs], [doc.language for doc in docs])
     if isinstance(docs, DocList):
@@ -462,21 +483,67 @@ def docs_from_facts(rows: Iterable[Mapping[str, Any]]) -> DocList:
     return docs
 
 
-def docs_from_table(table: pa.Table) -> DocList:
-    """:func:`docs_from_facts` of a facts table, column by column: the paragraph facts
-    stay in the table (:class:`FactsColumns`) and become the list's arrays directly
-    (:func:`flows.engine.pair_blocks.table_arrays`), no Python object per paragraph."""
+def docs_from_table(table: pa.Table) -> TableDocs:
+    """:func:`docs_from_facts` of a facts table, column by column: the documents stay in
+    the table (:class:`TableDocs`) and become the arrays directly
+    (:func:`flows.engine.pair_blocks.table_arrays`), no Python object per paragraph or
+    per document."""
     pairable = pc.and_(
         pc.not_equal(table.column("language"), UNDETERMINED),
         pc.greater(pc.list_value_length(table.column("paragraph_chars")), 0),
     )
-    table = table.filter(pairable)
-    columns = FactsColumns(table)
-    values = {
-        name: table.column(name).to_pylist() for name in (*FACTS_COLUMNS[:8], "translation_removed")
-    }
-    docs = DocList(
-        Doc(
+    return TableDocs(table.filter(pairable))
+
+
+_DOC_COLUMNS = (*FACTS_COLUMNS[:8], "translation_removed")
+
+
+class TableDocs(Sequence[Doc]):
+    """The pairable documents of a facts table, each made a :class:`Doc` only when asked
+    for (a few hundred are: those of the candidates left to align, of the links and of
+    the rows to clean): a million documents as Python objects would hold gigabytes."""
+
+    __slots__ = ("_batches", "_cache", "_columns", "_ends", "arrays")
+
+    _CACHED = 4096  # documents kept made (a group's members are asked for again and again)
+
+    def __init__(self, table: pa.Table) -> None:
+        self._columns = FactsColumns(table)
+        self._batches = table.select(list(_DOC_COLUMNS)).to_batches()
+        self._ends = list(itertools.accumulate(batch.num_rows for batch in self._batches))
+        self._cache: dict[int, Doc] = {}
+        self.arrays = table_arrays(table)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, k: int) -> Doc: ...
+    @overload
+    def __getitem__(self, k: slice) -> Sequence[Doc]: ...
+    def __getitem__(self, k: int | slice) -> Doc | Sequence[Doc]:
+        if isinstance(k, slice):
+            return [self[x] for x in range(*k.indices(len(self)))]
+        if k < 0:
+            k += len(self)
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        found = self._cache.get(k)
+        if found is None:
+            found = self._make(k)
+            if len(self._cache) >= self._CACHED:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[k] = found
+        return found
+
+    def _make(self, k: int) -> Doc:
+        at = bisect.bisect_right(self._ends, k)
+        batch = self._batches[at]
+        row = k - (self._ends[at - 1] if at else 0)
+        doc_id, source_path, language, file, sha, url, published, source, removed = (
+            batch.column(c)[row].as_py() for c in range(len(_DOC_COLUMNS))
+        )
+        return Doc(
             id=str(doc_id),
             source_path=str(source_path),
             language=str(language),
@@ -485,15 +552,24 @@ def docs_from_table(table: pa.Table) -> DocList:
             url=url if isinstance(url, str) else None,
             published=published if isinstance(published, dt.datetime) else None,
             source=source if isinstance(source, str) else None,
-            paragraphs=Paragraphs(source=(columns, row)),
+            paragraphs=Paragraphs(source=(self._columns, k)),
             cleaned=frozenset(removed),
         )
-        for row, (doc_id, source_path, language, file, sha, url, published, source, removed) in (
-            enumerate(zip(*values.values(), strict=True))
-        )
-    )
-    docs.arrays = table_arrays(table)
-    return docs
+
+    def metadata(self) -> Iterator[tuple[str, str | None, dt.datetime | None, str | None]]:
+        """Each document's language, url, published and source, one record batch at a time."""
+        names = ("language", "url", "published", "source")
+        for batch in self._batches:
+            yield from zip(*(batch.column(name).to_pylist() for name in names), strict=True)
+
+    def cleaned_rows(self) -> list[int]:
+        """The documents whose row the no-counterpart signal changed."""
+        found: list[int] = []
+        for batch, end in zip(self._batches, self._ends, strict=True):
+            lengths = pc.list_value_length(batch.column("translation_removed"))
+            at = np.flatnonzero(np.asarray(lengths.fill_null(0).to_numpy(), dtype=np.int64) > 0)
+            found.extend((at + end - batch.num_rows).tolist())
+        return found
 
 
 _LANGUAGE_SEGMENT = re.compile(r"(?<=[/.=_-])([a-z]{2,3}(?:[-_][a-zA-Z]{2,4})?)(?=[/._&-]|$)")
@@ -511,115 +587,132 @@ def url_key(url: str, language: str) -> str | None:
     return replaced if count and "{lang}" in replaced else None
 
 
-Candidates = dict[tuple[int, int], set[str]]
+# A run's candidates are a CandidateStore (on disk); tests and benchmarks may give a dict.
+Candidates = Mapping[tuple[int, int], AbstractSet[str]]
 Ints = npt.NDArray[np.int64]
 
 
-def _add(found: Candidates, docs: Sequence[Doc], i: int, j: int, signal: str) -> None:
-    if docs[i].language == docs[j].language:
-        return
-    key = (i, j) if i < j else (j, i)
-    found.setdefault(key, set()).add(signal)
-
-
-def candidates(docs: Sequence[Doc], settings: PairSettings | None = None) -> Candidates:
+def candidates(
+    docs: Sequence[Doc], settings: PairSettings | None = None
+) -> dict[tuple[int, int], set[str]]:
     """Pairs of documents of different languages worth aligning, with the signals that
-    proposed them; the work grows with the documents, never with their pairs."""
-    settings = settings or PairSettings()
-    found: Candidates = {}
-    _by_anchors(docs, settings, found)
-    _by_metadata(docs, settings, found)
-    _by_structure(docs, settings, found)
-    _by_shapes(docs, settings, found)
-    return found
+    proposed them (:func:`candidate_store`), as a dict: for tests and benchmarks, a run
+    keeps them on disk."""
+    with candidate_store(docs, settings or PairSettings()) as store:
+        found: dict[tuple[int, int], set[str]] = {}
+        for left, right, bits in store.chunks():
+            for i, j, signals in zip(left.tolist(), right.tolist(), bits.tolist(), strict=True):
+                found[(i, j)] = set(signal_names(signals))
+        return found
 
 
-def _shared_codes(
-    language: Ints,
-    owner: Ints,
-    code: Ints,
-    max_docs: int,
-    enough: Callable[[Ints, Ints, Ints], npt.NDArray[np.bool_]],
-) -> list[tuple[int, int]]:
-    """The pairs of documents of different languages (i < j) that share keys (document
-    ``owner[k]`` holds key ``code[k]``), counting only keys held by at most ``max_docs``
-    documents (a common key blocks nothing, and its pairs would grow with the square), and
-    kept where ``enough(shared, sizes_i, sizes_j)`` (each document's number of keys). Made
-    in arrays: the keys counted, the rare ones' posting lists and the pairs of many lists
-    of one length at once, counted and filtered before any becomes a Python object (6,000
-    20 kB documents: 2 million anchors, 5 % of them rare)."""
-    if not len(code):
-        return []
-    width = int(code.max()) + 1
-    documents = len(language)
-    held, _ = _unique(owner * width + code)  # each document's keys once
-    owner, code = held // width, held % width
-    sizes = np.bincount(owner, minlength=documents).astype(np.int64)
-    frequency = np.bincount(code, minlength=width)
-    rare = (frequency >= 2) & (frequency <= max_docs)
-    kept = rare[code]
-    owner, code = owner[kept], code[kept]
-    if not len(code):
-        return []
-    order = np.lexsort((owner, code))  # by key, then document: members ascend
-    owner, code = owner[order], code[order]
-    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
-    lengths = np.diff(np.r_[starts, len(code)])
-    del code, kept
-    # Each length's pairs become one int (left * documents + right) of different
-    # languages as they are made: one array of the corpus's pairs, not several (6,000
-    # 20 kB documents: 5 million pairs from the rare anchors).
-    found = []
-    for length in np.unique(lengths).tolist():
-        at = starts[lengths == length]
-        block = owner[at[:, None] + np.arange(length)]  # members ascend: left < right
-        x, y = np.triu_indices(length, 1)
-        left, right = block[:, x].ravel(), block[:, y].ravel()
-        other = language[left] != language[right]
-        found.append(left[other] * documents + right[other])
-        del block, left, right, other
-    pair, counts = _unique(np.concatenate(found))
-    del found
-    first, second = pair // documents, pair % documents
-    kept_pairs = enough(counts, sizes[first], sizes[second])
-    return list(zip(first[kept_pairs].tolist(), second[kept_pairs].tolist(), strict=True))
+def candidate_store(
+    docs: Sequence[Doc], settings: PairSettings, folder: Path | None = None
+) -> CandidateStore:
+    """The candidates, found and screened one block of documents at a time
+    (:mod:`flows.engine.pair_candidates`): documents sharing rare anchors
+    (``min_shared_anchors``, fewer for documents that hold fewer), the same URL without
+    its language segment or the same published day and source, two structure shingles
+    (:func:`flows.engine.pair_blocks.shape_codes`; one for short texts), each key blocking
+    only while it is in at most ``max_anchor_docs`` documents, and the sorted
+    neighbourhoods of the paragraph-length profiles
+    (:func:`flows.engine.pair_blocks.structure_pairs`). The work grows with the documents
+    and their pairs, what is held with the documents only; ``block_pairs`` bounds the pairs
+    made at once and changes nothing else."""
+    arrays = _arrays(docs)
+    n, most = arrays.documents, settings.max_anchor_docs
+    shape_owner, shape_code = shape_codes(arrays, settings.structure_from)
+    (url_owner, url_code), (day_owner, day_code) = _metadata_keys(docs)
 
-
-def _unique(values: Ints) -> tuple[Ints, Ints]:
-    """The distinct values, ascending, and how often each occurs: by sorting, which
-    numpy's ``unique`` (hashing since 2.3) does about ten times slower on millions of ints."""
-    ordered = np.sort(values)
-    if not len(ordered):  # e.g. every document sharing a key is in one language
-        return ordered, np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    return ordered[starts], np.diff(np.r_[starts, len(ordered)])
-
-
-def _by_anchors(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
+    def anchors_enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
         least = np.minimum(np.minimum(one, other), settings.min_shared_anchors)
         return shared >= np.maximum(1, least)
 
-    arrays = _arrays(docs)
-    owner, code = arrays.anchor_doc, arrays.anchor_code
-    for i, j in _shared_codes(arrays.language, owner, code, settings.max_anchor_docs, enough):
-        _add(found, docs, i, j, "anchors")
+    def shapes_enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
+        # Short texts have few shingles, and an edit breaks most of them: one is enough.
+        return shared >= np.where(np.minimum(one, other) <= 6, 1, 2)
+
+    def any_shared(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
+        return shared >= 1
+
+    sources = [
+        (ANCHORS, postings(arrays.anchor_doc, arrays.anchor_code, n, most), anchors_enough),
+        (URL, postings(url_owner, url_code, n, most), any_shared),
+        (PUBLISHED, postings(day_owner, day_code, n, most), any_shared),
+        (STRUCTURE, postings(shape_owner, shape_code, n, most), shapes_enough),
+    ]
+    del shape_owner, shape_code, url_owner, url_code, day_owner, day_code
+    structure = structure_pairs(arrays, settings.structure_window, settings.structure_from)
+    load = np.zeros(n, dtype=np.int64)
+    for _, found, _ in sources:
+        load += found.load()
+    signals = [bit for bit, _, _ in sources] + [STRUCTURE]
+    context = anchor_index(arrays)
+    store = CandidateStore(n, folder)
+    try:
+        for lo, hi in block_bounds(load, settings.block_pairs):
+            keys = [
+                block_pairs(found, arrays.language, lo, hi, enough) for _, found, enough in sources
+            ]
+            at = np.searchsorted(structure, [lo * n, hi * n])
+            keys.append(structure[int(at[0]) : int(at[1])])
+            pairs, bits = merge(keys, signals)
+            keep = _screen(arrays, context, pairs, bits == STRUCTURE, settings)
+            store.append(pairs, bits, pairs[keep])
+    except BaseException:
+        store.close()
+        raise
+    return store.finish()
 
 
-def _by_metadata(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, doc in enumerate(docs):
-        if doc.url and (key := url_key(doc.url, doc.language)):
-            groups[("url", key)].append(i)
-        if doc.published is not None:
-            day = doc.published.date().isoformat()
-            groups[("published", f"{day} {doc.source or ''}")].append(i)
-    for (signal, _), members in groups.items():
-        if len(members) > settings.max_anchor_docs:
-            continue
-        for x, i in enumerate(members):
-            for j in members[x + 1 :]:
-                _add(found, docs, i, j, signal)
+def _metadata_keys(docs: Sequence[Doc]) -> tuple[tuple[Ints, Ints], tuple[Ints, Ints]]:
+    """(document, key code) rows of the URL keys (:func:`url_key`) and of the published
+    day and source."""
+    urls, days = _KeyRows(), _KeyRows()
+    rows: Iterable[tuple[str, str | None, dt.datetime | None, str | None]] = (
+        docs.metadata()
+        if isinstance(docs, TableDocs)
+        else ((d.language, d.url, d.published, d.source) for d in docs)
+    )
+    for k, (language, url, published, source) in enumerate(rows):
+        if url and (key := url_key(url, language)):
+            urls.add(k, key)
+        if published is not None:
+            days.add(k, f"{published.date().isoformat()} {source or ''}")
+    return urls.codes(), days.codes()
+
+
+class _KeyRows:
+    """(document, key) rows, the keys gathered into Arrow strings a few thousand at a time
+    (never a Python string per document held) and coded at the end."""
+
+    _BATCH = 4096
+
+    def __init__(self) -> None:
+        self._owners: list[int] = []
+        self._keys: list[str] = []
+        self._owner_chunks: list[Ints] = []
+        self._key_chunks: list[pa.Array] = []
+
+    def add(self, owner: int, key: str) -> None:
+        self._owners.append(owner)
+        self._keys.append(key)
+        if len(self._keys) >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._keys:
+            self._owner_chunks.append(np.array(self._owners, dtype=np.int64))
+            self._key_chunks.append(pa.array(self._keys, pa.large_string()))
+            self._owners, self._keys = [], []
+
+    def codes(self) -> tuple[Ints, Ints]:
+        self._flush()
+        if not self._key_chunks:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        keys = pa.chunked_array(self._key_chunks, pa.large_string()).combine_chunks()
+        code = np.asarray(pc.dictionary_encode(keys).indices, dtype=np.int64)
+        return np.concatenate(self._owner_chunks), code
 
 
 def _profile(doc: Doc) -> tuple[float, ...] | None:
@@ -636,34 +729,6 @@ def _profile(doc: Doc) -> tuple[float, ...] | None:
         before += chars
     ranked = sorted(middles, key=lambda m: -m[1])
     return ranked[0][0], ranked[1][0], ranked[2][0], ranked[0][1] / total
-
-
-def _by_structure(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    """Sorted neighbourhoods of the profiles (:func:`_profile`): in the order of each of the
-    three places, each document and its nearest ``structure_window`` neighbours of another
-    language on either side, kept when their profiles agree; found in arrays
-    (:func:`flows.engine.pair_blocks.structure_pairs`, which says how)."""
-    pairs = structure_pairs(_arrays(docs), settings.structure_window, settings.structure_from)
-    documents = len(docs)
-    for i, j in zip((pairs // documents).tolist(), (pairs % documents).tolist(), strict=True):
-        found.setdefault((i, j), set()).add("structure")
-
-
-def _by_shapes(docs: Sequence[Doc], settings: PairSettings, found: Candidates) -> None:
-    """Documents sharing two or more structure shingles (three consecutive prose
-    paragraphs' sentence counts and length steps: a translation keeps most of them, a
-    dropped or merged paragraph breaks the two or three around it; unrelated texts share
-    few; :func:`flows.engine.pair_blocks.shape_codes`), each shingle blocking only while it
-    is in at most ``max_anchor_docs`` documents."""
-    arrays = _arrays(docs)
-    owner, code = shape_codes(arrays, settings.structure_from)
-
-    def enough(shared: Ints, one: Ints, other: Ints) -> npt.NDArray[np.bool_]:
-        # Short texts have few shingles, and an edit breaks most of them: one is enough.
-        return shared >= np.where(np.minimum(one, other) <= 6, 1, 2)
-
-    for i, j in _shared_codes(arrays.language, owner, code, settings.max_anchor_docs, enough):
-        _add(found, docs, i, j, "structure")
 
 
 @dataclass(frozen=True, slots=True)
@@ -712,9 +777,10 @@ def link(
         for (i, j) in _may_link(docs, found, settings)
         if (value := measure(i, j)) >= _least(docs, (i, j), found, settings)
     )
-    group: dict[int, tuple[int, ...]] = {i: (i,) for pair in found for i in pair}
+    # Each document's group; a document in none is alone.
+    group: dict[int, tuple[int, ...]] = {}
     for _, i, j in ranked:
-        one, other = group[i], group[j]
+        one, other = group.get(i, (i,)), group.get(j, (j,))
         if one == other or {docs[x].language for x in one} & {docs[y].language for y in other}:
             continue
         across = [measure(x, y) for x in one for y in other]
@@ -757,29 +823,47 @@ _ROUNDING = 1e-9  # the array screen's values are measure's to the last bits of 
 def _may_link(
     docs: Sequence[Doc], found: Candidates, settings: PairSettings
 ) -> list[tuple[int, int]]:
-    """The candidates whose evidence (``link``'s ``measure``) may reach ``link_evidence``,
-    found for all of them at once in arrays (:mod:`flows.stages.align_batch`): the
-    linear-time screen, then the first alignment pass, are computed as ``measure`` computes
-    them, and a candidate is left out when the screen turns it away or the first pass
-    stays under both ``refine_from`` (no second pass then) and ``link_evidence``. The
-    others are measured as before, so the links are the same; on 6,000 generated 5 kB
-    documents, 184 of 50,834 candidates are left to align one by one. The anchors each
-    candidate's documents share are found in arrays too
-    (:func:`flows.engine.pair_blocks.shared_anchors`)."""
+    """The candidates whose evidence (``link``'s ``measure``) may reach ``link_evidence``
+    (:func:`_screen`); a :class:`CandidateStore` screened them as it found them."""
+    if isinstance(found, CandidateStore):
+        return found.screened
     keys = sorted(found)
     if not keys:
         return []
     arrays = _arrays(docs)
+    n = arrays.documents
+    pairs = np.array([i * n + j for i, j in keys], dtype=np.int64)
+    structure_only = np.array([found[key] == {"structure"} for key in keys], dtype=np.bool_)
+    keep = _screen(arrays, anchor_index(arrays), pairs, structure_only, settings)
+    return [keys[k] for k in np.flatnonzero(keep).tolist()]
+
+
+def _screen(
+    arrays: FactArrays,
+    index: AnchorIndex,
+    pairs: Ints,
+    structure_only: npt.NDArray[np.bool_],
+    settings: PairSettings,
+) -> npt.NDArray[np.bool_]:
+    """Which candidates (``i * documents + j``) may reach ``link_evidence``, found in
+    arrays (:mod:`flows.stages.align_batch`): the linear-time screen, then the first
+    alignment pass, are computed as ``measure`` computes them, and a candidate is left out
+    when the screen turns it away or the first pass stays under both ``refine_from`` (no
+    second pass then) and ``link_evidence``. The others are measured as before, so the
+    links are the same; on 6,000 generated 5 kB documents, 184 of 50,834 candidates are
+    left to align one by one. The anchors each candidate's documents share are found in
+    arrays too (:func:`flows.engine.pair_blocks.shared_anchors`)."""
     packed = arrays.packed
-    left = np.array([i for i, _ in keys], dtype=np.int64)
-    right = np.array([j for _, j in keys], dtype=np.int64)
-    shared = shared_anchors(arrays, left, right)
+    left, right = pairs // arrays.documents, pairs % arrays.documents
+    keep = np.ones(len(pairs), dtype=np.bool_)
+    if not len(pairs):
+        return keep
+    shared = shared_anchors(arrays, left, right, index)
     exact = shared.count > MASK_BITS  # too many shared anchors for the masks: measured
     counts = packed.counts
     quick = np.minimum(counts[left], counts[right]) >= settings.quick_from
     least = np.where(quick, settings.quick_least, settings.quick_structure_least)
-    screened = quick | np.array([found[key] == {"structure"} for key in keys], dtype=np.bool_)
-    keep = np.ones(len(keys), dtype=np.bool_)
+    screened = quick | structure_only
     at = np.flatnonzero(screened)
     if len(at):
         value = batch_quick_evidence(packed, left[at], right[at], shared.take(at))
@@ -790,7 +874,7 @@ def _may_link(
         floor = min(settings.refine_from, settings.link_evidence) - _ROUNDING
         keep[at] = value >= floor
     keep[exact] = True
-    return [keys[k] for k in np.flatnonzero(keep).tolist()]
+    return keep
 
 
 def _join(group: dict[int, tuple[int, ...]], one: tuple[int, ...], other: tuple[int, ...]) -> None:
@@ -812,16 +896,14 @@ def _adopt(
     single alignment still agrees with a whole group on average, a stranger does not."""
     if not any(len(members) >= settings.adopt_from for members in group.values()):
         return  # no group to join (most corpora without translations): no neighbours made
-    near: dict[int, set[int]] = defaultdict(set)
-    for i, j in found:
-        near[i].add(j)
-        near[j].add(i)
-    for members in sorted(set(group.values())):
-        if len(members) > 2 or group[members[0]] != members:
+    near = _near_groups(found, group, settings.adopt_from)
+    leftovers = {group.get(x, (x,)) for x in near}
+    for members in sorted(m for m in leftovers if len(m) <= 2):
+        if group.get(members[0], (members[0],)) != members:
             continue
         languages = {docs[x].language for x in members}
         best: tuple[float, tuple[int, ...]] | None = None
-        for other in sorted({group[y] for x in members for y in near[x]}):
+        for other in sorted({group.get(y, (y,)) for x in members for y in near.get(x, ())}):
             if len(other) < settings.adopt_from or languages & {docs[y].language for y in other}:
                 continue
             across = [measure(x, y) for x in members for y in other]
@@ -832,9 +914,63 @@ def _adopt(
             _join(group, members, best[1])
 
 
-def _consensus(docs: Sequence[Doc], members: Sequence[int]) -> tuple[float, ...] | None:
+def _near_groups(
+    found: Candidates, group: Mapping[int, tuple[int, ...]], large: int
+) -> dict[int, set[int]]:
+    """The candidates' neighbours of the documents that are in a group of ``large`` or
+    more, or that a chain of candidates through leftovers (groups of one or two) connects
+    to one: only those can join a large group (a leftover that joins makes its own
+    neighbours next to a large group). Found in passes over the candidates, chunk by chunk:
+    the others (most of them) are never held."""
+    reach = {x for members in group.values() if len(members) >= large for x in members}
+    near: dict[int, set[int]] = defaultdict(set)
+    seen: set[tuple[int, int]] = set()
+    frontier = set(reach)
+    while frontier:
+        wanted = np.array(sorted(frontier), dtype=np.int64)
+        frontier = set()
+        for left, right in _candidate_pairs(found):
+            hit = np.isin(left, wanted) | np.isin(right, wanted)
+            for i, j in zip(left[hit].tolist(), right[hit].tolist(), strict=True):
+                if (i, j) in seen:
+                    continue
+                seen.add((i, j))
+                near[i].add(j)
+                near[j].add(i)
+                for x in (i, j):
+                    if x not in reach and len(members := group.get(x, (x,))) <= 2:
+                        reach.update(members)
+                        frontier.update(members)
+    return near
+
+
+def _candidate_pairs(found: Candidates) -> Iterator[tuple[Ints, Ints]]:
+    """The candidates as (left, right) arrays, a chunk at a time."""
+    if isinstance(found, CandidateStore):
+        for left, right, _ in found.chunks():
+            yield left, right
+    elif found:
+        keys = np.array(sorted(found), dtype=np.int64).reshape(-1, 2)
+        yield keys[:, 0], keys[:, 1]
+
+
+Profile = Callable[[int], "tuple[float, ...] | None"]
+
+
+def _profiles(docs: Sequence[Doc]) -> Profile:
+    """:func:`_profile` of each document by its index, from the arrays
+    (:func:`flows.engine.pair_blocks.profiles`, the same floats): no document is made."""
+    places, valid, _ = profiles(_arrays(docs))
+
+    def profile_of(i: int) -> tuple[float, ...] | None:
+        return tuple(places[i].tolist()) if valid[i] else None
+
+    return profile_of
+
+
+def _consensus(profile_of: Profile, members: Sequence[int]) -> tuple[float, ...] | None:
     """A group's profile (:func:`_profile`): the median of its members', place by place."""
-    found = [p for x in members if (p := _profile(docs[x])) is not None]
+    found = [p for x in members if (p := profile_of(x)) is not None]
     if not found:
         return None
     return tuple(statistics.median(p[axis] for p in found) for axis in range(4))
@@ -856,7 +992,10 @@ def _second_round(
     group leaves its partner, which is then tried alone: the group's pooled evidence
     outweighs one pair's (the partner of a true member would agree with the group too)."""
     large = sorted({g for g in group.values() if len(g) >= settings.adopt_from})
-    located = [(c, g) for g in large if (c := _consensus(docs, g)) is not None]
+    if not large:
+        return
+    profile_of = _profiles(docs)
+    located = [(c, g) for g in large if (c := _consensus(profile_of, g)) is not None]
     if not located:
         return
     orders = [sorted(located, key=lambda item: (item[0][axis], item[1])) for axis in range(3)]
@@ -865,7 +1004,7 @@ def _second_round(
     while queue:
         i = queue.popleft()
         own = group.get(i, (i,))
-        profile = _profile(docs[i])
+        profile = profile_of(i)
         if len(own) > 2 or profile is None:
             continue
         partner = [x for x in own if x != i]
@@ -987,15 +1126,26 @@ def apply_pairs(
         write_parquet(rows_table([], PAIRS_SCHEMA), release / PAIRS_FILE)
         write_parquet(rows_table([], BITEXT_SCHEMA), release / BITEXT_FILE)
         settings = PairSettings(enabled=False, clean=False)
+    with _system_pool():
+        return _apply_pairs(release, settings, excluded, previous)
+
+
+def _apply_pairs(
+    release: Path, settings: PairSettings, excluded: frozenset[str], previous: Path | None
+) -> tuple[set[str], dict[str, int]]:
     from flows.engine.corpus import read_facts
 
     facts = read_facts(release, FACTS_COLUMNS)
     gone = pa.array(sorted(excluded), pa.string())
     facts = facts.filter(pc.invert(pc.is_in(facts.column("source_path"), value_set=gone)))
+    del gone
     with _no_collection():
         docs = docs_from_table(facts)
-        found = candidates(docs, settings) if settings.enabled else {}
-        links = link(docs, found, settings)
+        del facts  # the documents hold the columns they read
+        _give_back()
+        with _found(docs, settings) as found:
+            links = link(docs, found, settings)
+            candidate_count = len(found)
     reused = _previous_rows(previous, docs, links)
     wanted: dict[str, set[str]] = defaultdict(set)
     for item in links:
@@ -1025,7 +1175,9 @@ def apply_pairs(
     # Documents whose removals change: newly removed lines, or lines given back because the
     # pair that justified them is gone (the row is reused as it was published).
     changes: dict[str, dict[str, frozenset[int]]] = defaultdict(dict)
-    for doc in docs:
+    asked = set(docs.cleaned_rows()) | {k for item in links for k in (item.a, item.b)}
+    for k in sorted(asked):
+        doc = docs[k]
         target = frozenset(desired.get(doc.id, ()))
         if target != doc.cleaned:
             changes[doc.file][doc.id] = target
@@ -1035,7 +1187,7 @@ def apply_pairs(
         part = file.split("/", 1)[1]
         touched.update({file, f"{FACTS_DIR}/{part}"})
     counts = {
-        "pair_candidates": len(found),
+        "pair_candidates": candidate_count,
         "translation_pairs": len(pairs),
         "pairs_reused": len(reused),
         "bitext_segments": len(bitext),
@@ -1044,13 +1196,50 @@ def apply_pairs(
     logger.info(
         "corpus step: %s (%s, %d reused), %s, %s removed from the documents (%s rewritten)",
         plural(len(pairs), "translation pair"),
-        plural(len(found), "candidate"),
+        plural(candidate_count, "candidate"),
         len(reused),
         plural(len(bitext), "bitext segment"),
         plural(counts[NO_COUNTERPART], "line without a counterpart", "lines without a counterpart"),
         plural(removed, "document"),
     )
     return touched, counts
+
+
+@contextlib.contextmanager
+def _found(docs: Sequence[Doc], settings: PairSettings) -> Iterator[Candidates]:
+    """The run's candidates, in the temporary folder (``TMPDIR``) for the time of the step:
+    9 bytes a candidate (none when the step is off)."""
+    if not settings.enabled:
+        yield {}
+        return
+    with candidate_store(docs, settings) as store:
+        yield store
+
+
+def _give_back() -> None:
+    """Hand the heap the step's transient columns freed back to the system: glibc keeps
+    it otherwise (240,000 generated 1 kB documents: 180 MB after the facts became arrays,
+    which the later, differently sized arrays do not reuse). Nothing where there is no
+    glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    with contextlib.suppress(AttributeError):
+        libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def _system_pool() -> Iterator[None]:
+    """Arrow on the system allocator for the step, as the duplicates step does: its
+    default pool (mimalloc) keeps what the step's transient columns freed (60,000
+    generated 1 kB documents: the step's peak RSS 453 -> 327 MB)."""
+    pool = pa.default_memory_pool()
+    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(pool)
 
 
 @contextlib.contextmanager
@@ -1077,6 +1266,9 @@ def _previous_rows(
 
     try:
         table = read_facts(previous, ("id", "text_sha256", "translation_removed"))
+        # Only the linked documents' rows become Python objects.
+        linked = sorted({docs[k].id for item in links for k in (item.a, item.b)})
+        table = table.filter(pc.is_in(table.column("id"), value_set=pa.array(linked, pa.string())))
         old_pairs = pq.ParquetFile(previous / PAIRS_FILE).read().cast(PAIRS_SCHEMA).to_pylist()
         old_bitext = pq.ParquetFile(previous / BITEXT_FILE).read().cast(BITEXT_SCHEMA).to_pylist()
     except (OSError, pa.ArrowInvalid, KeyError, ValueError) as error:
