@@ -65,7 +65,12 @@ SERVER_TIMEOUT = 120
 MARKS: dict[str, re.Pattern[str]] = {
     "server": re.compile(r"starting a temporary Prefect server"),
     "discovered": re.compile(r"\d+ inputs in \d+ shards"),
-    "first_shard": re.compile(r"shard \d+: \d+ published, \d+ rejected"),
+    # The flow's progress line, or, for a cold run, the head start's (flows/engine/headstart.py:
+    # the CLI hands the first shards to the workers while the temporary server boots, and
+    # the flow, which cannot report before the server is up, takes them over).
+    "first_shard": re.compile(
+        r"shard \d+: \d+ published, \d+ rejected|head start: first shard done"
+    ),
     "published": re.compile(r"published release "),
     "unchanged": re.compile(r"unchanged: current is "),
 }
@@ -192,10 +197,13 @@ def first_part_file(out: Path, earlier: set[str]) -> bool:
     """True once this run has written a shard's part file: in its staging folder, or in a
     release that was not there before it started (a fast run may finish between samples)."""
     releases = out / "releases"
-    if any(releases.glob(".staging-*/*/part-*.parquet")):
-        return True
+    for pattern in (".staging-*/*/part-*.parquet", ".staging-*/shards/*/part-*.parquet"):
+        if any(releases.glob(pattern)):
+            return True
     return any(
-        any(releases.glob(f"{name}/*/part-*.parquet")) for name in releases_in(out) - earlier
+        any(releases.glob(f"{name}/*/part-*.parquet"))
+        or any(releases.glob(f"{name}/shards/*/part-*.parquet"))
+        for name in releases_in(out) - earlier
     )
 
 
