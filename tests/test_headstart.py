@@ -177,7 +177,9 @@ def test_a_server_that_never_comes_up_discards_the_head_start(source: Path, tmp_
     output, _ = cli.communicate(timeout=300)
     assert cli.returncode != 0, output
     assert "could not start a temporary Prefect server" in output, output
-    assert "head start: " in output, output  # it had begun: the error is the same
+    # It had begun (its staging folder is removed; the line saying it handed out shards may
+    # come after the server's failure on a loaded machine): the error is the same.
+    assert "head start: " in output or "removing .staging-" in output, output
     assert not _stagings(out) and not (out / "current").exists()
     with output_lock(out):
         pass
