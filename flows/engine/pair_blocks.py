@@ -423,10 +423,10 @@ def shared_anchors(
         hi = int(np.searchsorted(lefts, docs[-1], "right"))
         ks = order[lo:hi]
         # Bit t: the t-th document of the block.
-        rows = _ranges(doc_first[docs], doc_count[docs])
+        rows = ranges(doc_first[docs], doc_count[docs])
         bit_of = np.repeat(np.arange(len(docs), dtype=np.uint64), doc_count[docs])
         np.bitwise_or.at(mark, held_code[rows], np.left_shift(np.uint64(1), bit_of))
-        lookup = _ranges(doc_first[right[ks]], doc_count[right[ks]])
+        lookup = ranges(doc_first[right[ks]], doc_count[right[ks]])
         owner = np.repeat(ks, doc_count[right[ks]])
         bit = np.searchsorted(docs, left[owner]).astype(np.uint64)
         codes = held_code[lookup]
@@ -459,7 +459,7 @@ def _document_codes(arrays: FactArrays) -> tuple[Int32s, Int32s]:
         lo, hi = int(row_first[start]), int(row_first[end])
         doc, code = arrays.anchor_doc[lo:hi], arrays.anchor_code[lo:hi]
         rows = several[code]
-        key = _distinct(doc[rows].astype(np.int64) * width + code[rows])
+        key = distinct(doc[rows].astype(np.int64) * width + code[rows])
         docs.append((key // width).astype(np.int32))
         codes.append((key % width).astype(np.int32))
         start = end
@@ -469,7 +469,7 @@ def _document_codes(arrays: FactArrays) -> tuple[Int32s, Int32s]:
     return doc[kept], code[kept]
 
 
-def _distinct(values: Ints) -> Ints:
+def distinct(values: Ints) -> Ints:
     """The distinct values, ascending: by sorting (numpy's ``unique`` hashes, several
     times slower on millions of ints)."""
     ordered = np.sort(values)
@@ -478,7 +478,7 @@ def _distinct(values: Ints) -> Ints:
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
-def _ranges(firsts: Ints, lengths: Ints) -> Ints:
+def ranges(firsts: Ints, lengths: Ints) -> Ints:
     """The indexes ``firsts[k] .. firsts[k] + lengths[k] - 1`` of every k, concatenated."""
     total = int(lengths.sum())
     if not total:
@@ -519,7 +519,7 @@ def _masks(
     width = max(1, arrays.codes)
     involved = np.unique(np.concatenate([left[k], right[k]]))
     first = index.row_first[involved]
-    rows = _ranges(first, index.row_first[involved + 1] - first)
+    rows = ranges(first, index.row_first[involved + 1] - first)
     wanted_code = np.zeros(width, dtype=np.bool_)
     wanted_code[code] = True
     rows = rows[wanted_code[arrays.anchor_code[rows]]]
@@ -537,7 +537,7 @@ def _masks(
         wanted = docs[k] * width + code
         lo = np.searchsorted(held_key, wanted, "left")
         hi = np.searchsorted(held_key, wanted, "right")
-        found = _ranges(lo, hi - lo)
+        found = ranges(lo, hi - lo)
         which = np.repeat(np.arange(len(k), dtype=np.int64), hi - lo)
         np.bitwise_or.at(flat, offsets[k[which]] + held_paragraph[found], bit[which])
         sides.append((flat, offsets))
@@ -558,8 +558,10 @@ __all__ = [
     "FactArrays",
     "ParagraphColumns",
     "anchor_index",
+    "distinct",
     "fact_arrays",
     "profiles",
+    "ranges",
     "shape_codes",
     "shared_anchors",
     "structure_pairs",

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from flows.engine.pair_blocks import distinct, ranges
+
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 Bits = npt.NDArray[np.uint8]
@@ -112,10 +114,10 @@ def _held(owner: AnyInts, code: AnyInts, width: int) -> Ints:
                 end = int(np.searchsorted(owner, owner[end], "left"))
                 if end <= start:  # ... or past a document longer than a run
                     end = int(np.searchsorted(owner, owner[start], "right"))
-            runs.append(_distinct(owner[start:end].astype(np.int64) * width + code[start:end]))
+            runs.append(distinct(owner[start:end].astype(np.int64) * width + code[start:end]))
             start = end
         return np.concatenate(runs)
-    return _distinct(owner.astype(np.int64) * width + code)
+    return distinct(owner.astype(np.int64) * width + code)
 
 
 def block_pairs(found: Postings, language: Ints, lo: int, hi: int, enough: Enough) -> Ints:
@@ -165,23 +167,6 @@ def merge(keys: list[Ints], bits: list[int]) -> tuple[Ints, Bits]:
         return every, signal
     starts = np.flatnonzero(np.r_[True, every[1:] != every[:-1]])
     return every[starts], np.bitwise_or.reduceat(signal, starts).astype(np.uint8)
-
-
-def ranges(firsts: Ints, lengths: Ints) -> Ints:
-    """The indexes ``firsts[k] .. firsts[k] + lengths[k] - 1`` of every k, concatenated."""
-    total = int(lengths.sum())
-    if not total:
-        return np.zeros(0, dtype=np.int64)
-    offsets = np.repeat(firsts - (np.cumsum(lengths) - lengths), lengths)
-    return offsets + np.arange(total, dtype=np.int64)
-
-
-def _distinct(values: Ints) -> Ints:
-    """The distinct values, ascending (by sorting: numpy's ``unique`` hashes, slower)."""
-    ordered = np.sort(values)
-    if not len(ordered):
-        return ordered
-    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
 def _counted(values: Ints) -> tuple[Ints, Ints]:
@@ -298,6 +283,5 @@ __all__ = [
     "block_pairs",
     "merge",
     "postings",
-    "ranges",
     "signal_names",
 ]
